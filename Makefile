@@ -1,0 +1,112 @@
+# kpo — Kubernetes Package Orchestrator.
+
+IMG ?= kpo-manager:latest
+LOCALBIN ?= $(shell pwd)/bin
+CONTROLLER_TOOLS_VERSION ?= v0.23.0
+CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
+GOLANGCI_LINT_VERSION ?= v2.6.2
+GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint
+KUBECTL ?= kubectl
+
+# Keep a developer's own git settings out of the tests and the local Git server.
+export GIT_CONFIG_GLOBAL := /dev/null
+export GIT_CONFIG_NOSYSTEM := true
+# Pinned module versions: never let the go command pick newer ones behind our back.
+export GOFLAGS := -mod=mod -buildvcs=false
+export GOTOOLCHAIN := local
+
+.PHONY: all
+all: build
+
+##@ General
+
+.PHONY: help
+help: ## Show the targets.
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: manifests
+manifests: controller-gen ## Generate CRDs and the manager ClusterRole.
+	$(CONTROLLER_GEN) rbac:roleName=kpo-manager-role crd paths="./..." output:crd:artifacts:config=config/crd/bases
+
+.PHONY: generate
+generate: controller-gen ## Generate DeepCopy methods.
+	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./..."
+
+.PHONY: fmt
+fmt: ## go fmt.
+	go fmt ./...
+
+.PHONY: vet
+vet: ## go vet.
+	go vet ./...
+
+.PHONY: test
+test: manifests generate fmt vet ## Run every test against a real kube-apiserver, etcd and Git server.
+	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" go test ./... -count=1 -timeout 30m
+
+.PHONY: envtest
+envtest: ## Obtain kube-apiserver and etcd (downloaded, or built from the Go module proxy) and print their directory.
+	@hack/envtest-assets.sh
+
+.PHONY: bench
+bench: ## Run the benchmarks and write bench/report.txt.
+	@mkdir -p bench
+	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" go test ./... -run '^$$' -bench . -benchmem -count=1 -timeout 60m | tee bench/report.txt
+
+.PHONY: lint
+lint: golangci-lint ## Run golangci-lint.
+	$(GOLANGCI_LINT) run
+
+.PHONY: verify
+verify: manifests generate fmt ## Fail when generated files or go.mod are out of date.
+	go mod tidy
+	@git diff --exit-code -- . ':(exclude)bench' || (echo "generated files are out of date: run make manifests generate fmt, go mod tidy and commit" && exit 1)
+
+##@ Build
+
+.PHONY: build
+build: manifests generate fmt vet ## Build the manager and kpoctl.
+	go build -o $(LOCALBIN)/manager ./cmd
+	@if [ -d cmd/kpoctl ]; then go build -o $(LOCALBIN)/kpoctl ./cmd/kpoctl; fi
+
+.PHONY: run
+run: manifests generate fmt vet ## Run the manager; without KUBECONFIG, also a local control plane and Git server.
+	@hack/run.sh
+
+##@ Deployment
+
+.PHONY: install
+install: manifests ## Install the CRDs and ClusterRoles into the cluster of KUBECONFIG.
+	$(KUBECTL) apply -k config/crd
+	$(KUBECTL) apply -f config/rbac/user_roles.yaml
+
+.PHONY: uninstall
+uninstall: manifests ## Remove the CRDs from the cluster of KUBECONFIG.
+	$(KUBECTL) delete --ignore-not-found -k config/crd
+
+.PHONY: deploy
+deploy: manifests ## Deploy the manager with image IMG into the cluster of KUBECONFIG.
+	$(KUBECTL) kustomize config/default | sed 's|image: controller:latest|image: $(IMG)|' | $(KUBECTL) apply -f -
+
+.PHONY: undeploy
+undeploy: ## Remove the manager from the cluster of KUBECONFIG.
+	$(KUBECTL) delete --ignore-not-found -k config/default
+
+.PHONY: build-installer
+build-installer: manifests ## Write dist/install.yaml with everything a cluster install needs.
+	@mkdir -p dist
+	$(KUBECTL) kustomize config/default | sed 's|image: controller:latest|image: $(IMG)|' > dist/install.yaml
+
+##@ Tools
+
+.PHONY: controller-gen
+controller-gen: $(CONTROLLER_GEN)
+$(CONTROLLER_GEN):
+	GOBIN=$(LOCALBIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
+
+.PHONY: golangci-lint
+golangci-lint: $(GOLANGCI_LINT)
+$(GOLANGCI_LINT):
+	GOBIN=$(LOCALBIN) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)

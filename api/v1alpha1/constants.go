@@ -1,0 +1,72 @@
+package v1alpha1
+
+// Labels the manager puts on the objects it owns. Users select with them; they cannot set
+// kpo.dev/latest-revision themselves (admission policy).
+const (
+	// RepositoryLabel names the Repository a PackageRevision or content ConfigMap belongs to.
+	RepositoryLabel = "kpo.dev/repository"
+	// PackageLabel holds the package path with "/" as "." (or a hash when too long for a label).
+	PackageLabel = "kpo.dev/package"
+	// LatestRevisionLabel is "true" on the newest published revision of each package.
+	LatestRevisionLabel = "kpo.dev/latest-revision"
+	// ContentLabel marks a ConfigMap as the content of the PackageRevision of the same name.
+	ContentLabel = "kpo.dev/content"
+)
+
+// Annotations users and the manager set.
+const (
+	// SyncRequestedAnnotation asks for an immediate sync of a Repository. Any new value
+	// triggers one; status.lastHandledSyncRequest echoes the value once it is done.
+	SyncRequestedAnnotation = "kpo.dev/sync-requested"
+	// ApprovedByAnnotation is stamped by the admission policy with the verified identity of
+	// the user who moved a PackageRevision from Proposed to Published.
+	ApprovedByAnnotation = "kpo.dev/approved-by"
+	// PushOnRenderFailureAnnotation on a PackageRevision commits content even when render fails.
+	PushOnRenderFailureAnnotation = "kpo.dev/push-on-render-failure"
+	// ContentCommitAnnotation on a content ConfigMap records the Git commit it was read from.
+	ContentCommitAnnotation = "kpo.dev/commit"
+)
+
+// Finalizers.
+const (
+	// RepositoryFinalizer removes a Repository's PackageRevisions and ConfigMaps (never Git
+	// data) before the Repository goes away.
+	RepositoryFinalizer = "kpo.dev/repository-cleanup"
+)
+
+// Condition types.
+const (
+	// ReadyCondition summarises an object: True when the last reconcile of the current
+	// generation succeeded. Every kind has it, so `kubectl wait --for=condition=Ready` works.
+	ReadyCondition = "Ready"
+	// RenderedCondition says whether the draft's content rendered through its Kptfile pipeline.
+	RenderedCondition = "Rendered"
+)
+
+// Condition reasons.
+const (
+	// SyncedReason: the Repository's objects equal what Git holds.
+	SyncedReason = "Synced"
+	// ProgressingReason: work for the current generation is under way.
+	ProgressingReason = "Progressing"
+	// AuthenticationFailedReason: the Git server refused the credentials (or their absence).
+	AuthenticationFailedReason = "AuthenticationFailed"
+	// RepositoryNotFoundReason: the Git server has no repository at the URL.
+	RepositoryNotFoundReason = "RepositoryNotFound"
+	// RepositoryUnreachableReason: the Git server could not be reached (DNS, connection, TLS).
+	RepositoryUnreachableReason = "RepositoryUnreachable"
+	// BranchNotFoundReason: the registered branch does not exist and createBranch is false.
+	BranchNotFoundReason = "BranchNotFound"
+	// SecretNotFoundReason: spec.git.secretRef names a Secret that does not exist.
+	SecretNotFoundReason = "SecretNotFound"
+	// InvalidCredentialsReason: the Secret lacks the keys a credential needs.
+	InvalidCredentialsReason = "InvalidCredentials"
+	// GitErrorReason: any other Git failure; the message says what happened.
+	GitErrorReason = "GitError"
+	// UpToDateReason: a PackageRevision equals its Git ref.
+	UpToDateReason = "UpToDate"
+	// PackageTooLargeReason: the package's files do not fit in one ConfigMap.
+	PackageTooLargeReason = "PackageTooLarge"
+	// InvalidContentReason: the package's files cannot be stored as ConfigMap keys.
+	InvalidContentReason = "InvalidContent"
+)

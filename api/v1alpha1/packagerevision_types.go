@@ -1,0 +1,207 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Lifecycle is where a package revision stands between authoring and publication.
+// +kubebuilder:validation:Enum=Draft;Proposed;Published;DeletionProposed
+type Lifecycle string
+
+// The lifecycles and the Git refs that hold them.
+const (
+	// LifecycleDraft lives on branch drafts/<package>/<workspace>.
+	LifecycleDraft Lifecycle = "Draft"
+	// LifecycleProposed lives on branch proposed/<package>/<workspace>.
+	LifecycleProposed Lifecycle = "Proposed"
+	// LifecyclePublished is tag <package>/v<N> (or a package on the registered branch).
+	LifecyclePublished Lifecycle = "Published"
+	// LifecycleDeletionProposed is a published tag with branch deletionProposed/<package>/v<N>.
+	LifecycleDeletionProposed Lifecycle = "DeletionProposed"
+)
+
+// PackageRevisionSpec is one revision of one package and the user's lifecycle intent.
+// +kubebuilder:validation:XValidation:rule="self.repository == oldSelf.repository",message="repository is immutable"
+// +kubebuilder:validation:XValidation:rule="self.packageName == oldSelf.packageName",message="packageName is immutable"
+// +kubebuilder:validation:XValidation:rule="self.workspaceName == oldSelf.workspaceName",message="workspaceName is immutable"
+type PackageRevisionSpec struct {
+	// Repository is the name of the Repository holding the package.
+	// +kubebuilder:validation:MinLength=1
+	Repository string `json:"repository"`
+
+	// PackageName is the package's path below the repository directory.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=200
+	PackageName string `json:"packageName"`
+
+	// WorkspaceName names the revision while it is authored; published revisions keep it.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	WorkspaceName string `json:"workspaceName"`
+
+	// Lifecycle: Draft → Proposed (propose), Proposed → Draft (reject), Proposed → Published
+	// (approve; needs the packagerevisions/approval permission), Published → DeletionProposed,
+	// DeletionProposed → Published (reject deletion).
+	// +kubebuilder:default=Draft
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf || (oldSelf == 'Draft' && self == 'Proposed') || (oldSelf == 'Proposed' && (self == 'Draft' || self == 'Published')) || (oldSelf == 'Published' && self == 'DeletionProposed') || (oldSelf == 'DeletionProposed' && self == 'Published')",message="illegal lifecycle transition: allowed are Draft→Proposed, Proposed→Draft, Proposed→Published, Published→DeletionProposed and DeletionProposed→Published"
+	// +optional
+	Lifecycle Lifecycle `json:"lifecycle,omitempty"`
+
+	// ReadinessGates name conditions of the Kptfile status that must be True before publish.
+	// +optional
+	ReadinessGates []ReadinessGate `json:"readinessGates,omitempty"`
+
+	// PackageMetadata are labels and annotations for the package.
+	// +optional
+	PackageMetadata *PackageMetadata `json:"packageMetadata,omitempty"`
+}
+
+// ReadinessGate names a condition that must be True before publication.
+type ReadinessGate struct {
+	// ConditionType is the type of the Kptfile status condition.
+	ConditionType string `json:"conditionType"`
+}
+
+// PackageMetadata are labels and annotations attached to a package.
+type PackageMetadata struct {
+	// +optional
+	Labels map[string]string `json:"labels,omitempty"`
+	// +optional
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// UpstreamGit is the Git location a package was cloned from, as in the Kptfile.
+type UpstreamGit struct {
+	Repo      string `json:"repo,omitempty"`
+	Directory string `json:"directory,omitempty"`
+	Ref       string `json:"ref,omitempty"`
+	// Commit is set in upstreamLock only.
+	// +optional
+	Commit string `json:"commit,omitempty"`
+}
+
+// Upstream is the Kptfile's upstream or upstreamLock.
+type Upstream struct {
+	// Type is "git".
+	// +optional
+	Type string `json:"type,omitempty"`
+	// +optional
+	Git *UpstreamGit `json:"git,omitempty"`
+}
+
+// RenderResult is one result a function of the Kptfile pipeline reported.
+type RenderResult struct {
+	// Image (or exec path) of the function.
+	Image string `json:"image,omitempty"`
+	// Severity is error, warning or info.
+	// +optional
+	Severity string `json:"severity,omitempty"`
+	// Message of the result.
+	Message string `json:"message,omitempty"`
+	// Resource the result is about, as apiVersion/kind/namespace/name.
+	// +optional
+	Resource string `json:"resource,omitempty"`
+	// File the result is about, relative to the package.
+	// +optional
+	File string `json:"file,omitempty"`
+}
+
+// PackageRevisionStatus is the revision as Git holds it.
+type PackageRevisionStatus struct {
+	// ObservedGeneration is the generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// Conditions: Ready and Rendered.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// Revision is the published revision number: assigned at publication as the highest
+	// published revision plus one; 0 before; -1 for the package as it stands on the
+	// registered branch.
+	// +optional
+	Revision int `json:"revision"`
+
+	// Ref is the Git ref that holds the revision.
+	// +optional
+	Ref string `json:"ref,omitempty"`
+
+	// Commit the ref pointed at when the content was last read.
+	// +optional
+	Commit string `json:"commit,omitempty"`
+
+	// Tree is the Git tree hash of the package directory at Commit; the content ConfigMap is
+	// rewritten only when it changes.
+	// +optional
+	Tree string `json:"tree,omitempty"`
+
+	// Upstream the package was cloned from (from its Kptfile).
+	// +optional
+	Upstream *Upstream `json:"upstream,omitempty"`
+
+	// UpstreamLock pins the upstream commit (from its Kptfile).
+	// +optional
+	UpstreamLock *Upstream `json:"upstreamLock,omitempty"`
+
+	// PublishedBy is the verified identity of the approver.
+	// +optional
+	PublishedBy string `json:"publishedBy,omitempty"`
+
+	// PublishedAt is when the revision was published.
+	// +optional
+	PublishedAt *metav1.Time `json:"publishedAt,omitempty"`
+
+	// ResourcesRef names the ConfigMap holding the package's files.
+	// +optional
+	ResourcesRef *corev1.LocalObjectReference `json:"resourcesRef,omitempty"`
+
+	// RenderResults of the last render.
+	// +optional
+	RenderResults []RenderResult `json:"renderResults,omitempty"`
+}
+
+// PackageRevision is one revision of one package: a draft or proposed branch, a published tag,
+// or a deletion-proposed branch. Only the manager creates them; users start drafts with
+// PackageDraft and move revisions through their lifecycle by editing spec.lifecycle.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=rpkg,categories=kpo
+// +kubebuilder:selectablefield:JSONPath=`.spec.repository`
+// +kubebuilder:selectablefield:JSONPath=`.spec.packageName`
+// +kubebuilder:selectablefield:JSONPath=`.spec.lifecycle`
+// +kubebuilder:printcolumn:name="Package",type=string,JSONPath=`.spec.packageName`
+// +kubebuilder:printcolumn:name="Workspace",type=string,JSONPath=`.spec.workspaceName`
+// +kubebuilder:printcolumn:name="Revision",type=integer,JSONPath=`.status.revision`
+// +kubebuilder:printcolumn:name="Latest",type=string,JSONPath=`.metadata.labels.kpo\.dev/latest-revision`
+// +kubebuilder:printcolumn:name="Lifecycle",type=string,JSONPath=`.spec.lifecycle`
+// +kubebuilder:printcolumn:name="Repository",type=string,JSONPath=`.spec.repository`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type PackageRevision struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   PackageRevisionSpec   `json:"spec,omitempty"`
+	Status PackageRevisionStatus `json:"status,omitempty"`
+}
+
+// GetConditions returns the status conditions.
+func (r *PackageRevision) GetConditions() []metav1.Condition { return r.Status.Conditions }
+
+// SetConditions replaces the status conditions.
+func (r *PackageRevision) SetConditions(c []metav1.Condition) { r.Status.Conditions = c }
+
+// PackageRevisionList is a list of PackageRevisions.
+// +kubebuilder:object:root=true
+type PackageRevisionList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []PackageRevision `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&PackageRevision{}, &PackageRevisionList{})
+}

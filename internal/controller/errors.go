@@ -1,0 +1,58 @@
+package controller
+
+import (
+	"errors"
+	"time"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+)
+
+// stepError is the error of one reconcile step: a condition reason users see, and when to try
+// again. Messages never hold secret values.
+type stepError struct {
+	// Reason is the condition reason, a constant of api/v1alpha1.
+	Reason string
+	// RetryAfter, when set, retries after this long instead of with exponential backoff: for
+	// failures that only an outside change fixes (a Secret, the remote), so they never loop hot.
+	RetryAfter time.Duration
+	Err        error
+}
+
+func (e *stepError) Error() string { return e.Err.Error() }
+func (e *stepError) Unwrap() error { return e.Err }
+
+// reasonOf returns the condition reason of err, or fallback when err carries none.
+func reasonOf(err error, fallback string) string {
+	var se *stepError
+	if errors.As(err, &se) && se.Reason != "" {
+		return se.Reason
+	}
+	return fallback
+}
+
+// resultFor maps the outcome of a reconcile to what controller-runtime should do next: a
+// stepError with RetryAfter becomes a plain requeue (the condition already tells the user),
+// anything else an error with backoff. Never both a non-zero Result and an error.
+func resultFor(res ctrl.Result, err error) (ctrl.Result, error) {
+	if err == nil {
+		return res, nil
+	}
+	var se *stepError
+	if errors.As(err, &se) && se.RetryAfter > 0 {
+		return ctrl.Result{RequeueAfter: se.RetryAfter}, nil
+	}
+	return ctrl.Result{}, err
+}
+
+// lowestRequeue keeps the sooner of two requeue requests.
+func lowestRequeue(a, b ctrl.Result) ctrl.Result {
+	switch {
+	case a.RequeueAfter == 0:
+		return b
+	case b.RequeueAfter == 0:
+		return a
+	case b.RequeueAfter < a.RequeueAfter:
+		return b
+	}
+	return a
+}

@@ -1,0 +1,323 @@
+// Package controller holds the reconcilers of kpo's kinds.
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/record"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	kpov1 "kpo.dev/kpo/api/v1alpha1"
+	"kpo.dev/kpo/internal/discovery"
+	"kpo.dev/kpo/internal/git"
+)
+
+// DefaultSyncInterval is how often a Repository is re-read when spec.sync.interval is unset.
+const DefaultSyncInterval = 5 * time.Minute
+
+// maxRetryAfter bounds the wait before retrying a failure only an outside change fixes.
+const maxRetryAfter = time.Minute
+
+// RepositoryReconciler keeps the PackageRevisions (and their content ConfigMaps) of each
+// Repository equal to what its Git repository holds.
+type RepositoryReconciler struct {
+	client.Client
+	// APIReader reads Secrets directly, so the manager caches no Secrets.
+	APIReader client.Reader
+	Git       *git.Cache
+	Recorder  record.EventRecorder
+	// MaxConcurrentReconciles bounds parallel syncs (default 2).
+	MaxConcurrentReconciles int
+}
+
+// +kubebuilder:rbac:groups=kpo.dev,resources=repositories,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=kpo.dev,resources=repositories/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=kpo.dev,resources=repositories/finalizers,verbs=update
+// +kubebuilder:rbac:groups=kpo.dev,resources=packagerevisions,verbs=get;list;watch;create;update;patch;delete;deletecollection
+// +kubebuilder:rbac:groups=kpo.dev,resources=packagerevisions/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;update;patch;delete;deletecollection
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
+
+// SetupWithManager registers the reconciler: it runs on spec changes and on any annotation
+// change (kpo.dev/sync-requested), and requeues itself for periodic syncs.
+func (r *RepositoryReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	workers := r.MaxConcurrentReconciles
+	if workers == 0 {
+		workers = 2
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&kpov1.Repository{}, builder.WithPredicates(predicate.Or(
+			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
+		Named("repository").
+		Complete(r)
+}
+
+// syncState carries what one reconcile learned from Git from step to step.
+type syncState struct {
+	repo *git.Repo
+	// head is the commit of the registered branch.
+	head      string
+	revisions []discovery.Revision
+}
+
+// Reconcile syncs one Repository: validate, connect and fetch, then make its PackageRevisions
+// equal to Git. A deferred status patch owns Ready and observedGeneration.
+func (r *RepositoryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	repo := &kpov1.Repository{}
+	if err := r.Get(ctx, req.NamespacedName, repo); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !repo.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, r.reconcileDelete(ctx, repo)
+	}
+	if !controllerutil.ContainsFinalizer(repo, kpov1.RepositoryFinalizer) {
+		patch := client.MergeFrom(repo.DeepCopy())
+		controllerutil.AddFinalizer(repo, kpov1.RepositoryFinalizer)
+		if err := r.Patch(ctx, repo, patch); err != nil {
+			return ctrl.Result{}, fmt.Errorf("adding finalizer: %w", err)
+		}
+	}
+
+	base := repo.DeepCopy()
+	defer func() {
+		wasReady := isReady(base.Status.Conditions)
+		setRepositoryReady(repo, retErr)
+		if retErr == nil {
+			repo.Status.LastHandledSyncRequest = repo.Annotations[kpov1.SyncRequestedAnnotation]
+		}
+		r.recordReadyChange(repo, wasReady)
+		if err := r.Status().Patch(ctx, repo, client.MergeFrom(base)); err != nil && !apierrors.IsNotFound(err) {
+			retErr = errors.Join(retErr, fmt.Errorf("patching status: %w", err))
+		}
+		result, retErr = resultFor(result, retErr)
+	}()
+
+	state := &syncState{}
+	result = ctrl.Result{RequeueAfter: nextSync(repo, time.Now())}
+	for _, step := range []func(context.Context, *kpov1.Repository, *syncState) error{
+		r.reconcileSource,
+		r.reconcileRevisions,
+	} {
+		if err := step(ctx, repo, state); err != nil {
+			var se *stepError
+			if errors.As(err, &se) && se.RetryAfter > 0 {
+				se.RetryAfter = min(se.RetryAfter, result.RequeueAfter)
+			}
+			return result, err
+		}
+	}
+	return result, nil
+}
+
+// reconcileSource loads the credentials, fetches the repository into the local cache and
+// resolves the registered branch, creating it when spec.git.createBranch asks for it. It sets
+// state.repo and state.head; its failures carry the reason Ready reports.
+func (r *RepositoryReconciler) reconcileSource(ctx context.Context, repo *kpov1.Repository, state *syncState) error {
+	creds, err := r.credentials(ctx, repo.Namespace, repo.Spec.Git.SecretRef)
+	if err != nil {
+		return err
+	}
+	src, err := r.Git.Open(ctx, cacheKey(repo), repo.Spec.Git.Repo, creds)
+	if err != nil {
+		return gitStepError("opening the repository cache", err)
+	}
+	if err := src.Fetch(ctx); err != nil {
+		return gitStepError("fetching "+repo.Spec.Git.Repo, err)
+	}
+	state.repo = src
+
+	branch := branchOf(repo)
+	head, err := src.BranchHead(branch)
+	if errors.Is(err, git.ErrBranchNotFound) && repo.Spec.Git.CreateBranch {
+		head, err = createBranch(ctx, src, repo)
+	}
+	if err != nil {
+		return gitStepError(fmt.Sprintf("resolving branch %q", branch), err)
+	}
+	state.head = head
+	return nil
+}
+
+// createBranch pushes an empty root commit as the registered branch, refusing to overwrite a
+// branch someone else created meanwhile.
+func createBranch(ctx context.Context, src *git.Repo, repo *kpov1.Repository) (string, error) {
+	author, email := commitAuthor(repo)
+	hash, err := src.CreateCommit(git.NewCommit{
+		Message:    fmt.Sprintf("Create branch %s\n", branchOf(repo)),
+		AuthorName: author, AuthorEmail: email, Time: time.Now(),
+	})
+	if err != nil {
+		return "", err
+	}
+	if err := src.PushRefs(ctx, []git.RefUpdate{{Name: git.BranchRef(branchOf(repo)), New: hash}}); err != nil {
+		return "", err
+	}
+	return hash, nil
+}
+
+// reconcileRevisions discovers the package revisions in Git and makes the PackageRevisions
+// and content ConfigMaps equal to them. It sets status commit, packageCount and lastSyncTime.
+func (r *RepositoryReconciler) reconcileRevisions(ctx context.Context, repo *kpov1.Repository, state *syncState) error {
+	revs, err := discovery.Discover(state.repo, discovery.Options{
+		Branch: branchOf(repo), Directory: repo.Spec.Git.Directory,
+	})
+	if err != nil {
+		return gitStepError("discovering packages", err)
+	}
+	state.revisions = revs
+
+	s := &revisionSync{Client: r.Client, repo: repo, src: state.repo}
+	if err := s.apply(ctx, revs); err != nil {
+		return err
+	}
+
+	now := metav1Now()
+	repo.Status.Commit = state.head
+	repo.Status.PackageCount = countPackages(revs)
+	repo.Status.LastSyncTime = &now
+	return nil
+}
+
+// reconcileDelete removes the Repository's PackageRevisions and ConfigMaps and its cached
+// clone — never anything in Git — then releases the finalizer.
+func (r *RepositoryReconciler) reconcileDelete(ctx context.Context, repo *kpov1.Repository) error {
+	if !controllerutil.ContainsFinalizer(repo, kpov1.RepositoryFinalizer) {
+		return nil
+	}
+	owned := client.MatchingLabels{kpov1.RepositoryLabel: repo.Name}
+	if err := r.DeleteAllOf(ctx, &kpov1.PackageRevision{}, client.InNamespace(repo.Namespace), owned); err != nil {
+		return fmt.Errorf("deleting package revisions: %w", err)
+	}
+	if err := r.DeleteAllOf(ctx, &corev1.ConfigMap{}, client.InNamespace(repo.Namespace), owned); err != nil {
+		return fmt.Errorf("deleting content config maps: %w", err)
+	}
+	if err := r.Git.Remove(cacheKey(repo)); err != nil {
+		log.FromContext(ctx).Error(err, "removing the cached clone")
+	}
+	patch := client.MergeFrom(repo.DeepCopy())
+	controllerutil.RemoveFinalizer(repo, kpov1.RepositoryFinalizer)
+	return client.IgnoreNotFound(r.Patch(ctx, repo, patch))
+}
+
+// credentials reads the Secret spec.git.secretRef names; no reference means anonymous access.
+func (r *RepositoryReconciler) credentials(ctx context.Context, namespace string, ref *kpov1.LocalReference) (git.Credentials, error) {
+	if ref == nil {
+		return git.Credentials{}, nil
+	}
+	secret := &corev1.Secret{}
+	if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: ref.Name}, secret); err != nil {
+		if apierrors.IsNotFound(err) {
+			return git.Credentials{}, &stepError{
+				Reason: kpov1.SecretNotFoundReason, RetryAfter: maxRetryAfter,
+				Err: fmt.Errorf("secret %q named by spec.git.secretRef does not exist in namespace %q: create it or fix the reference", ref.Name, namespace),
+			}
+		}
+		return git.Credentials{}, fmt.Errorf("reading secret %q: %w", ref.Name, err)
+	}
+	creds, err := git.CredentialsFromSecret(secret)
+	if err != nil {
+		return git.Credentials{}, &stepError{
+			Reason: kpov1.InvalidCredentialsReason, RetryAfter: maxRetryAfter,
+			Err: fmt.Errorf("secret %q: %w", ref.Name, err),
+		}
+	}
+	return creds, nil
+}
+
+// gitStepError wraps a Git failure with the condition reason it maps to. Failures only an
+// outside change fixes retry after a pause instead of with backoff.
+func gitStepError(doing string, err error) error {
+	reason := kpov1.GitErrorReason
+	switch {
+	case errors.Is(err, git.ErrAuthenticationFailed):
+		reason = kpov1.AuthenticationFailedReason
+		err = fmt.Errorf("%w: check the username, password or token in the Secret named by spec.git.secretRef", err)
+	case errors.Is(err, git.ErrRepositoryNotFound):
+		reason = kpov1.RepositoryNotFoundReason
+	case errors.Is(err, git.ErrUnreachable):
+		reason = kpov1.RepositoryUnreachableReason
+	case errors.Is(err, git.ErrBranchNotFound):
+		reason = kpov1.BranchNotFoundReason
+		err = fmt.Errorf("%w: create the branch, or set spec.git.createBranch: true", err)
+	default:
+		return fmt.Errorf("%s: %w", doing, err)
+	}
+	return &stepError{Reason: reason, RetryAfter: maxRetryAfter, Err: fmt.Errorf("%s: %w", doing, err)}
+}
+
+// recordReadyChange emits an event when Ready changes.
+func (r *RepositoryReconciler) recordReadyChange(repo *kpov1.Repository, wasReady bool) {
+	if r.Recorder == nil {
+		return
+	}
+	ready := isReady(repo.Status.Conditions)
+	c := readyCondition(repo.Status.Conditions)
+	switch {
+	case ready && !wasReady:
+		r.Recorder.Event(repo, corev1.EventTypeNormal, c.Reason, c.Message)
+	case !ready && c != nil && c.Reason != kpov1.ProgressingReason:
+		r.Recorder.Event(repo, corev1.EventTypeWarning, c.Reason, c.Message)
+	}
+}
+
+// nextSync is the time until the next periodic sync: spec.sync.interval (default 5m) with up
+// to 10% jitter, or sooner when spec.sync.runOnceAt is still ahead.
+func nextSync(repo *kpov1.Repository, now time.Time) time.Duration {
+	interval := DefaultSyncInterval
+	if s := repo.Spec.Sync; s != nil && s.Interval != nil && s.Interval.Duration > 0 {
+		interval = s.Interval.Duration
+	}
+	next := interval + time.Duration(rand.Int64N(int64(interval/10)+1))
+	if s := repo.Spec.Sync; s != nil && s.RunOnceAt != nil {
+		if until := s.RunOnceAt.Sub(now); until > 0 && until < next {
+			next = until
+		}
+	}
+	return next
+}
+
+// cacheKey identifies a Repository's clone in the Git cache: one clone per Repository object,
+// so credentials of one Repository never serve another.
+func cacheKey(repo *kpov1.Repository) string { return string(repo.UID) }
+
+func branchOf(repo *kpov1.Repository) string {
+	if repo.Spec.Git.Branch == "" {
+		return "main"
+	}
+	return repo.Spec.Git.Branch
+}
+
+// commitAuthor is the identity of commits the manager makes for repo.
+func commitAuthor(repo *kpov1.Repository) (string, string) {
+	name, email := repo.Spec.Git.Author, repo.Spec.Git.Email
+	if name == "" {
+		name = "kpo"
+	}
+	if email == "" {
+		email = "kpo@kpo.dev"
+	}
+	return name, email
+}
+
+func countPackages(revs []discovery.Revision) int {
+	pkgs := map[string]bool{}
+	for _, r := range revs {
+		pkgs[r.Package] = true
+	}
+	return len(pkgs)
+}

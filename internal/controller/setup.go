@@ -1,0 +1,39 @@
+package controller
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	kpov1 "kpo.dev/kpo/api/v1alpha1"
+
+	"kpo.dev/kpo/internal/git"
+)
+
+// Options wire the controllers to their dependencies.
+type Options struct {
+	// GitCache holds the local clones of registered repositories.
+	GitCache *git.Cache
+	// RepositoryWorkers bounds parallel Repository syncs.
+	RepositoryWorkers int
+}
+
+// SetupWithManager registers every kpo controller with mgr.
+func SetupWithManager(mgr ctrl.Manager, opts Options) error {
+	return (&RepositoryReconciler{
+		Client:                  mgr.GetClient(),
+		APIReader:               mgr.GetAPIReader(),
+		Git:                     opts.GitCache,
+		Recorder:                mgr.GetEventRecorderFor("kpo-repository"),
+		MaxConcurrentReconciles: opts.RepositoryWorkers,
+	}).SetupWithManager(mgr)
+}
+
+// CacheOptions caches only kpo's own ConfigMaps, never every ConfigMap of the cluster.
+func CacheOptions() cache.Options {
+	return cache.Options{ByObject: map[client.Object]cache.ByObject{
+		&corev1.ConfigMap{}: {Label: labels.SelectorFromSet(labels.Set{kpov1.ContentLabel: "true"})},
+	}}
+}

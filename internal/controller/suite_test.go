@@ -1,0 +1,157 @@
+package controller_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	kpov1 "kpo.dev/kpo/api/v1alpha1"
+	"kpo.dev/kpo/internal/controller"
+	"kpo.dev/kpo/internal/git"
+	"kpo.dev/kpo/internal/gitserver"
+	"kpo.dev/kpo/internal/testenv"
+)
+
+// The control plane and the manager are shared by the tests of this package; each test works
+// in its own namespace against its own Git server.
+var (
+	k8sClient  client.Client
+	managerLog = &syncBuffer{}
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(runSuite(m))
+}
+
+func runSuite(m *testing.M) int {
+	// Everything the manager logs is kept, so tests can assert what never reaches a log.
+	ctrl.SetLogger(zap.New(zap.UseDevMode(true), zap.WriteTo(io.MultiWriter(managerLog, logSink()))))
+
+	env, err := testenv.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = env.Stop() }()
+
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(kpov1.AddToScheme(scheme))
+
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+		Scheme:                 scheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Cache:                  controller.CacheOptions(),
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "creating manager:", err)
+		return 1
+	}
+	cacheDir, err := os.MkdirTemp("", "kpo-git-cache-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(cacheDir)
+	if err := controller.SetupWithManager(mgr, controller.Options{GitCache: git.NewCache(cacheDir), RepositoryWorkers: 4}); err != nil {
+		fmt.Fprintln(os.Stderr, "setting up controllers:", err)
+		return 1
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := mgr.Start(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, "manager:", err)
+		}
+	}()
+	defer func() { cancel(); <-done }()
+
+	k8sClient, err = client.New(env.Config, client.Options{Scheme: scheme})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
+}
+
+// logSink is where the manager's log goes besides the buffer: stderr with KPO_TEST_LOG=1.
+func logSink() io.Writer {
+	if os.Getenv("KPO_TEST_LOG") != "" {
+		return os.Stderr
+	}
+	return io.Discard
+}
+
+// syncBuffer is a goroutine-safe log buffer.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// newNamespace creates a namespace for one test and deletes it when the test ends.
+func newNamespace(t *testing.T) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "kpo-test-"}}
+	if err := k8sClient.Create(context.Background(), ns); err != nil {
+		t.Fatalf("creating namespace: %v", err)
+	}
+	t.Cleanup(func() { _ = k8sClient.Delete(context.Background(), ns) })
+	return ns.Name
+}
+
+const (
+	gitUser     = "kpo-test"
+	gitPassword = "s3cr3t-Pa55word-never-logged"
+)
+
+// newGitServer starts a real smart-HTTP Git server with basic auth for one test.
+func newGitServer(t *testing.T) *gitserver.Server {
+	t.Helper()
+	srv, err := gitserver.Start(gitserver.Options{Root: t.TempDir(), Username: gitUser, Password: gitPassword})
+	if err != nil {
+		t.Fatalf("starting git server: %v", err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	return srv
+}
+
+// newCredentials creates the basic-auth Secret of the test Git server in ns.
+func newCredentials(t *testing.T, ns, name, password string) {
+	t.Helper()
+	secret := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Type:       corev1.SecretTypeBasicAuth,
+		StringData: map[string]string{corev1.BasicAuthUsernameKey: gitUser, corev1.BasicAuthPasswordKey: password},
+	}
+	if err := k8sClient.Create(context.Background(), secret); err != nil {
+		t.Fatalf("creating secret: %v", err)
+	}
+}

@@ -1,0 +1,309 @@
+// Package git is the only package of kpo that talks Git (through go-git). It keeps one
+// local bare clone per Repository in a Cache, fetches it incrementally, reads refs, commits
+// and trees from it, writes new commits into it and moves remote refs with
+// compare-and-swap pushes. It knows the Porch ref layout and the kpt commit line
+// (layout.go). Everything is safe for concurrent use; errors never contain credentials.
+package git
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	gogit "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/storer"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	"github.com/go-git/go-git/v5/plumbing/transport/client"
+	"github.com/go-git/go-git/v5/plumbing/transport/server"
+)
+
+const remoteName = "origin"
+
+func init() {
+	// go-git serves file:// and local paths by running git-upload-pack/git-receive-pack;
+	// the manager must not shell out to git, so use go-git's in-process server instead.
+	client.InstallProtocol("file", server.DefaultServer)
+}
+
+// Cache holds local bare clones on disk, one per key, below one directory.
+type Cache struct {
+	dir string
+
+	mu      sync.Mutex
+	entries map[string]*entry
+}
+
+// entry is one local clone; mu serialises writers (fetch, commit, push) against readers.
+type entry struct {
+	mu   sync.RWMutex
+	dir  string
+	repo *gogit.Repository
+}
+
+// NewCache returns a cache keeping its clones below dir (created when needed).
+func NewCache(dir string) *Cache {
+	return &Cache{dir: dir, entries: map[string]*entry{}}
+}
+
+// Repo is a handle on one local clone and its remote. Handles are cheap; several handles
+// for the same key share the clone and its lock.
+type Repo struct {
+	e     *entry
+	url   string // without userinfo
+	creds Credentials
+}
+
+// Open returns a handle on the clone for key, creating an empty bare repository with remote
+// "origin" at url when there is none. It does not fetch. url may be http(s)://, file:// or
+// a local path; userinfo in url is removed and, when creds is empty, used as basic auth.
+func (c *Cache) Open(ctx context.Context, key, rawURL string, creds Credentials) (*Repo, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	remoteURL, creds, err := normalizeURL(rawURL, creds)
+	if err != nil {
+		return nil, err
+	}
+	e, err := c.entry(key)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := e.setRemote(remoteURL); err != nil {
+		return nil, fmt.Errorf("configuring remote %s: %w", redactURL(remoteURL), err)
+	}
+	return &Repo{e: e, url: remoteURL, creds: creds}, nil
+}
+
+// Remove deletes the clone for key from disk. Handles opened before must not be used after.
+func (c *Cache) Remove(key string) error {
+	c.mu.Lock()
+	e, ok := c.entries[key]
+	delete(c.entries, key)
+	c.mu.Unlock()
+	if ok {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+	}
+	return os.RemoveAll(c.keyDir(key))
+}
+
+func (c *Cache) keyDir(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return filepath.Join(c.dir, hex.EncodeToString(sum[:16])+".git")
+}
+
+func (c *Cache) entry(key string) (*entry, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.entries[key]; ok {
+		return e, nil
+	}
+	dir := c.keyDir(key)
+	repo, err := gogit.PlainOpen(dir)
+	if errors.Is(err, gogit.ErrRepositoryNotExists) {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, err
+		}
+		repo, err = gogit.PlainInit(dir, true)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening local clone %s: %w", dir, err)
+	}
+	e := &entry{dir: dir, repo: repo}
+	c.entries[key] = e
+	return e, nil
+}
+
+// setRemote makes origin point at url, with a mirror fetch refspec.
+func (e *entry) setRemote(remoteURL string) error {
+	if r, err := e.repo.Remote(remoteName); err == nil {
+		if urls := r.Config().URLs; len(urls) == 1 && urls[0] == remoteURL {
+			return nil
+		}
+		if err := e.repo.DeleteRemote(remoteName); err != nil {
+			return err
+		}
+	}
+	_, err := e.repo.CreateRemote(&config.RemoteConfig{
+		Name:  remoteName,
+		URLs:  []string{remoteURL},
+		Fetch: fetchRefSpecs,
+	})
+	return err
+}
+
+var fetchRefSpecs = []config.RefSpec{
+	"+refs/heads/*:refs/heads/*",
+	"+refs/tags/*:refs/tags/*",
+}
+
+// normalizeURL turns a local path into a file:// URL and moves userinfo into creds.
+func normalizeURL(raw string, creds Credentials) (string, Credentials, error) {
+	if raw == "" {
+		return "", creds, errors.New("empty repository URL")
+	}
+	if filepath.IsAbs(raw) || strings.HasPrefix(raw, ".") {
+		abs, err := filepath.Abs(raw)
+		if err != nil {
+			return "", creds, err
+		}
+		return (&url.URL{Scheme: "file", Path: filepath.ToSlash(abs)}).String(), creds, nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", creds, fmt.Errorf("invalid repository URL %q", redactURL(raw))
+	}
+	if u.User != nil {
+		if creds.Username == "" && creds.Password == "" && creds.BearerToken == "" {
+			creds.Username = u.User.Username()
+			creds.Password, _ = u.User.Password()
+		}
+		u.User = nil
+	}
+	return u.String(), creds, nil
+}
+
+// URL returns the remote URL, without userinfo.
+func (r *Repo) URL() string { return r.url }
+
+// Fetch mirrors the remote's branches and tags into the clone: forced updates, and refs
+// deleted on the remote are deleted locally. Being up to date is not an error.
+func (r *Repo) Fetch(ctx context.Context) error {
+	r.e.mu.Lock()
+	defer r.e.mu.Unlock()
+	err := r.e.repo.FetchContext(ctx, &gogit.FetchOptions{
+		RemoteName: remoteName,
+		RemoteURL:  r.url,
+		RefSpecs:   fetchRefSpecs,
+		Auth:       r.creds.auth(),
+		CABundle:   r.creds.CABundle,
+		Tags:       gogit.NoTags,
+		Prune:      true,
+		Force:      true,
+	})
+	switch {
+	case err == nil, errors.Is(err, gogit.NoErrAlreadyUpToDate):
+		return nil
+	case errors.Is(err, transport.ErrEmptyRemoteRepository):
+		// Nothing on the remote: mirror that.
+		return r.e.removeRefs(func(plumbing.ReferenceName) bool { return true })
+	}
+	return remoteError("fetching", r.url, r.creds, err)
+}
+
+// removeRefs deletes the local branches and tags for which match is true.
+func (e *entry) removeRefs(match func(plumbing.ReferenceName) bool) error {
+	refs, err := e.refs()
+	if err != nil {
+		return err
+	}
+	for _, ref := range refs {
+		name := plumbing.ReferenceName(ref.Name)
+		if match(name) {
+			if err := e.repo.Storer.RemoveReference(name); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Ref is a branch or tag of the local clone.
+type Ref struct {
+	// Name is the full ref name: refs/heads/x or refs/tags/x.
+	Name string
+	// Hash is what the ref points to: a commit, or the tag object of an annotated tag.
+	Hash string
+}
+
+// Refs returns the branches and tags of the local clone, sorted by name.
+func (r *Repo) Refs() ([]Ref, error) {
+	r.e.mu.RLock()
+	defer r.e.mu.RUnlock()
+	return r.e.refs()
+}
+
+func (e *entry) refs() ([]Ref, error) {
+	iter, err := e.repo.Storer.IterReferences()
+	if err != nil {
+		return nil, err
+	}
+	var refs []Ref
+	err = iter.ForEach(func(ref *plumbing.Reference) error {
+		if ref.Type() != plumbing.HashReference || !(ref.Name().IsBranch() || ref.Name().IsTag()) {
+			return nil
+		}
+		refs = append(refs, Ref{Name: ref.Name().String(), Hash: ref.Hash().String()})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(refs, func(i, j int) bool { return refs[i].Name < refs[j].Name })
+	return refs, nil
+}
+
+// BranchHead returns the commit a branch (short name or refs/heads/…) points to, or an
+// error wrapping ErrBranchNotFound.
+func (r *Repo) BranchHead(branch string) (string, error) {
+	r.e.mu.RLock()
+	defer r.e.mu.RUnlock()
+	name := plumbing.ReferenceName(branch)
+	if !name.IsBranch() {
+		name = plumbing.NewBranchReferenceName(branch)
+	}
+	ref, err := r.e.repo.Storer.Reference(name)
+	if errors.Is(err, plumbing.ErrReferenceNotFound) {
+		return "", fmt.Errorf("%s: %w", name.Short(), ErrBranchNotFound)
+	}
+	if err != nil {
+		return "", err
+	}
+	return ref.Hash().String(), nil
+}
+
+// resolveCommit returns the commit rev names: a hash (of a commit or an annotated tag) or a
+// full ref name; annotated tags are peeled.
+func (e *entry) resolveCommit(rev string) (plumbing.Hash, error) {
+	var h plumbing.Hash
+	if plumbing.IsHash(rev) {
+		h = plumbing.NewHash(rev)
+	} else {
+		ref, err := storer.ResolveReference(e.repo.Storer, plumbing.ReferenceName(rev))
+		if err != nil {
+			return plumbing.ZeroHash, fmt.Errorf("ref %s: %w", rev, ErrNotFound)
+		}
+		h = ref.Hash()
+	}
+	for range 10 {
+		obj, err := e.repo.Storer.EncodedObject(plumbing.AnyObject, h)
+		if err != nil {
+			return plumbing.ZeroHash, fmt.Errorf("object %s: %w", h, ErrNotFound)
+		}
+		switch obj.Type() {
+		case plumbing.CommitObject:
+			return h, nil
+		case plumbing.TagObject:
+			tag, err := e.repo.TagObject(h)
+			if err != nil {
+				return plumbing.ZeroHash, err
+			}
+			h = tag.Target
+		default:
+			return plumbing.ZeroHash, fmt.Errorf("%s is a %s, not a commit: %w", rev, obj.Type(), ErrNotFound)
+		}
+	}
+	return plumbing.ZeroHash, fmt.Errorf("%s: tag chain too long: %w", rev, ErrNotFound)
+}

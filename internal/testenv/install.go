@@ -1,0 +1,64 @@
+package testenv
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// ClusterConfigFiles are the files of config/ besides the CRDs that a cluster install applies
+// and that the tests and `make run` install too.
+var ClusterConfigFiles = []string{
+	filepath.Join("config", "rbac", "user_roles.yaml"),
+}
+
+// InstallConfig server-side applies ClusterConfigFiles (the CRDs are installed by Start).
+func InstallConfig(ctx context.Context, cfg *rest.Config) error {
+	c, err := client.New(cfg, client.Options{})
+	if err != nil {
+		return err
+	}
+	for _, name := range ClusterConfigFiles {
+		data, err := os.ReadFile(filepath.Join(RepoRoot(), name))
+		if err != nil {
+			return err
+		}
+		objs, err := decodeAll(data)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		for _, obj := range objs {
+			obj.SetManagedFields(nil)
+			if err := c.Patch(ctx, obj, client.Apply, client.FieldOwner("kpo-install"), client.ForceOwnership); err != nil {
+				return fmt.Errorf("%s: applying %s %s: %w", name, obj.GetKind(), obj.GetName(), err)
+			}
+		}
+	}
+	return nil
+}
+
+func decodeAll(data []byte) ([]*unstructured.Unstructured, error) {
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
+	var out []*unstructured.Unstructured
+	for {
+		obj := &unstructured.Unstructured{}
+		if err := dec.Decode(&obj.Object); err != nil {
+			if errors.Is(err, io.EOF) {
+				return out, nil
+			}
+			return nil, err
+		}
+		if len(obj.Object) > 0 {
+			out = append(out, obj)
+		}
+	}
+}
