@@ -121,6 +121,7 @@ type RepositoryStatus struct {
 	Commit string `json:"commit,omitempty"`
 
 	// PackageCount is the number of packages on the registered branch or in any revision.
+	// +kubebuilder:default=0
 	// +optional
 	PackageCount int `json:"packageCount"`
 
