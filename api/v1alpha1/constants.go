@@ -11,6 +11,9 @@ const (
 	LatestRevisionLabel = "kpo.dev/latest-revision"
 	// ContentLabel marks a ConfigMap as the content of the PackageRevision of the same name.
 	ContentLabel = "kpo.dev/content"
+	// LifecycleLabel on a content ConfigMap mirrors its PackageRevision's lifecycle, so the
+	// admission policy can keep all but Draft content read-only.
+	LifecycleLabel = "kpo.dev/lifecycle"
 )
 
 // Annotations users and the manager set.
@@ -26,6 +29,10 @@ const (
 	// ContentCommitAnnotation on a content ConfigMap records the Git commit it was read from.
 	ContentCommitAnnotation = "kpo.dev/commit"
 )
+
+// ManagerUsername is the identity the admission policies exempt: the manager's service
+// account in a cluster install, and the same username under `make run` and envtest.
+const ManagerUsername = "system:serviceaccount:kpo-system:kpo-controller-manager"
 
 // Finalizers.
 const (
