@@ -11,6 +11,8 @@ const (
 	LatestRevisionLabel = "kpo.dev/latest-revision"
 	// ContentLabel marks a ConfigMap as the content of the PackageRevision of the same name.
 	ContentLabel = "kpo.dev/content"
+	// DraftLabel on a PackageRevision names the PackageDraft that produced it.
+	DraftLabel = "kpo.dev/draft"
 	// LifecycleLabel on a content ConfigMap mirrors its PackageRevision's lifecycle, so the
 	// admission policy can keep all but Draft content read-only.
 	LifecycleLabel = "kpo.dev/lifecycle"
@@ -28,6 +30,9 @@ const (
 	PushOnRenderFailureAnnotation = "kpo.dev/push-on-render-failure"
 	// ContentCommitAnnotation on a content ConfigMap records the Git commit it was read from.
 	ContentCommitAnnotation = "kpo.dev/commit"
+	// ContentDigestAnnotation on a content ConfigMap is the digest of the files the manager
+	// wrote; content whose digest differs was edited by a user and is committed.
+	ContentDigestAnnotation = "kpo.dev/digest"
 )
 
 // ManagerUsername is the identity the admission policies exempt: the manager's service
@@ -39,6 +44,12 @@ const (
 	// RepositoryFinalizer removes a Repository's PackageRevisions and ConfigMaps (never Git
 	// data) before the Repository goes away.
 	RepositoryFinalizer = "kpo.dev/repository-cleanup"
+	// PackageRevisionFinalizer removes a deleted revision's refs from Git: the branch of a
+	// draft or proposal, the tag and branch of a revision proposed for deletion.
+	PackageRevisionFinalizer = "kpo.dev/packagerevision-cleanup"
+	// PackageDraftFinalizer abandons the draft a deleted PackageDraft produced while it is
+	// still a Draft.
+	PackageDraftFinalizer = "kpo.dev/packagedraft-cleanup"
 )
 
 // Condition types.
@@ -74,6 +85,27 @@ const (
 	UpToDateReason = "UpToDate"
 	// PackageTooLargeReason: the package's files do not fit in one ConfigMap.
 	PackageTooLargeReason = "PackageTooLarge"
-	// InvalidContentReason: the package's files cannot be stored as ConfigMap keys.
+	// InvalidContentReason: the package's files cannot be stored as ConfigMap keys, or edited
+	// content is not valid (YAML, Kptfile, paths); nothing was committed.
 	InvalidContentReason = "InvalidContent"
+	// TransitionFailedReason: a lifecycle change could not be carried out in Git.
+	TransitionFailedReason = "TransitionFailed"
+	// RepositoryNotReadyReason: the Repository a revision or draft names is missing or failing.
+	RepositoryNotReadyReason = "RepositoryNotReady"
+	// CreatedReason: a PackageDraft produced its draft revision.
+	CreatedReason = "Created"
+	// DuplicateWorkspaceReason: the package already has a revision with this workspace.
+	DuplicateWorkspaceReason = "DuplicateWorkspace"
+	// PackageExistsReason: init or clone onto a package that exists (use copy).
+	PackageExistsReason = "PackageExists"
+	// NestedPackageReason: the package path is inside another package, or contains one.
+	NestedPackageReason = "NestedPackage"
+	// SourceNotFoundReason: the revision or Git location a draft copies from does not exist.
+	SourceNotFoundReason = "SourceNotFound"
+	// SourceNotPublishedReason: copy or clone from a revision that is not published.
+	SourceNotPublishedReason = "SourceNotPublished"
+	// UnsupportedSourceReason: a draft source this version cannot build yet.
+	UnsupportedSourceReason = "UnsupportedSource"
+	// LifecycleConflictReason: the declared lifecycle cannot be reached from the current one.
+	LifecycleConflictReason = "LifecycleConflict"
 )

@@ -107,6 +107,14 @@ type RenderResult struct {
 	File string `json:"file,omitempty"`
 }
 
+// ContentError is a package whose files could not be put in its ConfigMap.
+type ContentError struct {
+	// Reason: PackageTooLarge or InvalidContent.
+	Reason string `json:"reason"`
+	// Message says what is wrong and how to fix it.
+	Message string `json:"message"`
+}
+
 // PackageRevisionStatus is the revision as Git holds it.
 type PackageRevisionStatus struct {
 	// ObservedGeneration is the generation the status describes.
@@ -124,6 +132,11 @@ type PackageRevisionStatus struct {
 	// registered branch.
 	// +optional
 	Revision int `json:"revision"`
+
+	// Lifecycle is the lifecycle Git holds; spec.lifecycle differs while a transition is under
+	// way.
+	// +optional
+	Lifecycle Lifecycle `json:"lifecycle,omitempty"`
 
 	// Ref is the Git ref that holds the revision.
 	// +optional
@@ -157,6 +170,11 @@ type PackageRevisionStatus struct {
 	// ResourcesRef names the ConfigMap holding the package's files.
 	// +optional
 	ResourcesRef *corev1.LocalObjectReference `json:"resourcesRef,omitempty"`
+
+	// ContentError says why the package's files are not in a ConfigMap (too large, or paths
+	// that cannot be ConfigMap keys).
+	// +optional
+	ContentError *ContentError `json:"contentError,omitempty"`
 
 	// RenderResults of the last render.
 	// +optional

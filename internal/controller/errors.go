@@ -15,7 +15,10 @@ type stepError struct {
 	// RetryAfter, when set, retries after this long instead of with exponential backoff: for
 	// failures that only an outside change fixes (a Secret, the remote), so they never loop hot.
 	RetryAfter time.Duration
-	Err        error
+	// Terminal failures wait for the user to change something (watched objects trigger the
+	// next reconcile); they are not retried.
+	Terminal bool
+	Err      error
 }
 
 func (e *stepError) Error() string { return e.Err.Error() }
@@ -38,10 +41,18 @@ func resultFor(res ctrl.Result, err error) (ctrl.Result, error) {
 		return res, nil
 	}
 	var se *stepError
-	if errors.As(err, &se) && se.RetryAfter > 0 {
+	switch {
+	case errors.As(err, &se) && se.Terminal:
+		return ctrl.Result{}, nil
+	case errors.As(err, &se) && se.RetryAfter > 0:
 		return ctrl.Result{RequeueAfter: se.RetryAfter}, nil
 	}
 	return ctrl.Result{}, err
+}
+
+// terminal is a failure only the user can fix, with the condition reason it shows.
+func terminal(reason string, err error) error {
+	return &stepError{Reason: reason, Terminal: true, Err: err}
 }
 
 // lowestRequeue keeps the sooner of two requeue requests.

@@ -10,7 +10,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/record"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -35,10 +34,8 @@ const maxRetryAfter = time.Minute
 // Repository equal to what its Git repository holds.
 type RepositoryReconciler struct {
 	client.Client
-	// APIReader reads Secrets directly, so the manager caches no Secrets.
-	APIReader client.Reader
-	Git       *git.Cache
-	Recorder  record.EventRecorder
+	git      *gitAccess
+	Recorder record.EventRecorder
 	// MaxConcurrentReconciles bounds parallel syncs (default 2).
 	MaxConcurrentReconciles int
 }
@@ -107,6 +104,7 @@ func (r *RepositoryReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		result, retErr = resultFor(result, retErr)
 	}()
 
+	defer r.git.lock(repo)()
 	state := &syncState{}
 	result = ctrl.Result{RequeueAfter: nextSync(repo, time.Now())}
 	for _, step := range []func(context.Context, *kpov1.Repository, *syncState) error{
@@ -128,16 +126,9 @@ func (r *RepositoryReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 // resolves the registered branch, creating it when spec.git.createBranch asks for it. It sets
 // state.repo and state.head; its failures carry the reason Ready reports.
 func (r *RepositoryReconciler) reconcileSource(ctx context.Context, repo *kpov1.Repository, state *syncState) error {
-	creds, err := r.credentials(ctx, repo.Namespace, repo.Spec.Git.SecretRef)
+	src, err := r.git.open(ctx, repo)
 	if err != nil {
 		return err
-	}
-	src, err := r.Git.Open(ctx, cacheKey(repo), repo.Spec.Git.Repo, creds)
-	if err != nil {
-		return gitStepError("opening the repository cache", err)
-	}
-	if err := src.Fetch(ctx); err != nil {
-		return gitStepError("fetching "+repo.Spec.Git.Repo, err)
 	}
 	state.repo = src
 
@@ -182,7 +173,7 @@ func (r *RepositoryReconciler) reconcileRevisions(ctx context.Context, repo *kpo
 	state.revisions = revs
 
 	s := &revisionSync{Client: r.Client, repo: repo, src: state.repo}
-	if err := s.apply(ctx, revs); err != nil {
+	if err := s.apply(ctx, revs, ""); err != nil {
 		return err
 	}
 
@@ -206,58 +197,12 @@ func (r *RepositoryReconciler) reconcileDelete(ctx context.Context, repo *kpov1.
 	if err := r.DeleteAllOf(ctx, &corev1.ConfigMap{}, client.InNamespace(repo.Namespace), owned); err != nil {
 		return fmt.Errorf("deleting content config maps: %w", err)
 	}
-	if err := r.Git.Remove(cacheKey(repo)); err != nil {
+	if err := r.git.cache.Remove(cacheKey(repo)); err != nil {
 		log.FromContext(ctx).Error(err, "removing the cached clone")
 	}
 	patch := client.MergeFrom(repo.DeepCopy())
 	controllerutil.RemoveFinalizer(repo, kpov1.RepositoryFinalizer)
 	return client.IgnoreNotFound(r.Patch(ctx, repo, patch))
-}
-
-// credentials reads the Secret spec.git.secretRef names; no reference means anonymous access.
-func (r *RepositoryReconciler) credentials(ctx context.Context, namespace string, ref *kpov1.LocalReference) (git.Credentials, error) {
-	if ref == nil {
-		return git.Credentials{}, nil
-	}
-	secret := &corev1.Secret{}
-	if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: ref.Name}, secret); err != nil {
-		if apierrors.IsNotFound(err) {
-			return git.Credentials{}, &stepError{
-				Reason: kpov1.SecretNotFoundReason, RetryAfter: maxRetryAfter,
-				Err: fmt.Errorf("secret %q named by spec.git.secretRef does not exist in namespace %q: create it or fix the reference", ref.Name, namespace),
-			}
-		}
-		return git.Credentials{}, fmt.Errorf("reading secret %q: %w", ref.Name, err)
-	}
-	creds, err := git.CredentialsFromSecret(secret)
-	if err != nil {
-		return git.Credentials{}, &stepError{
-			Reason: kpov1.InvalidCredentialsReason, RetryAfter: maxRetryAfter,
-			Err: fmt.Errorf("secret %q: %w", ref.Name, err),
-		}
-	}
-	return creds, nil
-}
-
-// gitStepError wraps a Git failure with the condition reason it maps to. Failures only an
-// outside change fixes retry after a pause instead of with backoff.
-func gitStepError(doing string, err error) error {
-	reason := kpov1.GitErrorReason
-	switch {
-	case errors.Is(err, git.ErrAuthenticationFailed):
-		reason = kpov1.AuthenticationFailedReason
-		err = fmt.Errorf("%w: check the username, password or token in the Secret named by spec.git.secretRef", err)
-	case errors.Is(err, git.ErrRepositoryNotFound):
-		reason = kpov1.RepositoryNotFoundReason
-	case errors.Is(err, git.ErrUnreachable):
-		reason = kpov1.RepositoryUnreachableReason
-	case errors.Is(err, git.ErrBranchNotFound):
-		reason = kpov1.BranchNotFoundReason
-		err = fmt.Errorf("%w: create the branch, or set spec.git.createBranch: true", err)
-	default:
-		return fmt.Errorf("%s: %w", doing, err)
-	}
-	return &stepError{Reason: reason, RetryAfter: maxRetryAfter, Err: fmt.Errorf("%s: %w", doing, err)}
 }
 
 // recordReadyChange emits an event when Ready changes.

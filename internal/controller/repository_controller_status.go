@@ -2,11 +2,15 @@ package controller
 
 import (
 	"fmt"
+	"regexp"
+	"slices"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	kpov1 "kpo.dev/kpo/api/v1alpha1"
+	"kpo.dev/kpo/internal/kptfile"
 )
 
 // setRepositoryReady derives Ready from the outcome of a reconcile and moves
@@ -52,4 +56,86 @@ func shortHash(h string) string {
 		return h[:12]
 	}
 	return h
+}
+
+// setRevisionConditions derives Ready from the last reconcile of a PackageRevision and its
+// projection of Git, and mirrors the Kptfile's status conditions (readiness gates read them).
+func setRevisionConditions(pr *kpov1.PackageRevision, cm *corev1.ConfigMap, err error) {
+	status, reason, message := metav1.ConditionTrue, kpov1.UpToDateReason, ""
+	switch {
+	case err != nil:
+		status, reason, message = metav1.ConditionFalse, reasonOf(err, kpov1.GitErrorReason), err.Error()
+	case pr.Status.ContentError != nil:
+		status, reason, message = metav1.ConditionFalse, pr.Status.ContentError.Reason, pr.Status.ContentError.Message
+	case pr.Status.Lifecycle == "":
+		status, reason, message = metav1.ConditionUnknown, kpov1.ProgressingReason, "not read from Git yet"
+	case pr.Spec.Lifecycle != pr.Status.Lifecycle:
+		status, reason = metav1.ConditionFalse, kpov1.ProgressingReason
+		message = fmt.Sprintf("moving from %s to %s", pr.Status.Lifecycle, pr.Spec.Lifecycle)
+	default:
+		message = fmt.Sprintf("%s at commit %s", pr.Status.Ref, shortHash(pr.Status.Commit))
+	}
+	setRevisionReady(pr, status, reason, message)
+	mirrorKptfileConditions(pr, cm)
+}
+
+// kptfileReasonPattern is what metav1.Condition accepts as a reason.
+var kptfileReasonPattern = regexp.MustCompile(`^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$`)
+
+// mirrorKptfileConditions copies the conditions of the Kptfile's status into the
+// PackageRevision's, as Porch does, and removes mirrored ones the Kptfile no longer has. Every
+// condition type other than Ready and Rendered is the Kptfile's.
+func mirrorKptfileConditions(pr *kpov1.PackageRevision, cm *corev1.ConfigMap) {
+	var want []kptfile.Condition
+	if cm != nil {
+		if kf, err := kptfile.Decode([]byte(cm.Data[kptfile.FileName])); err == nil && kf.Status != nil {
+			want = kf.Status.Conditions
+		}
+	}
+	keep := map[string]bool{kpov1.ReadyCondition: true, kpov1.RenderedCondition: true}
+	for _, c := range want {
+		if keep[c.Type] || c.Type == "" {
+			continue
+		}
+		reason := c.Reason
+		if !kptfileReasonPattern.MatchString(reason) {
+			reason = "Kptfile"
+		}
+		status := metav1.ConditionStatus(c.Status)
+		if status != metav1.ConditionTrue && status != metav1.ConditionFalse {
+			status = metav1.ConditionUnknown
+		}
+		meta.SetStatusCondition(&pr.Status.Conditions, metav1.Condition{
+			Type: c.Type, Status: status, Reason: reason, Message: c.Message, ObservedGeneration: pr.Generation,
+		})
+		keep[c.Type] = true
+	}
+	for _, c := range slices.Clone(pr.Status.Conditions) {
+		if !keep[c.Type] {
+			meta.RemoveStatusCondition(&pr.Status.Conditions, c.Type)
+		}
+	}
+}
+
+// setDraftReady derives a PackageDraft's Ready from the last reconcile and the revision it
+// produced: True once the revision exists (and, with spec.lifecycle, has reached it).
+func setDraftReady(draft *kpov1.PackageDraft, pr *kpov1.PackageRevision, err error) {
+	cond := metav1.Condition{Type: kpov1.ReadyCondition, Status: metav1.ConditionTrue, Reason: kpov1.CreatedReason, ObservedGeneration: draft.Generation}
+	want := draft.Spec.Lifecycle
+	switch {
+	case err != nil:
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, reasonOf(err, kpov1.GitErrorReason), err.Error()
+	case pr == nil && draft.Status.PackageRevision != "":
+		cond.Status, cond.Reason = metav1.ConditionFalse, kpov1.SourceNotFoundReason
+		cond.Message = fmt.Sprintf("package revision %s no longer exists", draft.Status.PackageRevision)
+	case pr == nil:
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionUnknown, kpov1.ProgressingReason, "creating the draft"
+	case want != "" && pr.Status.Lifecycle != want:
+		cond.Status, cond.Reason = metav1.ConditionFalse, kpov1.ProgressingReason
+		cond.Message = fmt.Sprintf("%s is %s, moving to %s", pr.Name, pr.Status.Lifecycle, want)
+	default:
+		cond.Message = fmt.Sprintf("%s is %s", pr.Name, pr.Status.Lifecycle)
+	}
+	meta.SetStatusCondition(&draft.Status.Conditions, cond)
+	draft.Status.ObservedGeneration = draft.Generation
 }

@@ -240,7 +240,7 @@ func TestRepository_wrongPassword_isAuthenticationFailedWithoutLeakingThePasswor
 		c := readyCondition(g, ns, "catalog")
 		g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
 		g.Expect(c.Reason).To(Equal(kpov1.AuthenticationFailedReason))
-		g.Expect(c.Message).To(ContainSubstring("spec.git.secretRef"))
+		g.Expect(c.Message).To(ContainSubstring("check the username, password or token in the Secret named by secretRef"))
 	}, timeout, interval).Should(Succeed())
 
 	events := &corev1.EventList{}

@@ -29,11 +29,15 @@ type revisionSync struct {
 }
 
 // apply creates missing PackageRevisions, updates changed ones and deletes vanished ones,
-// with their content ConfigMaps, and moves the latest-revision label.
-func (s *revisionSync) apply(ctx context.Context, revs []discovery.Revision) error {
+// with their content ConfigMaps, and moves the latest-revision label. With pkg set, revs are
+// the revisions of that one package and only its PackageRevisions are considered.
+func (s *revisionSync) apply(ctx context.Context, revs []discovery.Revision, pkg string) error {
 	existing := &kpov1.PackageRevisionList{}
-	if err := s.List(ctx, existing, client.InNamespace(s.repo.Namespace),
-		client.MatchingLabels{kpov1.RepositoryLabel: s.repo.Name}); err != nil {
+	selector := client.MatchingLabels{kpov1.RepositoryLabel: s.repo.Name}
+	if pkg != "" {
+		selector[kpov1.PackageLabel] = discovery.PackageLabelValue(pkg)
+	}
+	if err := s.List(ctx, existing, client.InNamespace(s.repo.Namespace), selector); err != nil {
 		return fmt.Errorf("listing package revisions: %w", err)
 	}
 	current := make(map[string]*kpov1.PackageRevision, len(existing.Items))
@@ -51,6 +55,9 @@ func (s *revisionSync) apply(ctx context.Context, revs []discovery.Revision) err
 		delete(current, name)
 	}
 	for _, pr := range current {
+		if pkg != "" && pr.Spec.PackageName != pkg {
+			continue // another package whose label value collides
+		}
 		if err := s.deleteRevision(ctx, pr); err != nil {
 			errs = append(errs, err)
 		}
@@ -70,12 +77,13 @@ func (s *revisionSync) applyRevision(ctx context.Context, rev discovery.Revision
 		pr = &kpov1.PackageRevision{ObjectMeta: metav1.ObjectMeta{Name: s.name(rev), Namespace: s.repo.Namespace}}
 	}
 	before := pr.DeepCopy()
-	gitMoved := pr.Status.Ref != rev.Ref
 	s.setMeta(pr, rev, latest)
 	pr.Spec.Repository = s.repo.Name
 	pr.Spec.PackageName = rev.Package
 	pr.Spec.WorkspaceName = rev.Workspace
-	if pr.Spec.Lifecycle == "" || gitMoved {
+	// spec.lifecycle is the user's intent: it follows Git only when no transition is pending,
+	// that is when Git moved on its own (another tool) or the object is new.
+	if pr.Spec.Lifecycle == "" || pr.Spec.Lifecycle == pr.Status.Lifecycle || pr.Status.Lifecycle == "" {
 		pr.Spec.Lifecycle = rev.Lifecycle
 	}
 
@@ -106,12 +114,10 @@ func (s *revisionSync) recreate(ctx context.Context, pr *kpov1.PackageRevision, 
 
 // setMeta sets the labels and owner reference the manager owns.
 func (s *revisionSync) setMeta(pr *kpov1.PackageRevision, rev discovery.Revision, latest bool) {
-	labels := maps.Clone(pr.Labels)
-	if labels == nil {
-		labels = map[string]string{}
-	}
-	labels[kpov1.RepositoryLabel] = s.repo.Name
-	labels[kpov1.PackageLabel] = discovery.PackageLabelValue(rev.Package)
+	labels := mergeMaps(pr.Labels, map[string]string{
+		kpov1.RepositoryLabel: s.repo.Name,
+		kpov1.PackageLabel:    discovery.PackageLabelValue(rev.Package),
+	})
 	if latest {
 		labels[kpov1.LatestRevisionLabel] = "true"
 	} else {
@@ -121,9 +127,11 @@ func (s *revisionSync) setMeta(pr *kpov1.PackageRevision, rev discovery.Revision
 	_ = controllerutil.SetOwnerReference(s.repo, pr, s.Scheme())
 }
 
-// syncContentAndStatus rewrites the content ConfigMap when the package's Git tree changed
-// and patches the status. A package whose files do not fit a ConfigMap gets Ready=False
-// with reason PackageTooLarge and no ConfigMap.
+// syncContentAndStatus keeps the content ConfigMap equal to the package's files and patches
+// the Git projection in the status. Files are re-read only when the package's Git tree
+// changed. A package whose files cannot be stored in a ConfigMap gets no ConfigMap
+// (status.resourcesRef unset) and status.contentError says why. Conditions are the
+// PackageRevision reconciler's.
 func (s *revisionSync) syncContentAndStatus(ctx context.Context, rev discovery.Revision, pr *kpov1.PackageRevision) error {
 	tree, err := s.src.TreeHash(rev.Commit, rev.Path)
 	if err != nil {
@@ -131,31 +139,38 @@ func (s *revisionSync) syncContentAndStatus(ctx context.Context, rev discovery.R
 	}
 	before := pr.DeepCopy()
 	st := &pr.Status
+	st.Lifecycle = rev.Lifecycle
 	st.Revision = rev.Revision
 	st.Ref = rev.Ref
 	if rev.Revision > 0 {
 		publishedAt := metav1.NewTime(rev.PublishedAt)
 		st.PublishedAt = &publishedAt
-		if st.PublishedBy == "" {
-			st.PublishedBy = rev.PublishedBy
-		}
+		st.PublishedBy = rev.PublishedBy
 	}
 
-	if st.Tree != tree || st.ResourcesRef == nil {
-		st.Commit = rev.Commit
-		st.Tree = tree
-		if err := s.writeContent(ctx, rev, pr); err != nil {
-			var tooLarge *contentError
-			if !errors.As(err, &tooLarge) {
+	var files map[string][]byte
+	if st.Tree != tree || st.Commit == "" {
+		if files, err = s.src.ReadTree(rev.Commit, rev.Path); err != nil {
+			return fmt.Errorf("reading files: %w", err)
+		}
+		st.Upstream, st.UpstreamLock = upstreamOf(files)
+	}
+	st.Commit, st.Tree = rev.Commit, tree
+	if files != nil || before.Status.Lifecycle != st.Lifecycle || st.ResourcesRef == nil {
+		st.ContentError = nil
+		if err := s.writeContent(ctx, rev, pr, files); err != nil {
+			var ce *contentError
+			if !errors.As(err, &ce) {
 				return err
 			}
 			st.ResourcesRef = nil
-			setRevisionReady(pr, metav1.ConditionFalse, tooLarge.reason, tooLarge.Error())
-			return s.patchStatus(ctx, before, pr)
+			reason := kpov1.InvalidContentReason
+			if errors.Is(err, content.ErrTooLarge) {
+				reason = kpov1.PackageTooLargeReason
+			}
+			st.ContentError = &kpov1.ContentError{Reason: reason, Message: ce.Error()}
 		}
 	}
-	setRevisionReady(pr, metav1.ConditionTrue, kpov1.UpToDateReason,
-		fmt.Sprintf("%s at commit %s", rev.Ref, shortHash(st.Commit)))
 	return s.patchStatus(ctx, before, pr)
 }
 
@@ -171,49 +186,78 @@ func (s *revisionSync) patchStatus(ctx context.Context, before, pr *kpov1.Packag
 
 // contentError is a package whose files cannot be stored in its ConfigMap.
 type contentError struct {
-	reason string
-	err    error
+	err error
 }
 
 func (e *contentError) Error() string { return e.err.Error() }
 func (e *contentError) Unwrap() error { return e.err }
 
-// writeContent reads the package's files from Git into the content ConfigMap (named like the
-// PackageRevision, owned by it) and copies upstream and upstreamLock from its Kptfile.
-func (s *revisionSync) writeContent(ctx context.Context, rev discovery.Revision, pr *kpov1.PackageRevision) error {
-	files, err := s.src.ReadTree(rev.Commit, rev.Path)
-	if err != nil {
-		return fmt.Errorf("reading files: %w", err)
-	}
-	pr.Status.Upstream, pr.Status.UpstreamLock = upstreamOf(files)
-
-	data, binary, err := content.ToConfigMap(files)
-	if err != nil {
-		reason := kpov1.InvalidContentReason
-		if errors.Is(err, content.ErrTooLarge) {
-			reason = kpov1.PackageTooLargeReason
-		}
-		return &contentError{reason: reason, err: err}
-	}
+// writeContent creates or updates the content ConfigMap (named like the PackageRevision,
+// owned by it): its labels always, its files when files is not nil (or the ConfigMap is new).
+func (s *revisionSync) writeContent(ctx context.Context, rev discovery.Revision, pr *kpov1.PackageRevision, files map[string][]byte) error {
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: pr.Name, Namespace: pr.Namespace}}
+	if files == nil {
+		if err := s.Get(ctx, client.ObjectKeyFromObject(cm), cm); apierrors.IsNotFound(err) {
+			if files, err = s.src.ReadTree(rev.Commit, rev.Path); err != nil {
+				return fmt.Errorf("reading files: %w", err)
+			}
+		} else if err != nil {
+			return fmt.Errorf("reading content config map: %w", err)
+		}
+	}
+	var data map[string]string
+	var binary map[string][]byte
+	if files != nil {
+		var err error
+		if data, binary, err = content.ToConfigMap(files); err != nil {
+			return &contentError{err: err}
+		}
+	}
 	if _, err := controllerutil.CreateOrUpdate(ctx, s.Client, cm, func() error {
-		if cm.Labels == nil {
-			cm.Labels = map[string]string{}
+		cm.Labels = mergeMaps(cm.Labels, map[string]string{
+			kpov1.RepositoryLabel: s.repo.Name,
+			kpov1.PackageLabel:    discovery.PackageLabelValue(rev.Package),
+			kpov1.ContentLabel:    "true",
+			kpov1.LifecycleLabel:  string(rev.Lifecycle),
+		})
+		if files != nil && !hasUncommittedEdits(cm, content.Digest(files)) {
+			cm.Data, cm.BinaryData = data, binary
+			cm.Annotations = mergeMaps(cm.Annotations, map[string]string{
+				kpov1.ContentCommitAnnotation: rev.Commit,
+				kpov1.ContentDigestAnnotation: content.Digest(files),
+			})
 		}
-		cm.Labels[kpov1.RepositoryLabel] = s.repo.Name
-		cm.Labels[kpov1.PackageLabel] = discovery.PackageLabelValue(rev.Package)
-		cm.Labels[kpov1.ContentLabel] = "true"
-		if cm.Annotations == nil {
-			cm.Annotations = map[string]string{}
-		}
-		cm.Annotations[kpov1.ContentCommitAnnotation] = rev.Commit
-		cm.Data, cm.BinaryData = data, binary
 		return controllerutil.SetControllerReference(pr, cm, s.Scheme())
 	}); err != nil {
 		return fmt.Errorf("writing content config map: %w", err)
 	}
 	pr.Status.ResourcesRef = &corev1.LocalObjectReference{Name: cm.Name}
 	return nil
+}
+
+// hasUncommittedEdits tells whether cm holds a user's edit that is neither what the manager
+// last wrote nor the files about to be written: the PackageRevision reconciler commits it (or
+// reports it invalid), and the sync must not overwrite it.
+func hasUncommittedEdits(cm *corev1.ConfigMap, incoming string) bool {
+	if cm.ResourceVersion == "" {
+		return false
+	}
+	files, err := content.FromConfigMap(cm.Data, cm.BinaryData)
+	if err != nil {
+		return true
+	}
+	current := content.Digest(files)
+	return current != cm.Annotations[kpov1.ContentDigestAnnotation] && current != incoming
+}
+
+// mergeMaps returns base with over's entries set.
+func mergeMaps(base, over map[string]string) map[string]string {
+	out := maps.Clone(base)
+	if out == nil {
+		out = map[string]string{}
+	}
+	maps.Copy(out, over)
+	return out
 }
 
 // upstreamOf returns the Kptfile's upstream and upstreamLock; a package without a valid

@@ -8,7 +8,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kpov1 "kpo.dev/kpo/api/v1alpha1"
-
 	"kpo.dev/kpo/internal/git"
 )
 
@@ -20,14 +19,29 @@ type Options struct {
 	RepositoryWorkers int
 }
 
-// SetupWithManager registers every kpo controller with mgr.
+// SetupWithManager registers every kpo controller with mgr. They share one Git access, so
+// work on one repository is serialised across them.
 func SetupWithManager(mgr ctrl.Manager, opts Options) error {
-	return (&RepositoryReconciler{
+	access := &gitAccess{apiReader: mgr.GetAPIReader(), cache: opts.GitCache}
+	if err := (&RepositoryReconciler{
 		Client:                  mgr.GetClient(),
-		APIReader:               mgr.GetAPIReader(),
-		Git:                     opts.GitCache,
+		git:                     access,
 		Recorder:                mgr.GetEventRecorderFor("kpo-repository"),
 		MaxConcurrentReconciles: opts.RepositoryWorkers,
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	if err := (&PackageRevisionReconciler{
+		Client:   mgr.GetClient(),
+		git:      access,
+		Recorder: mgr.GetEventRecorderFor("kpo-packagerevision"),
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	return (&PackageDraftReconciler{
+		Client:   mgr.GetClient(),
+		git:      access,
+		Recorder: mgr.GetEventRecorderFor("kpo-packagedraft"),
 	}).SetupWithManager(mgr)
 }
 

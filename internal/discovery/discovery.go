@@ -18,6 +18,7 @@ type Source interface {
 	Refs() ([]git.Ref, error)
 	CommitInfo(hash string) (git.Commit, error)
 	ListPackages(commit, directory string) ([]string, error)
+	IsPackage(commit, dir string) (bool, error)
 }
 
 // Revision is one package revision found in Git.
@@ -45,6 +46,9 @@ type Options struct {
 	Branch string
 	// Directory below which packages live ("", "/" or "a/b").
 	Directory string
+	// Package, when set, limits discovery to the revisions of this one package (a path below
+	// Directory), so a change to one package costs the same in a repository of 10 or 1,000.
+	Package string
 }
 
 // Discover lists every package revision below opts.Directory: published tags (DeletionProposed
@@ -70,7 +74,7 @@ func Discover(src Source, opts Options) ([]Revision, error) {
 			continue
 		}
 		pkg, ok := packageInDirectory(pr.Package, dir)
-		if !ok {
+		if !ok || (opts.Package != "" && pkg != opts.Package) {
 			continue
 		}
 		switch pr.Kind {
@@ -100,7 +104,7 @@ func Discover(src Source, opts Options) ([]Revision, error) {
 	}
 
 	if branchHead != "" {
-		pkgs, err := src.ListPackages(branchHead, dir)
+		pkgs, err := branchPackages(src, branchHead, dir, opts.Package)
 		if err != nil {
 			return nil, fmt.Errorf("listing packages on branch %s: %w", opts.Branch, err)
 		}
@@ -128,6 +132,18 @@ func Discover(src Source, opts Options) ([]Revision, error) {
 		return a.Workspace < b.Workspace
 	})
 	return out, nil
+}
+
+// branchPackages lists the packages on the registered branch, or checks only pkg when set.
+func branchPackages(src Source, head, dir, pkg string) ([]string, error) {
+	if pkg == "" {
+		return src.ListPackages(head, dir)
+	}
+	ok, err := src.IsPackage(head, joinPath(dir, pkg))
+	if err != nil || !ok {
+		return nil, err
+	}
+	return []string{pkg}, nil
 }
 
 // publishedRevision reads the workspace and publication facts of tag <pkg>/vN from the kpt

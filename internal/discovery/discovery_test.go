@@ -25,6 +25,15 @@ func (f fakeSource) CommitInfo(hash string) (git.Commit, error) {
 
 func (f fakeSource) ListPackages(commit, _ string) ([]string, error) { return f.packages[commit], nil }
 
+func (f fakeSource) IsPackage(commit, dir string) (bool, error) {
+	for _, p := range f.packages[commit] {
+		if "blueprints/"+p == dir {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 func TestDiscover_rules(t *testing.T) {
 	src := fakeSource{
 		refs: []git.Ref{
@@ -70,6 +79,13 @@ func TestDiscover_rules(t *testing.T) {
 		{"second", kpov1.LifecyclePublished, 2, "jane@example.com"},
 		{"v3", kpov1.LifecycleDeletionProposed, 3, "author@example.com"},
 	}))
+
+	one, err := Discover(src, Options{Branch: "main", Directory: "blueprints", Package: "app"})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(one).To(Equal(revs), "a package filter finds the same revisions of that package")
+	none, err := Discover(src, Options{Branch: "main", Directory: "blueprints", Package: "other"})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(none).To(BeEmpty())
 
 	latest := LatestRevisions(revs, func(r Revision) string { return r.Workspace })
 	g.Expect(latest).To(Equal(map[string]string{"app": "second"}), "a revision proposed for deletion is not the latest")

@@ -62,7 +62,7 @@ func InitFiles(name, description string, keywords []string, site string) (map[st
 	return map[string][]byte{
 		FileName:           kptfile,
 		ReadmeFile:         []byte(readme(k.Metadata.Name, k.Info.Description)),
-		PackageContextFile: []byte(packageContext()),
+		PackageContextFile: PackageContext("example"),
 	}, nil
 }
 
@@ -84,13 +84,16 @@ func readme(name, description string) string {
 		name, description, name, name, name)
 }
 
-func packageContext() string {
-	return "apiVersion: v1\n" +
+// PackageContext is the package-context.yaml of a package: a local-config ConfigMap named
+// kptfile.kpt.dev whose data.name is the name a deployment instance of the package has, as
+// kpt's --for-deployment and Porch's clone into a deployment repository write it.
+func PackageContext(name string) []byte {
+	return []byte("apiVersion: v1\n" +
 		"kind: ConfigMap\n" +
 		"metadata:\n" +
 		"  name: " + PackageContextName + "\n" +
 		"  annotations:\n" +
 		"    " + LocalConfigAnnotation + ": \"true\"\n" +
 		"data:\n" +
-		"  name: example\n"
+		"  name: " + name + "\n")
 }

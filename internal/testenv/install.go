@@ -16,9 +16,19 @@ import (
 )
 
 // ClusterConfigFiles are the files of config/ besides the CRDs that a cluster install applies
-// and that the tests and `make run` install too.
+// and that the tests and `make run` install too, applied in this order. Each policy file holds
+// its policy before its binding (config/policies/kustomization.yaml lists the same files).
 var ClusterConfigFiles = []string{
 	filepath.Join("config", "rbac", "user_roles.yaml"),
+	filepath.Join("config", "policies", "approve-guard.yaml"),
+	filepath.Join("config", "policies", "readiness-gates.yaml"),
+	filepath.Join("config", "policies", "approved-by-stamp.yaml"),
+	filepath.Join("config", "policies", "approved-by-guard.yaml"),
+	filepath.Join("config", "policies", "declarative-approval.yaml"),
+	filepath.Join("config", "policies", "manager-creates-revisions.yaml"),
+	filepath.Join("config", "policies", "deletion-guard.yaml"),
+	filepath.Join("config", "policies", "read-only-content.yaml"),
+	filepath.Join("config", "policies", "manager-owned-labels.yaml"),
 }
 
 // InstallConfig server-side applies ClusterConfigFiles (the CRDs are installed by Start).

@@ -1,0 +1,156 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	kpov1 "kpo.dev/kpo/api/v1alpha1"
+	"kpo.dev/kpo/internal/git"
+)
+
+// gitAccess is what every reconciler that reads or writes a Repository's Git shares: the clone
+// cache, the credentials, and one lock per Repository, so that a sync, an edit and an approval
+// of the same repository never interleave (revision numbers are computed under it; refs are
+// still updated with compare-and-swap against writers outside this process).
+type gitAccess struct {
+	apiReader client.Reader
+	cache     *git.Cache
+	locks     keyedMutex
+}
+
+// lock serialises Git work on one Repository; the returned func unlocks.
+func (a *gitAccess) lock(repo *kpov1.Repository) func() {
+	return a.locks.lock(repo.Namespace + "/" + repo.Name)
+}
+
+// open returns the Repository's cached clone, fetched up to date.
+func (a *gitAccess) open(ctx context.Context, repo *kpov1.Repository) (*git.Repo, error) {
+	creds, err := a.credentials(ctx, repo.Namespace, repo.Spec.Git.SecretRef)
+	if err != nil {
+		return nil, err
+	}
+	src, err := a.cache.Open(ctx, cacheKey(repo), repo.Spec.Git.Repo, creds)
+	if err != nil {
+		return nil, gitStepError("opening the repository cache", err)
+	}
+	if err := src.Fetch(ctx); err != nil {
+		return nil, gitStepError("fetching "+repo.Spec.Git.Repo, err)
+	}
+	return src, nil
+}
+
+// openURL returns a fetched clone of any Git URL, for clones from outside registered
+// repositories; secretRef is resolved in namespace.
+func (a *gitAccess) openURL(ctx context.Context, namespace, url string, secretRef *kpov1.LocalReference) (*git.Repo, error) {
+	creds, err := a.credentials(ctx, namespace, secretRef)
+	if err != nil {
+		return nil, err
+	}
+	key := "url/" + namespace + "/" + url
+	if secretRef != nil {
+		key += "/" + secretRef.Name
+	}
+	src, err := a.cache.Open(ctx, key, url, creds)
+	if err != nil {
+		return nil, gitStepError("opening the repository cache", err)
+	}
+	if err := src.Fetch(ctx); err != nil {
+		return nil, gitStepError("fetching "+url, err)
+	}
+	return src, nil
+}
+
+// credentials reads the Secret a secretRef names; no reference means anonymous access.
+func (a *gitAccess) credentials(ctx context.Context, namespace string, ref *kpov1.LocalReference) (git.Credentials, error) {
+	if ref == nil {
+		return git.Credentials{}, nil
+	}
+	secret := &corev1.Secret{}
+	if err := a.apiReader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: ref.Name}, secret); err != nil {
+		if apierrors.IsNotFound(err) {
+			return git.Credentials{}, &stepError{
+				Reason: kpov1.SecretNotFoundReason, RetryAfter: maxRetryAfter,
+				Err: fmt.Errorf("secret %q named by secretRef does not exist in namespace %q: create it or fix the reference", ref.Name, namespace),
+			}
+		}
+		return git.Credentials{}, fmt.Errorf("reading secret %q: %w", ref.Name, err)
+	}
+	creds, err := git.CredentialsFromSecret(secret)
+	if err != nil {
+		return git.Credentials{}, &stepError{
+			Reason: kpov1.InvalidCredentialsReason, RetryAfter: maxRetryAfter,
+			Err: fmt.Errorf("secret %q: %w", ref.Name, err),
+		}
+	}
+	return creds, nil
+}
+
+// gitStepError wraps a Git failure with the condition reason it maps to and a message that
+// says what to fix. Failures only an outside change fixes retry after a pause instead of with
+// backoff. Classified failures are described by their sentinel, not by the transport's text.
+func gitStepError(doing string, err error) error {
+	var se *stepError
+	if errors.As(err, &se) {
+		return err
+	}
+	var reason, advice string
+	var sentinel error
+	switch {
+	case errors.Is(err, git.ErrAuthenticationFailed):
+		reason, sentinel = kpov1.AuthenticationFailedReason, git.ErrAuthenticationFailed
+		advice = "check the username, password or token in the Secret named by secretRef"
+	case errors.Is(err, git.ErrRepositoryNotFound):
+		reason, sentinel = kpov1.RepositoryNotFoundReason, git.ErrRepositoryNotFound
+		advice = "check the repository URL"
+	case errors.Is(err, git.ErrUnreachable):
+		reason, sentinel = kpov1.RepositoryUnreachableReason, git.ErrUnreachable
+		advice = "check the host name, the port and the network (" + rootCause(err) + ")"
+	case errors.Is(err, git.ErrBranchNotFound):
+		reason, sentinel = kpov1.BranchNotFoundReason, git.ErrBranchNotFound
+		advice = "create the branch, or set spec.git.createBranch: true"
+	default:
+		return fmt.Errorf("%s: %w", doing, err)
+	}
+	return &stepError{Reason: reason, RetryAfter: maxRetryAfter, Err: fmt.Errorf("%s: %w: %s", doing, sentinel, advice)}
+}
+
+// rootCause is the innermost error's text, trimmed; transport errors hold no credentials
+// (internal/git redacts them).
+func rootCause(err error) string {
+	for {
+		next := errors.Unwrap(err)
+		if next == nil {
+			return strings.TrimSpace(err.Error())
+		}
+		err = next
+	}
+}
+
+// keyedMutex is a set of mutexes created on demand, one per key.
+type keyedMutex struct {
+	mu    sync.Mutex
+	locks map[string]*sync.Mutex
+}
+
+func (k *keyedMutex) lock(key string) func() {
+	k.mu.Lock()
+	if k.locks == nil {
+		k.locks = map[string]*sync.Mutex{}
+	}
+	m, ok := k.locks[key]
+	if !ok {
+		m = &sync.Mutex{}
+		k.locks[key] = m
+	}
+	k.mu.Unlock()
+	m.Lock()
+	return m.Unlock
+}

@@ -1,0 +1,329 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/record"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	kpov1 "kpo.dev/kpo/api/v1alpha1"
+	"kpo.dev/kpo/internal/content"
+	"kpo.dev/kpo/internal/discovery"
+	"kpo.dev/kpo/internal/git"
+)
+
+// draftTrailer records in a draft's first commit which PackageDraft created it, so a draft
+// branch left by an interrupted reconcile is adopted instead of refused as a duplicate.
+const draftTrailer = "Kpo-Draft: "
+
+// PackageDraftReconciler turns a PackageDraft into a draft revision: it builds the content
+// (init, clone, copy), commits it to drafts/<package>/<workspace>, and creates the
+// PackageRevision; when the PackageDraft declares a lifecycle, it drives the revision there.
+type PackageDraftReconciler struct {
+	client.Client
+	git      *gitAccess
+	Recorder record.EventRecorder
+}
+
+// +kubebuilder:rbac:groups=kpo.dev,resources=packagedrafts,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=kpo.dev,resources=packagedrafts/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=kpo.dev,resources=packagedrafts/finalizers,verbs=update
+
+// SetupWithManager registers the reconciler; changes of a produced PackageRevision (found by
+// its kpo.dev/draft label) requeue its PackageDraft.
+func (r *PackageDraftReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&kpov1.PackageDraft{}).
+		Watches(&kpov1.PackageRevision{}, handler.EnqueueRequestsFromMapFunc(draftOfRevision)).
+		Named("packagedraft").
+		Complete(r)
+}
+
+func draftOfRevision(_ context.Context, obj client.Object) []reconcile.Request {
+	name := obj.GetLabels()[kpov1.DraftLabel]
+	if name == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: name}}}
+}
+
+// Reconcile creates the draft revision once, then follows the declared lifecycle.
+func (r *PackageDraftReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	draft := &kpov1.PackageDraft{}
+	if err := r.Get(ctx, req.NamespacedName, draft); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !draft.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, r.reconcileDelete(ctx, draft)
+	}
+	if !controllerutil.ContainsFinalizer(draft, kpov1.PackageDraftFinalizer) {
+		patch := client.MergeFrom(draft.DeepCopy())
+		controllerutil.AddFinalizer(draft, kpov1.PackageDraftFinalizer)
+		if err := r.Patch(ctx, draft, patch); err != nil {
+			return ctrl.Result{}, fmt.Errorf("adding finalizer: %w", err)
+		}
+	}
+
+	base := draft.DeepCopy()
+	var pr *kpov1.PackageRevision
+	defer func() {
+		setDraftReady(draft, pr, retErr)
+		if err := r.Status().Patch(ctx, draft, client.MergeFrom(base)); err != nil && !apierrors.IsNotFound(err) {
+			retErr = errors.Join(retErr, fmt.Errorf("patching status: %w", err))
+		}
+		result, retErr = resultFor(result, retErr)
+	}()
+
+	var err error
+	if pr, err = r.reconcileRevision(ctx, draft); err != nil || pr == nil {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{}, r.reconcileDeclaredLifecycle(ctx, draft, pr)
+}
+
+// reconcileRevision returns the draft's PackageRevision, creating draft branch and revision
+// the first time. It sets status.packageRevision. Refusals (duplicate workspace, existing or
+// nested package, unpublished source) are terminal with their own reasons.
+func (r *PackageDraftReconciler) reconcileRevision(ctx context.Context, draft *kpov1.PackageDraft) (*kpov1.PackageRevision, error) {
+	repo := &kpov1.Repository{}
+	if err := r.Get(ctx, client.ObjectKey{Namespace: draft.Namespace, Name: draft.Spec.Repository}, repo); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, &stepError{Reason: kpov1.RepositoryNotReadyReason, RetryAfter: maxRetryAfter,
+				Err: fmt.Errorf("repository %q does not exist: register it first", draft.Spec.Repository)}
+		}
+		return nil, err
+	}
+	name := discovery.RevisionName(repo.Name, draft.Spec.PackageName, draft.Spec.WorkspaceName)
+	pr := &kpov1.PackageRevision{}
+	err := r.Get(ctx, client.ObjectKey{Namespace: draft.Namespace, Name: name}, pr)
+	switch {
+	case err == nil && pr.Labels[kpov1.DraftLabel] == draft.Name:
+		draft.Status.PackageRevision = name
+		return pr, nil
+	case err == nil:
+		return nil, terminal(kpov1.DuplicateWorkspaceReason, fmt.Errorf(
+			"package %q already has workspace %q (PackageRevision %s): choose another workspaceName", draft.Spec.PackageName, draft.Spec.WorkspaceName, name))
+	case !apierrors.IsNotFound(err):
+		return nil, err
+	case draft.Status.PackageRevision != "":
+		// Produced once and deleted since: a PackageDraft never recreates its revision.
+		return nil, nil
+	}
+
+	if err := r.createDraft(ctx, draft, repo); err != nil {
+		return nil, err
+	}
+	if err := r.Get(ctx, client.ObjectKey{Namespace: draft.Namespace, Name: name}, pr); err != nil {
+		return nil, fmt.Errorf("reading the new package revision: %w", err)
+	}
+	patch := client.MergeFrom(pr.DeepCopy())
+	pr.Labels = mergeMaps(pr.Labels, map[string]string{kpov1.DraftLabel: draft.Name})
+	if err := r.Patch(ctx, pr, patch); err != nil {
+		return nil, fmt.Errorf("labelling the new package revision: %w", err)
+	}
+	draft.Status.PackageRevision = name
+	if r.Recorder != nil {
+		r.Recorder.Eventf(draft, "Normal", kpov1.CreatedReason, "created draft %s", name)
+	}
+	return pr, nil
+}
+
+// createDraft builds the content and pushes the draft branch, then reads it into a
+// PackageRevision.
+func (r *PackageDraftReconciler) createDraft(ctx context.Context, draft *kpov1.PackageDraft, repo *kpov1.Repository) error {
+	defer r.git.lock(repo)()
+	src, err := r.git.open(ctx, repo)
+	if err != nil {
+		return err
+	}
+	pkgPath := discovery.PackagePath(repo.Spec.Git.Directory, draft.Spec.PackageName)
+	ref := git.DraftRef(pkgPath, draft.Spec.WorkspaceName)
+	if adopted, err := r.adoptable(src, ref, draft); err != nil || adopted {
+		if err != nil {
+			return err
+		}
+		return syncPackage(ctx, r.Client, repo, src, draft.Spec.PackageName)
+	}
+	if err := r.checkTarget(src, repo, draft, pkgPath); err != nil {
+		return err
+	}
+	b := &draftBuilder{Client: r.Client, git: r.git, draft: draft, repo: repo, src: src}
+	files, task, err := b.build(ctx)
+	if err != nil {
+		return err
+	}
+	if err := content.Validate(files); err != nil {
+		return terminal(kpov1.InvalidContentReason, fmt.Errorf("the %s source gives invalid content: %w", task, err))
+	}
+	if _, _, err := content.ToConfigMap(files); err != nil {
+		reason := kpov1.InvalidContentReason
+		if errors.Is(err, content.ErrTooLarge) {
+			reason = kpov1.PackageTooLargeReason
+		}
+		return terminal(reason, err)
+	}
+
+	author, email := commitAuthor(repo)
+	err = withCAS(ctx, src, func(refs map[string]string) ([]git.RefUpdate, error) {
+		if _, exists := refs[ref]; exists {
+			return nil, terminal(kpov1.DuplicateWorkspaceReason, fmt.Errorf("draft branch %s was created meanwhile: choose another workspaceName", ref))
+		}
+		var parents []string
+		if head, ok := refs[git.BranchRef(branchOf(repo))]; ok {
+			parents = []string{head}
+		}
+		summary := fmt.Sprintf("%s %s\n\n%s%s", capitalize(task), draft.Spec.PackageName, draftTrailer, draft.UID)
+		hash, err := src.CreateCommit(git.NewCommit{
+			Parents: parents, Dir: pkgPath, Files: files,
+			Message:    commitMessage(summary, draft.Spec.PackageName, draft.Spec.WorkspaceName, 0, task, ""),
+			AuthorName: author, AuthorEmail: email, Time: time.Now(),
+		})
+		if err != nil && !errors.Is(err, git.ErrNoChanges) {
+			return nil, err
+		}
+		return []git.RefUpdate{{Name: ref, New: hash}}, nil
+	})
+	if err != nil {
+		return err
+	}
+	return syncPackage(ctx, r.Client, repo, src, draft.Spec.PackageName)
+}
+
+// adoptable tells whether ref exists and was created by this PackageDraft (an earlier
+// reconcile pushed it and stopped before recording it).
+func (r *PackageDraftReconciler) adoptable(src *git.Repo, ref string, draft *kpov1.PackageDraft) (bool, error) {
+	c, err := src.CommitInfo(ref)
+	if errors.Is(err, git.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if strings.Contains(c.Message, draftTrailer+string(draft.UID)) {
+		return true, nil
+	}
+	return false, terminal(kpov1.DuplicateWorkspaceReason, fmt.Errorf("draft branch %s already exists: choose another workspaceName", ref))
+}
+
+// checkTarget refuses a draft whose package path is taken: init and clone need a new package
+// that is neither inside another package nor contains one; copy needs the package to exist;
+// no source may reuse a workspace the package already has.
+func (r *PackageDraftReconciler) checkTarget(src *git.Repo, repo *kpov1.Repository, draft *kpov1.PackageDraft, pkgPath string) error {
+	refs, err := src.Refs()
+	if err != nil {
+		return err
+	}
+	packages := map[string]bool{}
+	var head string
+	for _, ref := range refs {
+		if ref.Name == git.BranchRef(branchOf(repo)) {
+			head = ref.Hash
+		}
+		pr, ok := git.ParsePackageRef(ref.Name)
+		if !ok || pr.Kind == git.RefBranch {
+			continue
+		}
+		packages[pr.Package] = true
+		if pr.Package == pkgPath && (pr.Workspace == draft.Spec.WorkspaceName) {
+			return terminal(kpov1.DuplicateWorkspaceReason, fmt.Errorf("package %q already has workspace %q: choose another workspaceName", draft.Spec.PackageName, draft.Spec.WorkspaceName))
+		}
+	}
+	if head != "" {
+		onBranch, err := src.ListPackages(head, "")
+		if err != nil {
+			return err
+		}
+		for _, p := range onBranch {
+			packages[p] = true
+		}
+	}
+	if draft.Spec.Source.Copy != nil || draft.Spec.Source.Upgrade != nil {
+		return nil
+	}
+	for p := range packages {
+		switch {
+		case p == pkgPath:
+			return terminal(kpov1.PackageExistsReason, fmt.Errorf("package %q already exists in repository %q: start a new revision of it with source copy instead", draft.Spec.PackageName, repo.Name))
+		case strings.HasPrefix(pkgPath, p+"/"):
+			return terminal(kpov1.NestedPackageReason, fmt.Errorf("package path %q is inside package %q: choose a path outside it", pkgPath, p))
+		case strings.HasPrefix(p, pkgPath+"/"):
+			return terminal(kpov1.NestedPackageReason, fmt.Errorf("package path %q contains package %q: choose another path", pkgPath, p))
+		}
+	}
+	return nil
+}
+
+// reconcileDeclaredLifecycle moves the revision one legal step towards spec.lifecycle:
+// Draft → Proposed → Published, or Proposed → Draft. The approval itself was checked by the
+// admission policy on the PackageDraft; its verified approver is carried over.
+func (r *PackageDraftReconciler) reconcileDeclaredLifecycle(ctx context.Context, draft *kpov1.PackageDraft, pr *kpov1.PackageRevision) error {
+	want := draft.Spec.Lifecycle
+	cur := pr.Spec.Lifecycle
+	if want == "" || cur == want || pr.Status.Lifecycle != cur {
+		return nil
+	}
+	var next kpov1.Lifecycle
+	switch {
+	case cur == kpov1.LifecycleDraft:
+		next = kpov1.LifecycleProposed
+	case cur == kpov1.LifecycleProposed:
+		next = want
+	default:
+		return terminal(kpov1.LifecycleConflictReason, fmt.Errorf(
+			"package revision %s is %s and cannot move to %s: a published revision does not go back", pr.Name, cur, want))
+	}
+	patch := client.MergeFrom(pr.DeepCopy())
+	pr.Spec.Lifecycle = next
+	if next == kpov1.LifecyclePublished {
+		pr.Annotations = mergeMaps(pr.Annotations, map[string]string{
+			kpov1.ApprovedByAnnotation: draft.Annotations[kpov1.ApprovedByAnnotation],
+		})
+	}
+	if err := r.Patch(ctx, pr, patch); err != nil {
+		return terminal(kpov1.TransitionFailedReason, fmt.Errorf("moving %s to %s: %w", pr.Name, next, err))
+	}
+	return nil
+}
+
+// reconcileDelete abandons the produced revision while it is still a Draft (its finalizer
+// deletes the branch); later revisions stay, only the request goes.
+func (r *PackageDraftReconciler) reconcileDelete(ctx context.Context, draft *kpov1.PackageDraft) error {
+	if !controllerutil.ContainsFinalizer(draft, kpov1.PackageDraftFinalizer) {
+		return nil
+	}
+	if name := draft.Status.PackageRevision; name != "" {
+		pr := &kpov1.PackageRevision{}
+		err := r.Get(ctx, client.ObjectKey{Namespace: draft.Namespace, Name: name}, pr)
+		if err == nil && pr.Status.Lifecycle == kpov1.LifecycleDraft && pr.Labels[kpov1.DraftLabel] == draft.Name {
+			if err := r.Delete(ctx, pr); client.IgnoreNotFound(err) != nil {
+				return fmt.Errorf("abandoning draft %s: %w", name, err)
+			}
+		} else if client.IgnoreNotFound(err) != nil {
+			return err
+		}
+	}
+	patch := client.MergeFrom(draft.DeepCopy())
+	controllerutil.RemoveFinalizer(draft, kpov1.PackageDraftFinalizer)
+	return client.IgnoreNotFound(r.Patch(ctx, draft, patch))
+}
+
+func capitalize(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// lastSegment is a package's name: the last element of its path.
+func lastSegment(pkg string) string { return path.Base(pkg) }

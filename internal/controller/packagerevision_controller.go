@@ -1,0 +1,378 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/tools/record"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+
+	kpov1 "kpo.dev/kpo/api/v1alpha1"
+	"kpo.dev/kpo/internal/content"
+	"kpo.dev/kpo/internal/discovery"
+	"kpo.dev/kpo/internal/git"
+)
+
+// maxCASAttempts bounds how often a Git write that lost a compare-and-swap race is retried
+// from fresh state before the reconcile fails and is requeued.
+const maxCASAttempts = 5
+
+// PackageRevisionReconciler carries out what users ask of a PackageRevision: it commits
+// edited draft content and moves refs for lifecycle transitions (propose, reject, approve,
+// propose deletion, reject deletion, delete), then re-reads the package from Git.
+type PackageRevisionReconciler struct {
+	client.Client
+	git      *gitAccess
+	Recorder record.EventRecorder
+}
+
+// +kubebuilder:rbac:groups=kpo.dev,resources=packagerevisions/finalizers,verbs=update
+
+// SetupWithManager registers the reconciler for PackageRevisions and their content ConfigMaps.
+func (r *PackageRevisionReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&kpov1.PackageRevision{}).
+		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(),
+			&kpov1.PackageRevision{}, handler.OnlyControllerOwner())).
+		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
+		Named("packagerevision").
+		Complete(r)
+}
+
+// Reconcile commits edited content and carries out a pending lifecycle transition. A deferred
+// status patch owns the conditions and observedGeneration.
+func (r *PackageRevisionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	pr := &kpov1.PackageRevision{}
+	if err := r.Get(ctx, req.NamespacedName, pr); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	repo, err := r.repository(ctx, pr)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if !pr.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, r.reconcileDelete(ctx, pr, repo)
+	}
+	if !controllerutil.ContainsFinalizer(pr, kpov1.PackageRevisionFinalizer) {
+		patch := client.MergeFrom(pr.DeepCopy())
+		controllerutil.AddFinalizer(pr, kpov1.PackageRevisionFinalizer)
+		if err := r.Patch(ctx, pr, patch); err != nil {
+			return ctrl.Result{}, fmt.Errorf("adding finalizer: %w", err)
+		}
+	}
+
+	base := pr.DeepCopy()
+	cm := r.contentConfigMap(ctx, pr)
+	defer func() {
+		setRevisionConditions(pr, cm, retErr)
+		if err := r.Status().Patch(ctx, pr, client.MergeFrom(base)); err != nil && !apierrors.IsNotFound(err) {
+			retErr = errors.Join(retErr, fmt.Errorf("patching status: %w", err))
+		}
+		result, retErr = resultFor(result, retErr)
+	}()
+	if repo == nil {
+		return ctrl.Result{}, &stepError{Reason: kpov1.RepositoryNotReadyReason, RetryAfter: maxRetryAfter,
+			Err: fmt.Errorf("repository %q does not exist", pr.Spec.Repository)}
+	}
+	if err := r.reconcileContent(ctx, pr, repo, cm); err != nil {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{}, r.reconcileLifecycle(ctx, pr, repo)
+}
+
+// repository returns the PackageRevision's Repository, or nil when it is gone or being deleted.
+func (r *PackageRevisionReconciler) repository(ctx context.Context, pr *kpov1.PackageRevision) (*kpov1.Repository, error) {
+	repo := &kpov1.Repository{}
+	err := r.Get(ctx, client.ObjectKey{Namespace: pr.Namespace, Name: pr.Spec.Repository}, repo)
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("reading repository: %w", err)
+	case !repo.DeletionTimestamp.IsZero():
+		return nil, nil
+	}
+	return repo, nil
+}
+
+// contentConfigMap returns the PackageRevision's content ConfigMap, or nil.
+func (r *PackageRevisionReconciler) contentConfigMap(ctx context.Context, pr *kpov1.PackageRevision) *corev1.ConfigMap {
+	cm := &corev1.ConfigMap{}
+	if err := r.Get(ctx, client.ObjectKey{Namespace: pr.Namespace, Name: pr.Name}, cm); err != nil {
+		return nil
+	}
+	return cm
+}
+
+// reconcileContent commits a user's edit of a Draft's content ConfigMap to the draft branch.
+// Content that is not valid (paths, YAML, Kptfile) is refused with reason InvalidContent and
+// nothing is committed: the last good commit stays.
+func (r *PackageRevisionReconciler) reconcileContent(ctx context.Context, pr *kpov1.PackageRevision, repo *kpov1.Repository, cm *corev1.ConfigMap) error {
+	if cm == nil || pr.Status.Lifecycle != kpov1.LifecycleDraft {
+		return nil
+	}
+	files, err := content.FromConfigMap(cm.Data, cm.BinaryData)
+	if err != nil {
+		return terminal(kpov1.InvalidContentReason, fmt.Errorf("content config map %s: %w", cm.Name, err))
+	}
+	if content.Digest(files) == cm.Annotations[kpov1.ContentDigestAnnotation] {
+		return nil
+	}
+	if err := content.Validate(files); err != nil {
+		return terminal(kpov1.InvalidContentReason, fmt.Errorf("content not committed, the draft keeps commit %s: %w", shortHash(pr.Status.Commit), err))
+	}
+
+	defer r.git.lock(repo)()
+	src, err := r.git.open(ctx, repo)
+	if err != nil {
+		return err
+	}
+	path := discovery.PackagePath(repo.Spec.Git.Directory, pr.Spec.PackageName)
+	ref := git.DraftRef(path, pr.Spec.WorkspaceName)
+	author, email := commitAuthor(repo)
+	err = withCAS(ctx, src, func(refs map[string]string) ([]git.RefUpdate, error) {
+		head, ok := refs[ref]
+		if !ok {
+			return nil, fmt.Errorf("draft branch %s does not exist", ref)
+		}
+		hash, err := src.CreateCommit(git.NewCommit{
+			Parents: []string{head}, Dir: path, Files: files,
+			Message:    commitMessage("Edit "+pr.Spec.PackageName, pr.Spec.PackageName, pr.Spec.WorkspaceName, 0, "edit", ""),
+			AuthorName: author, AuthorEmail: email, Time: time.Now(),
+		})
+		if errors.Is(err, git.ErrNoChanges) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		return []git.RefUpdate{{Name: ref, Old: head, New: hash}}, nil
+	})
+	if err != nil {
+		return fmt.Errorf("committing content: %w", err)
+	}
+	return syncPackage(ctx, r.Client, repo, src, pr.Spec.PackageName)
+}
+
+// reconcileLifecycle carries out spec.lifecycle when it differs from the lifecycle Git holds.
+func (r *PackageRevisionReconciler) reconcileLifecycle(ctx context.Context, pr *kpov1.PackageRevision, repo *kpov1.Repository) error {
+	from, to := pr.Status.Lifecycle, pr.Spec.Lifecycle
+	if from == "" || from == to {
+		return nil
+	}
+	defer r.git.lock(repo)()
+	src, err := r.git.open(ctx, repo)
+	if err != nil {
+		return err
+	}
+	path := discovery.PackagePath(repo.Spec.Git.Directory, pr.Spec.PackageName)
+	ws := pr.Spec.WorkspaceName
+	rev := pr.Status.Revision
+	switch {
+	case from == kpov1.LifecycleDraft && to == kpov1.LifecycleProposed:
+		err = moveRef(ctx, src, git.DraftRef(path, ws), git.ProposedRef(path, ws))
+	case from == kpov1.LifecycleProposed && to == kpov1.LifecycleDraft:
+		err = moveRef(ctx, src, git.ProposedRef(path, ws), git.DraftRef(path, ws))
+	case from == kpov1.LifecycleProposed && to == kpov1.LifecyclePublished:
+		err = r.approve(ctx, src, repo, pr, path)
+	case from == kpov1.LifecyclePublished && to == kpov1.LifecycleDeletionProposed:
+		err = withCAS(ctx, src, func(refs map[string]string) ([]git.RefUpdate, error) {
+			return []git.RefUpdate{{Name: git.DeletionProposedRef(path, rev), New: refs[git.TagRef(path, rev)]}}, nil
+		})
+	case from == kpov1.LifecycleDeletionProposed && to == kpov1.LifecyclePublished:
+		err = deleteRefs(ctx, src, git.DeletionProposedRef(path, rev))
+	default:
+		return terminal(kpov1.LifecycleConflictReason, fmt.Errorf("cannot move from %s to %s", from, to))
+	}
+	if err != nil {
+		return &stepError{Reason: kpov1.TransitionFailedReason, Err: fmt.Errorf("moving from %s to %s: %w", from, to, err)}
+	}
+	if r.Recorder != nil {
+		r.Recorder.Eventf(pr, corev1.EventTypeNormal, string(to), "moved from %s to %s", from, to)
+	}
+	return syncPackage(ctx, r.Client, repo, src, pr.Spec.PackageName)
+}
+
+// approve publishes a proposal: a commit on the registered branch whose parents are the
+// branch head and the proposal, holding the proposal's package; tag <package>/v<N> with N the
+// highest published revision + 1; the proposed branch deleted — in one atomic push.
+func (r *PackageRevisionReconciler) approve(ctx context.Context, src *git.Repo, repo *kpov1.Repository, pr *kpov1.PackageRevision, path string) error {
+	branch := git.BranchRef(branchOf(repo))
+	proposedRef := git.ProposedRef(path, pr.Spec.WorkspaceName)
+	approver := pr.Annotations[kpov1.ApprovedByAnnotation]
+	author, email := commitAuthor(repo)
+	return withCAS(ctx, src, func(refs map[string]string) ([]git.RefUpdate, error) {
+		proposed, ok := refs[proposedRef]
+		if !ok {
+			return nil, fmt.Errorf("proposed branch %s does not exist", proposedRef)
+		}
+		head, ok := refs[branch]
+		if !ok {
+			return nil, fmt.Errorf("%w: %s", git.ErrBranchNotFound, branch)
+		}
+		n := highestRevision(refs, path) + 1
+		files, err := src.ReadTree(proposed, path)
+		if err != nil {
+			return nil, err
+		}
+		hash, err := src.CreateCommit(git.NewCommit{
+			Parents: []string{head, proposed}, Dir: path, Files: files,
+			Message: commitMessage(fmt.Sprintf("Approve %s v%d", pr.Spec.PackageName, n),
+				pr.Spec.PackageName, pr.Spec.WorkspaceName, n, "approve", approver),
+			AuthorName: author, AuthorEmail: email, Time: time.Now(),
+		})
+		if err != nil {
+			return nil, err
+		}
+		return []git.RefUpdate{
+			{Name: branch, Old: head, New: hash},
+			{Name: git.TagRef(path, n), New: hash},
+			{Name: proposedRef, Old: proposed, New: ""},
+		}, nil
+	})
+}
+
+// reconcileDelete removes a deleted revision's refs from Git — the branch of a draft or a
+// proposal; the tag and branch of a revision proposed for deletion — and its ConfigMap, then
+// releases the finalizer. When the Repository is gone or being deleted, Git is left alone.
+// Published revisions are never deleted from Git here (the admission policy refuses it).
+func (r *PackageRevisionReconciler) reconcileDelete(ctx context.Context, pr *kpov1.PackageRevision, repo *kpov1.Repository) error {
+	if !controllerutil.ContainsFinalizer(pr, kpov1.PackageRevisionFinalizer) {
+		return nil
+	}
+	if repo != nil {
+		if err := r.deleteFromGit(ctx, pr, repo); err != nil {
+			return err
+		}
+	}
+	cm := &corev1.ConfigMap{}
+	cm.Name, cm.Namespace = pr.Name, pr.Namespace
+	if err := r.Delete(ctx, cm); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("deleting content config map: %w", err)
+	}
+	patch := client.MergeFrom(pr.DeepCopy())
+	controllerutil.RemoveFinalizer(pr, kpov1.PackageRevisionFinalizer)
+	return client.IgnoreNotFound(r.Patch(ctx, pr, patch))
+}
+
+func (r *PackageRevisionReconciler) deleteFromGit(ctx context.Context, pr *kpov1.PackageRevision, repo *kpov1.Repository) error {
+	path := discovery.PackagePath(repo.Spec.Git.Directory, pr.Spec.PackageName)
+	var refs []string
+	switch pr.Status.Lifecycle {
+	case kpov1.LifecycleDraft:
+		refs = []string{git.DraftRef(path, pr.Spec.WorkspaceName)}
+	case kpov1.LifecycleProposed:
+		refs = []string{git.ProposedRef(path, pr.Spec.WorkspaceName)}
+	case kpov1.LifecycleDeletionProposed:
+		refs = []string{git.TagRef(path, pr.Status.Revision), git.DeletionProposedRef(path, pr.Status.Revision)}
+	default:
+		return nil
+	}
+	defer r.git.lock(repo)()
+	src, err := r.git.open(ctx, repo)
+	if err != nil {
+		return err
+	}
+	if err := deleteRefs(ctx, src, refs...); err != nil {
+		return fmt.Errorf("deleting %v: %w", refs, err)
+	}
+	return syncPackage(ctx, r.Client, repo, src, pr.Spec.PackageName)
+}
+
+// withCAS builds ref updates from fresh refs and pushes them; a lost compare-and-swap race is
+// retried from a new fetch, never forced. No updates means nothing to do.
+func withCAS(ctx context.Context, src *git.Repo, build func(refs map[string]string) ([]git.RefUpdate, error)) error {
+	var err error
+	for attempt := range maxCASAttempts {
+		if attempt > 0 {
+			if err := src.Fetch(ctx); err != nil {
+				return err
+			}
+		}
+		var list []git.Ref
+		if list, err = src.Refs(); err != nil {
+			return err
+		}
+		refs := make(map[string]string, len(list))
+		for _, ref := range list {
+			refs[ref.Name] = ref.Hash
+		}
+		var updates []git.RefUpdate
+		if updates, err = build(refs); err != nil || len(updates) == 0 {
+			return err
+		}
+		if err = src.PushRefs(ctx, updates); !errors.Is(err, git.ErrNonFastForward) {
+			return err
+		}
+	}
+	return err
+}
+
+// moveRef renames a branch: creates to at from's commit and deletes from, atomically.
+func moveRef(ctx context.Context, src *git.Repo, from, to string) error {
+	return withCAS(ctx, src, func(refs map[string]string) ([]git.RefUpdate, error) {
+		head, ok := refs[from]
+		if !ok {
+			return nil, fmt.Errorf("branch %s does not exist", from)
+		}
+		return []git.RefUpdate{{Name: to, New: head}, {Name: from, Old: head}}, nil
+	})
+}
+
+// deleteRefs deletes the refs that still exist.
+func deleteRefs(ctx context.Context, src *git.Repo, names ...string) error {
+	return withCAS(ctx, src, func(refs map[string]string) ([]git.RefUpdate, error) {
+		var updates []git.RefUpdate
+		for _, name := range names {
+			if old, ok := refs[name]; ok {
+				updates = append(updates, git.RefUpdate{Name: name, Old: old})
+			}
+		}
+		return updates, nil
+	})
+}
+
+// highestRevision is the highest N of the tags <path>/v<N>.
+func highestRevision(refs map[string]string, path string) int {
+	highest := 0
+	for name := range refs {
+		if pr, ok := git.ParsePackageRef(name); ok && pr.Kind == git.RefPublished && pr.Package == path && pr.Revision > highest {
+			highest = pr.Revision
+		}
+	}
+	return highest
+}
+
+// commitMessage is a commit message in Porch's form: a summary, optional trailers, and the
+// kpt:{json} line.
+func commitMessage(summary, pkg, ws string, revision int, task, approver string) string {
+	msg := summary + "\n\n"
+	if approver != "" {
+		msg += discovery.ApprovedByTrailer + approver + "\n"
+	}
+	kc := git.KptCommit{Package: pkg, WorkspaceName: ws, Revision: revision,
+		Task: []byte(`{"type":` + strconv.Quote(task) + `}`)}
+	return msg + kc.Line() + "\n"
+}
+
+// syncPackage re-reads one package's revisions from Git into its PackageRevisions and
+// ConfigMaps, after a write by this process.
+func syncPackage(ctx context.Context, c client.Client, repo *kpov1.Repository, src *git.Repo, pkg string) error {
+	revs, err := discovery.Discover(src, discovery.Options{
+		Branch: branchOf(repo), Directory: repo.Spec.Git.Directory, Package: pkg,
+	})
+	if err != nil {
+		return fmt.Errorf("re-reading package %s: %w", pkg, err)
+	}
+	s := &revisionSync{Client: c, repo: repo, src: src}
+	return s.apply(ctx, revs, pkg)
+}
