@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -29,8 +30,10 @@ import (
 // The control plane and the manager are shared by the tests of this package; each test works
 // in its own namespace against its own Git server.
 var (
-	k8sClient  client.Client
-	managerLog = &syncBuffer{}
+	k8sClient client.Client
+	// adminConfig is the control plane admin (system:masters) config, for impersonation.
+	adminConfig *rest.Config
+	managerLog  = &syncBuffer{}
 )
 
 func TestMain(m *testing.M) {
@@ -52,7 +55,14 @@ func runSuite(m *testing.M) int {
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(kpov1.AddToScheme(scheme))
 
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+	if err := testenv.InstallConfig(context.Background(), env.Config); err != nil {
+		fmt.Fprintln(os.Stderr, "installing config:", err)
+		return 1
+	}
+	// The manager runs as its own identity, the one the admission policies exempt.
+	mgrConfig := rest.CopyConfig(env.Config)
+	mgrConfig.Impersonate = rest.ImpersonationConfig{UserName: kpov1.ManagerUsername, Groups: []string{"system:masters"}}
+	mgr, err := ctrl.NewManager(mgrConfig, ctrl.Options{
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
@@ -82,6 +92,7 @@ func runSuite(m *testing.M) int {
 	}()
 	defer func() { cancel(); <-done }()
 
+	adminConfig = env.Config
 	k8sClient, err = client.New(env.Config, client.Options{Scheme: scheme})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -1,0 +1,144 @@
+package controller_test
+
+import (
+	"context"
+	"os/exec"
+	"testing"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	kpov1 "kpo.dev/kpo/api/v1alpha1"
+	"kpo.dev/kpo/internal/gitserver"
+)
+
+// newEmptyRepository creates a Git repository with one commit on main and registers it.
+func newEmptyRepository(t *testing.T, srv *gitserver.Server, ns, name string, mutate ...func(*kpov1.Repository)) *gitserver.Repo {
+	t.Helper()
+	g := NewWithT(t)
+	gitRepo, err := srv.CreateRepo(name)
+	g.Expect(err).NotTo(HaveOccurred())
+	_, err = gitRepo.Commit("main", gitserver.Change{Message: "Initial commit", Files: map[string]string{"README.md": "# " + name + "\n"}})
+	g.Expect(err).NotTo(HaveOccurred())
+	newRepository(t, ns, name, srv.RepoURL(name), "git-creds", mutate...)
+	waitRepositoryReady(t, ns, name)
+	return gitRepo
+}
+
+func waitRepositoryReady(t *testing.T, ns, name string) {
+	t.Helper()
+	NewWithT(t).Eventually(func(g Gomega) {
+		c := readyCondition(g, ns, name)
+		g.Expect(c.Status).To(Equal(metav1.ConditionTrue), c.Message)
+	}, timeout, interval).Should(Succeed())
+}
+
+// newDraft applies a PackageDraft.
+func newDraft(t *testing.T, ns, name, repo, pkg, ws string, source kpov1.PackageDraftSource) *kpov1.PackageDraft {
+	t.Helper()
+	d := &kpov1.PackageDraft{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec:       kpov1.PackageDraftSpec{Repository: repo, PackageName: pkg, WorkspaceName: ws, Source: source},
+	}
+	NewWithT(t).Expect(k8sClient.Create(context.Background(), d)).To(Succeed())
+	return d
+}
+
+func initSource(description string) kpov1.PackageDraftSource {
+	return kpov1.PackageDraftSource{Init: &kpov1.InitSource{Description: description}}
+}
+
+func copySource(from string) kpov1.PackageDraftSource {
+	return kpov1.PackageDraftSource{Copy: &kpov1.CopySource{SourceRef: kpov1.LocalReference{Name: from}}}
+}
+
+// draftCondition waits for a PackageDraft's Ready condition to have status and returns it.
+func draftCondition(t *testing.T, ns, name string, status metav1.ConditionStatus) metav1.Condition {
+	t.Helper()
+	var cond metav1.Condition
+	NewWithT(t).Eventually(func(g Gomega) {
+		d := &kpov1.PackageDraft{}
+		g.Expect(k8sClient.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, d)).To(Succeed())
+		c := meta.FindStatusCondition(d.Status.Conditions, kpov1.ReadyCondition)
+		g.Expect(c).NotTo(BeNil())
+		g.Expect(c.Status).To(Equal(status), c.Message)
+		cond = *c
+	}, timeout, interval).Should(Succeed())
+	return cond
+}
+
+// waitDraft waits for a PackageDraft to produce its revision and returns the revision's name.
+func waitDraft(t *testing.T, ns, name string) string {
+	t.Helper()
+	draftCondition(t, ns, name, metav1.ConditionTrue)
+	d := &kpov1.PackageDraft{}
+	NewWithT(t).Expect(k8sClient.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, d)).To(Succeed())
+	return d.Status.PackageRevision
+}
+
+func getRevision(g Gomega, ns, name string) *kpov1.PackageRevision {
+	pr := &kpov1.PackageRevision{}
+	g.Expect(k8sClient.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, pr)).To(Succeed())
+	return pr
+}
+
+// setLifecycle patches spec.lifecycle as `kubectl patch` would, with the given client.
+func setLifecycle(c client.Client, ns, name string, l kpov1.Lifecycle) error {
+	pr := &kpov1.PackageRevision{}
+	if err := c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, pr); err != nil {
+		return err
+	}
+	patch := client.MergeFrom(pr.DeepCopy())
+	pr.Spec.Lifecycle = l
+	return c.Patch(context.Background(), pr, patch)
+}
+
+// waitLifecycle waits until Git holds lifecycle l for the revision and it is Ready.
+func waitLifecycle(t *testing.T, ns, name string, l kpov1.Lifecycle) *kpov1.PackageRevision {
+	t.Helper()
+	var pr *kpov1.PackageRevision
+	NewWithT(t).Eventually(func(g Gomega) {
+		pr = getRevision(g, ns, name)
+		g.Expect(pr.Status.Lifecycle).To(Equal(l))
+		c := meta.FindStatusCondition(pr.Status.Conditions, kpov1.ReadyCondition)
+		g.Expect(c).NotTo(BeNil())
+		g.Expect(c.Status).To(Equal(metav1.ConditionTrue), c.Message)
+		g.Expect(c.ObservedGeneration).To(Equal(pr.Generation))
+	}, timeout, interval).Should(Succeed())
+	return pr
+}
+
+// publish proposes and approves a draft as the admin and waits for it.
+func publish(t *testing.T, ns, name string) *kpov1.PackageRevision {
+	t.Helper()
+	g := NewWithT(t)
+	g.Expect(setLifecycle(k8sClient, ns, name, kpov1.LifecycleProposed)).To(Succeed())
+	waitLifecycle(t, ns, name, kpov1.LifecycleProposed)
+	g.Expect(setLifecycle(k8sClient, ns, name, kpov1.LifecyclePublished)).To(Succeed())
+	return waitLifecycle(t, ns, name, kpov1.LifecyclePublished)
+}
+
+func contentOf(g Gomega, ns, name string) *corev1.ConfigMap {
+	cm := &corev1.ConfigMap{}
+	g.Expect(k8sClient.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, cm)).To(Succeed())
+	return cm
+}
+
+// editContent updates a content ConfigMap as `kubectl edit` would.
+func editContent(t *testing.T, ns, name string, edit func(data map[string]string)) {
+	t.Helper()
+	g := NewWithT(t)
+	cm := contentOf(g, ns, name)
+	edit(cm.Data)
+	g.Expect(k8sClient.Update(context.Background(), cm)).To(Succeed())
+}
+
+// gitOut runs the system git on a served bare repository (tests only: the manager never does).
+func gitOut(t *testing.T, repo *gitserver.Repo, args ...string) (string, error) {
+	t.Helper()
+	out, err := exec.Command("git", append([]string{"--git-dir", repo.Dir}, args...)...).CombinedOutput()
+	return string(out), err
+}
