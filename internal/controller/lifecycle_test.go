@@ -98,7 +98,9 @@ func TestPackageDraft_copyOfOlderRevision_rollsBackAsNextRevision(t *testing.T) 
 
 	newDraft(t, ns, "v2", "catalog", "web", "v2", copySource(v1))
 	v2 := waitDraft(t, ns, "v2")
-	editContent(t, ns, v2, func(d map[string]string) { d["deploy.yaml"] = strings.ReplaceAll(deployYAML, "replicas: 2", "replicas: 5") })
+	editContent(t, ns, v2, func(d map[string]string) {
+		d["deploy.yaml"] = strings.ReplaceAll(deployYAML, "replicas: 2", "replicas: 5")
+	})
 	g.Eventually(func() (string, error) { return gitRepo.ReadFile("refs/heads/drafts/web/v2", "web/deploy.yaml") }, timeout, interval).Should(ContainSubstring("replicas: 5"))
 	g.Expect(publish(t, ns, v2).Status.Revision).To(Equal(2))
 	g.Expect(getRevision(g, ns, v1).Labels).NotTo(HaveKey(kpov1.LatestRevisionLabel), "the latest label moved to v2")
