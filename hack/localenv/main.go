@@ -65,6 +65,9 @@ func run(managerBin, dir, gitAddr string) error {
 	if err := testenv.InstallConfig(ctx, env.Config); err != nil {
 		return err
 	}
+	if err := testenv.WaitForPolicies(ctx, env.Config); err != nil {
+		return err
+	}
 	userKubeconfig, err := writeKubeconfig(env, envtest.User{Name: "kpo-admin", Groups: []string{"system:masters"}}, filepath.Join(dir, "kubeconfig"))
 	if err != nil {
 		return err

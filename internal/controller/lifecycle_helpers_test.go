@@ -16,7 +16,7 @@ import (
 )
 
 // newEmptyRepository creates a Git repository with one commit on main and registers it.
-func newEmptyRepository(t *testing.T, srv *gitserver.Server, ns, name string, mutate ...func(*kpov1.Repository)) *gitserver.Repo {
+func newEmptyRepository(t testing.TB, srv *gitserver.Server, ns, name string, mutate ...func(*kpov1.Repository)) *gitserver.Repo {
 	t.Helper()
 	g := NewWithT(t)
 	gitRepo, err := srv.CreateRepo(name)
@@ -28,7 +28,7 @@ func newEmptyRepository(t *testing.T, srv *gitserver.Server, ns, name string, mu
 	return gitRepo
 }
 
-func waitRepositoryReady(t *testing.T, ns, name string) {
+func waitRepositoryReady(t testing.TB, ns, name string) {
 	t.Helper()
 	NewWithT(t).Eventually(func(g Gomega) {
 		c := readyCondition(g, ns, name)
@@ -37,7 +37,7 @@ func waitRepositoryReady(t *testing.T, ns, name string) {
 }
 
 // newDraft applies a PackageDraft.
-func newDraft(t *testing.T, ns, name, repo, pkg, ws string, source kpov1.PackageDraftSource) *kpov1.PackageDraft {
+func newDraft(t testing.TB, ns, name, repo, pkg, ws string, source kpov1.PackageDraftSource) *kpov1.PackageDraft {
 	t.Helper()
 	d := &kpov1.PackageDraft{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
@@ -56,7 +56,7 @@ func copySource(from string) kpov1.PackageDraftSource {
 }
 
 // draftCondition waits for a PackageDraft's Ready condition to have status and returns it.
-func draftCondition(t *testing.T, ns, name string, status metav1.ConditionStatus) metav1.Condition {
+func draftCondition(t testing.TB, ns, name string, status metav1.ConditionStatus) metav1.Condition {
 	t.Helper()
 	var cond metav1.Condition
 	NewWithT(t).Eventually(func(g Gomega) {
@@ -71,7 +71,7 @@ func draftCondition(t *testing.T, ns, name string, status metav1.ConditionStatus
 }
 
 // waitDraft waits for a PackageDraft to produce its revision and returns the revision's name.
-func waitDraft(t *testing.T, ns, name string) string {
+func waitDraft(t testing.TB, ns, name string) string {
 	t.Helper()
 	draftCondition(t, ns, name, metav1.ConditionTrue)
 	d := &kpov1.PackageDraft{}
@@ -97,7 +97,7 @@ func setLifecycle(c client.Client, ns, name string, l kpov1.Lifecycle) error {
 }
 
 // waitLifecycle waits until Git holds lifecycle l for the revision and it is Ready.
-func waitLifecycle(t *testing.T, ns, name string, l kpov1.Lifecycle) *kpov1.PackageRevision {
+func waitLifecycle(t testing.TB, ns, name string, l kpov1.Lifecycle) *kpov1.PackageRevision {
 	t.Helper()
 	var pr *kpov1.PackageRevision
 	NewWithT(t).Eventually(func(g Gomega) {
@@ -112,7 +112,7 @@ func waitLifecycle(t *testing.T, ns, name string, l kpov1.Lifecycle) *kpov1.Pack
 }
 
 // publish proposes and approves a draft as the admin and waits for it.
-func publish(t *testing.T, ns, name string) *kpov1.PackageRevision {
+func publish(t testing.TB, ns, name string) *kpov1.PackageRevision {
 	t.Helper()
 	g := NewWithT(t)
 	g.Expect(setLifecycle(k8sClient, ns, name, kpov1.LifecycleProposed)).To(Succeed())
@@ -128,7 +128,7 @@ func contentOf(g Gomega, ns, name string) *corev1.ConfigMap {
 }
 
 // editContent updates a content ConfigMap as `kubectl edit` would.
-func editContent(t *testing.T, ns, name string, edit func(data map[string]string)) {
+func editContent(t testing.TB, ns, name string, edit func(data map[string]string)) {
 	t.Helper()
 	g := NewWithT(t)
 	cm := contentOf(g, ns, name)
@@ -137,7 +137,7 @@ func editContent(t *testing.T, ns, name string, edit func(data map[string]string
 }
 
 // gitOut runs the system git on a served bare repository (tests only: the manager never does).
-func gitOut(t *testing.T, repo *gitserver.Repo, args ...string) (string, error) {
+func gitOut(t testing.TB, repo *gitserver.Repo, args ...string) (string, error) {
 	t.Helper()
 	out, err := exec.Command("git", append([]string{"--git-dir", repo.Dir}, args...)...).CombinedOutput()
 	return string(out), err

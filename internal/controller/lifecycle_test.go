@@ -8,8 +8,10 @@ import (
 	"testing"
 
 	. "github.com/onsi/gomega"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kpov1 "kpo.dev/kpo/api/v1alpha1"
@@ -338,4 +340,105 @@ func findCondition(conds []metav1.Condition, t string) metav1.Condition {
 		}
 	}
 	return metav1.Condition{}
+}
+
+// userClient acts as user, bound in ns to the ClusterRole role (kpo-author, kpo-approver).
+func userClient(t *testing.T, ns, user, role string) client.Client {
+	t.Helper()
+	g := NewWithT(t)
+	binding := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: user + "-" + role, Namespace: ns},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: user}},
+	}
+	g.Expect(k8sClient.Create(context.Background(), binding)).To(Succeed())
+	cfg := rest.CopyConfig(adminConfig)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: user}
+	c, err := client.New(cfg, client.Options{Scheme: k8sClient.Scheme()})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Eventually(func() error { // RBAC caches take a moment
+		return c.List(context.Background(), &kpov1.PackageRevisionList{}, client.InNamespace(ns))
+	}, timeout, interval).Should(Succeed())
+	return c
+}
+
+func TestPackageRevision_onlyApproversPublish_andPublishedByIsTheApprover(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	srv := newGitServer(t)
+	newCredentials(t, ns, "git-creds", gitPassword)
+	gitRepo := newEmptyRepository(t, srv, ns, "catalog")
+	alice := userClient(t, ns, "alice", "kpo-author")
+	bob := userClient(t, ns, "bob", "kpo-approver")
+
+	newDraft(t, ns, "web", "catalog", "web", "w", initSource(""))
+	name := waitDraft(t, ns, "web")
+	waitLifecycle(t, ns, name, kpov1.LifecycleDraft)
+	g.Expect(setLifecycle(alice, ns, name, kpov1.LifecycleProposed)).To(Succeed(), "authors propose")
+	waitLifecycle(t, ns, name, kpov1.LifecycleProposed)
+
+	err := setLifecycle(alice, ns, name, kpov1.LifecyclePublished)
+	g.Expect(apierrors.IsForbidden(err)).To(BeTrue(), "got %v", err)
+	g.Expect(err.Error()).To(ContainSubstring("packagerevisions/approval"))
+	g.Expect(err.Error()).To(ContainSubstring("kpo-approver"))
+	g.Expect(gitRepo.Refs()).NotTo(HaveKey("refs/tags/web/v1"))
+
+	g.Expect(setLifecycle(bob, ns, name, kpov1.LifecyclePublished)).To(Succeed())
+	pr := waitLifecycle(t, ns, name, kpov1.LifecyclePublished)
+	g.Expect(pr.Status.PublishedBy).To(Equal("bob"))
+	msg, err := gitOut(t, gitRepo, "log", "-1", "--format=%B", "refs/tags/web/v1")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(msg).To(ContainSubstring("Approved-by: bob"))
+
+	// Published content is read-only, and a published revision cannot be deleted directly.
+	cm := contentOf(g, ns, name)
+	cm.Data["extra.yaml"] = "a: b\n"
+	err = bob.Update(context.Background(), cm)
+	g.Expect(apierrors.IsForbidden(err)).To(BeTrue(), "got %v", err)
+	g.Expect(err.Error()).To(ContainSubstring("only Draft content is writable"))
+	err = bob.Delete(context.Background(), pr)
+	g.Expect(apierrors.IsForbidden(err)).To(BeTrue(), "got %v", err)
+	g.Expect(err.Error()).To(ContainSubstring("propose deletion first"))
+
+	// Propose deletion, then an approver deletes: tag and branch go.
+	g.Expect(setLifecycle(alice, ns, name, kpov1.LifecycleDeletionProposed)).To(Succeed())
+	waitLifecycle(t, ns, name, kpov1.LifecycleDeletionProposed)
+	g.Expect(gitRepo.Refs()).To(HaveKey("refs/heads/deletionProposed/web/v1"))
+	g.Expect(bob.Delete(context.Background(), getRevision(g, ns, name))).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		refs, err := gitRepo.Refs()
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(refs).NotTo(HaveKey("refs/tags/web/v1"))
+		g.Expect(refs).NotTo(HaveKey("refs/heads/deletionProposed/web/v1"))
+		err = k8sClient.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &kpov1.PackageRevision{})
+		g.Expect(apierrors.IsNotFound(err)).To(BeTrue())
+	}, timeout, interval).Should(Succeed())
+}
+
+func TestPackageDraft_declaredLifecycle_proposesAndPublishesWithTheApprover(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	srv := newGitServer(t)
+	newCredentials(t, ns, "git-creds", gitPassword)
+	gitRepo := newEmptyRepository(t, srv, ns, "catalog")
+	alice := userClient(t, ns, "alice", "kpo-author")
+	bob := userClient(t, ns, "bob", "kpo-approver")
+
+	d := &kpov1.PackageDraft{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns},
+		Spec: kpov1.PackageDraftSpec{Repository: "catalog", PackageName: "web", WorkspaceName: "w",
+			Source: initSource("gitops"), Lifecycle: kpov1.LifecycleProposed},
+	}
+	g.Expect(alice.Create(context.Background(), d)).To(Succeed())
+	name := waitDraft(t, ns, "web")
+	waitLifecycle(t, ns, name, kpov1.LifecycleProposed)
+
+	patch := client.RawPatch("application/merge-patch+json", []byte(`{"spec":{"lifecycle":"Published"}}`))
+	err := alice.Patch(context.Background(), d.DeepCopy(), patch)
+	g.Expect(apierrors.IsForbidden(err)).To(BeTrue(), "an author cannot declare publication: %v", err)
+	g.Expect(bob.Patch(context.Background(), d.DeepCopy(), patch)).To(Succeed())
+	pr := waitLifecycle(t, ns, name, kpov1.LifecyclePublished)
+	g.Expect(pr.Status.PublishedBy).To(Equal("bob"))
+	g.Expect(gitRepo.Refs()).To(HaveKey("refs/tags/web/v1"))
+	draftCondition(t, ns, "web", metav1.ConditionTrue)
 }

@@ -34,7 +34,7 @@ func kptLine(pkg, ws string, rev int) string {
 // seedPorchLayout writes a repository as Porch leaves it: two packages (one with a nested
 // subpackage), a non-package directory, tags basens/v1 and basens/v2, a draft, a proposal and
 // a proposed deletion of basens/v1.
-func seedPorchLayout(t *testing.T, srv *gitserver.Server, name string) *gitserver.Repo {
+func seedPorchLayout(t testing.TB, srv *gitserver.Server, name string) *gitserver.Repo {
 	t.Helper()
 	g := NewWithT(t)
 	repo, err := srv.CreateRepo(name)
@@ -70,7 +70,7 @@ func seedPorchLayout(t *testing.T, srv *gitserver.Server, name string) *gitserve
 	return repo
 }
 
-func newRepository(t *testing.T, ns, name, url, secret string, mutate ...func(*kpov1.Repository)) *kpov1.Repository {
+func newRepository(t testing.TB, ns, name, url, secret string, mutate ...func(*kpov1.Repository)) *kpov1.Repository {
 	t.Helper()
 	repo := &kpov1.Repository{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},

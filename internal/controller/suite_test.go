@@ -59,10 +59,12 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "installing config:", err)
 		return 1
 	}
+	if err := testenv.WaitForPolicies(context.Background(), env.Config); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	// The manager runs as its own identity, the one the admission policies exempt.
-	mgrConfig := rest.CopyConfig(env.Config)
-	mgrConfig.Impersonate = rest.ImpersonationConfig{UserName: kpov1.ManagerUsername, Groups: []string{"system:masters"}}
-	mgr, err := ctrl.NewManager(mgrConfig, ctrl.Options{
+	mgr, err := ctrl.NewManager(testenv.ManagerConfig(env.Config), ctrl.Options{
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
@@ -128,7 +130,7 @@ func (b *syncBuffer) String() string {
 }
 
 // newNamespace creates a namespace for one test and deletes it when the test ends.
-func newNamespace(t *testing.T) string {
+func newNamespace(t testing.TB) string {
 	t.Helper()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "kpo-test-"}}
 	if err := k8sClient.Create(context.Background(), ns); err != nil {
@@ -144,7 +146,7 @@ const (
 )
 
 // newGitServer starts a real smart-HTTP Git server with basic auth for one test.
-func newGitServer(t *testing.T) *gitserver.Server {
+func newGitServer(t testing.TB) *gitserver.Server {
 	t.Helper()
 	srv, err := gitserver.Start(gitserver.Options{Root: t.TempDir(), Username: gitUser, Password: gitPassword})
 	if err != nil {
@@ -155,7 +157,7 @@ func newGitServer(t *testing.T) *gitserver.Server {
 }
 
 // newCredentials creates the basic-auth Secret of the test Git server in ns.
-func newCredentials(t *testing.T, ns, name, password string) {
+func newCredentials(t testing.TB, ns, name, password string) {
 	t.Helper()
 	secret := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
