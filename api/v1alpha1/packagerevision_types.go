@@ -130,6 +130,7 @@ type PackageRevisionStatus struct {
 	// Revision is the published revision number: assigned at publication as the highest
 	// published revision plus one; 0 before; -1 for the package as it stands on the
 	// registered branch.
+	// +kubebuilder:default=0
 	// +optional
 	Revision int `json:"revision"`
 

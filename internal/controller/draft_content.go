@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -14,6 +15,9 @@ import (
 	"kpo.dev/kpo/internal/git"
 	"kpo.dev/kpo/internal/kptfile"
 )
+
+// sourceRetry is how soon a draft whose source revision does not exist yet looks again.
+const sourceRetry = 15 * time.Second
 
 // draftBuilder builds the files of a new draft from its PackageDraft's source.
 type draftBuilder struct {
@@ -54,7 +58,9 @@ func (b *draftBuilder) publishedSource(ctx context.Context, name string) (*kpov1
 	pr := &kpov1.PackageRevision{}
 	if err := b.Get(ctx, client.ObjectKey{Namespace: b.draft.Namespace, Name: name}, pr); err != nil {
 		if apierrors.IsNotFound(err) {
-			return nil, nil, "", terminal(kpov1.SourceNotFoundReason, fmt.Errorf("package revision %q does not exist in namespace %q", name, b.draft.Namespace))
+			// It may appear with the next sync of its repository (a GitOps apply of both at once).
+			return nil, nil, "", &stepError{Reason: kpov1.SourceNotFoundReason, RetryAfter: sourceRetry,
+				Err: fmt.Errorf("package revision %q does not exist in namespace %q", name, b.draft.Namespace)}
 		}
 		return nil, nil, "", err
 	}

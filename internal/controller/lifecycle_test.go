@@ -442,3 +442,58 @@ func TestPackageDraft_declaredLifecycle_proposesAndPublishesWithTheApprover(t *t
 	g.Expect(gitRepo.Refs()).To(HaveKey("refs/tags/web/v1"))
 	draftCondition(t, ns, "web", metav1.ConditionTrue)
 }
+
+func TestPackageRevision_readinessGates_blockPublicationUntilTheKptfileSaysTrue(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	srv := newGitServer(t)
+	newCredentials(t, ns, "git-creds", gitPassword)
+	newEmptyRepository(t, srv, ns, "catalog")
+	newDraft(t, ns, "web", "catalog", "web", "w", initSource(""))
+	name := waitDraft(t, ns, "web")
+	pr := waitLifecycle(t, ns, name, kpov1.LifecycleDraft)
+	patch := client.MergeFrom(pr.DeepCopy())
+	pr.Spec.ReadinessGates = []kpov1.ReadinessGate{{ConditionType: "Verified"}}
+	g.Expect(k8sClient.Patch(context.Background(), pr, patch)).To(Succeed())
+
+	g.Expect(setLifecycle(k8sClient, ns, name, kpov1.LifecycleProposed)).To(Succeed())
+	waitLifecycle(t, ns, name, kpov1.LifecycleProposed)
+	err := setLifecycle(k8sClient, ns, name, kpov1.LifecyclePublished)
+	g.Expect(err).To(HaveOccurred())
+	g.Expect(err.Error()).To(ContainSubstring("Verified"))
+
+	// Back to Draft, record the gate as True in the Kptfile's status, and publish.
+	g.Expect(setLifecycle(k8sClient, ns, name, kpov1.LifecycleDraft)).To(Succeed())
+	waitLifecycle(t, ns, name, kpov1.LifecycleDraft)
+	editContent(t, ns, name, func(d map[string]string) {
+		d["Kptfile"] += "status:\n  conditions:\n  - type: Verified\n    status: \"True\"\n    reason: Checked\n"
+	})
+	g.Eventually(func(g Gomega) {
+		c := findCondition(getRevision(g, ns, name).Status.Conditions, "Verified")
+		g.Expect(c.Status).To(Equal(metav1.ConditionTrue))
+	}, timeout, interval).Should(Succeed())
+	publish(t, ns, name)
+}
+
+func TestRepository_packageTooLargeForAConfigMap_isReportedNotDropped(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	srv := newGitServer(t)
+	newCredentials(t, ns, "git-creds", gitPassword)
+	gitRepo, err := srv.CreateRepo("big")
+	g.Expect(err).NotTo(HaveOccurred())
+	_, err = gitRepo.Commit("main", gitserver.Change{Message: "Big", Files: map[string]string{
+		"big/Kptfile":   kptfile("big"),
+		"big/data.yaml": "data: " + strings.Repeat("x", 1100*1024) + "\n",
+	}})
+	g.Expect(err).NotTo(HaveOccurred())
+	newRepository(t, ns, "big", srv.RepoURL("big"), "git-creds")
+	g.Eventually(func(g Gomega) {
+		pr := getRevision(g, ns, "big.big.main")
+		c := findCondition(pr.Status.Conditions, kpov1.ReadyCondition)
+		g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
+		g.Expect(c.Reason).To(Equal(kpov1.PackageTooLargeReason))
+		g.Expect(c.Message).To(ContainSubstring("split the package"))
+	}, timeout, interval).Should(Succeed())
+	waitRepositoryReady(t, ns, "big")
+}
