@@ -24,12 +24,14 @@ func main() {
 		metricsAddr, probeAddr, gitCacheDir string
 		leaderElect                         bool
 		workers                             int
+		fns                                 functionFlags
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "Address of the metrics endpoint (e.g. :8080); 0 disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader, so only one manager replica is active.")
 	flag.StringVar(&gitCacheDir, "git-cache-dir", defaultGitCacheDir(), "Directory of the local clones of registered repositories.")
 	flag.IntVar(&workers, "repository-workers", 2, "Repositories synced in parallel.")
+	fns.bind(flag.CommandLine)
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -48,9 +50,15 @@ func main() {
 		setupLog.Error(err, "creating manager")
 		os.Exit(1)
 	}
+	selector, err := fns.selector(mgr.GetClient(), mgr.GetAPIReader())
+	if err != nil {
+		setupLog.Error(err, "invalid function flags")
+		os.Exit(1)
+	}
 	if err := controller.SetupWithManager(mgr, controller.Options{
 		GitCache:          git.NewCache(gitCacheDir),
 		RepositoryWorkers: workers,
+		Render:            selector.Render,
 	}); err != nil {
 		setupLog.Error(err, "setting up controllers")
 		os.Exit(1)

@@ -106,6 +106,16 @@ const (
 	SourceNotPublishedReason = "SourceNotPublished"
 	// UnsupportedSourceReason: a draft source this version cannot build yet.
 	UnsupportedSourceReason = "UnsupportedSource"
+	// RenderSucceededReason: the Kptfile pipelines ran and their output was committed.
+	RenderSucceededReason = "RenderSucceeded"
+	// FunctionFailedReason: a function of a pipeline failed; nothing was committed.
+	FunctionFailedReason = "FunctionFailed"
+	// InvalidKptfileReason: a Kptfile of the package is not valid kpt.dev/v1.
+	InvalidKptfileReason = "InvalidKptfile"
+	// ImageNotAllowedReason: a function image is neither built in nor allowed to run as a Job.
+	ImageNotAllowedReason = "ImageNotAllowed"
+	// TimeoutReason: a function did not finish in time.
+	TimeoutReason = "Timeout"
 	// LifecycleConflictReason: the declared lifecycle cannot be reached from the current one.
 	LifecycleConflictReason = "LifecycleConflict"
 )

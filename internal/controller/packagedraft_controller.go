@@ -33,6 +33,7 @@ const draftTrailer = "Kpo-Draft: "
 type PackageDraftReconciler struct {
 	client.Client
 	git      *gitAccess
+	render   Renderer
 	Recorder record.EventRecorder
 }
 
@@ -165,6 +166,13 @@ func (r *PackageDraftReconciler) createDraft(ctx context.Context, draft *kpov1.P
 	}
 	if err := content.Validate(files); err != nil {
 		return terminal(kpov1.InvalidContentReason, fmt.Errorf("the %s source gives invalid content: %w", task, err))
+	}
+	rendered := renderFiles(ctx, r.render, files)
+	switch {
+	case rendered.err == nil:
+		files = rendered.files
+	case draft.Annotations[kpov1.PushOnRenderFailureAnnotation] != "true":
+		return terminal(rendered.reason, rendered.err)
 	}
 	if _, _, err := content.ToConfigMap(files); err != nil {
 		reason := kpov1.InvalidContentReason

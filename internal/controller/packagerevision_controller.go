@@ -32,6 +32,7 @@ const maxCASAttempts = 5
 type PackageRevisionReconciler struct {
 	client.Client
 	git      *gitAccess
+	render   Renderer
 	Recorder record.EventRecorder
 }
 
@@ -130,6 +131,14 @@ func (r *PackageRevisionReconciler) reconcileContent(ctx context.Context, pr *kp
 	if err := content.Validate(files); err != nil {
 		return terminal(kpov1.InvalidContentReason, fmt.Errorf("content not committed, the draft keeps commit %s: %w", shortHash(pr.Status.Commit), err))
 	}
+	rendered := renderFiles(ctx, r.render, files)
+	setRendered(pr, rendered)
+	if rendered.err != nil {
+		if pr.Annotations[kpov1.PushOnRenderFailureAnnotation] != "true" {
+			return terminal(rendered.reason, rendered.err)
+		}
+		rendered.files = files
+	}
 
 	defer r.git.lock(repo)()
 	src, err := r.git.open(ctx, repo)
@@ -139,16 +148,18 @@ func (r *PackageRevisionReconciler) reconcileContent(ctx context.Context, pr *kp
 	path := discovery.PackagePath(repo.Spec.Git.Directory, pr.Spec.PackageName)
 	ref := git.DraftRef(path, pr.Spec.WorkspaceName)
 	author, email := commitAuthor(repo)
+	var committed string
 	err = withCAS(ctx, src, func(refs map[string]string) ([]git.RefUpdate, error) {
 		head, ok := refs[ref]
 		if !ok {
 			return nil, fmt.Errorf("draft branch %s does not exist", ref)
 		}
 		hash, err := src.CreateCommit(git.NewCommit{
-			Parents: []string{head}, Dir: path, Files: files,
+			Parents: []string{head}, Dir: path, Files: rendered.files,
 			Message:    commitMessage("Edit "+pr.Spec.PackageName, pr.Spec.PackageName, pr.Spec.WorkspaceName, 0, "edit", ""),
 			AuthorName: author, AuthorEmail: email, Time: time.Now(),
 		})
+		committed = hash
 		if errors.Is(err, git.ErrNoChanges) {
 			return nil, nil
 		}
@@ -160,7 +171,30 @@ func (r *PackageRevisionReconciler) reconcileContent(ctx context.Context, pr *kp
 	if err != nil {
 		return fmt.Errorf("committing content: %w", err)
 	}
+	if err := r.writeBack(ctx, cm, rendered.files, committed); err != nil {
+		return err
+	}
 	return syncPackage(ctx, r.Client, repo, src, pr.Spec.PackageName)
+}
+
+// writeBack puts the committed (rendered) files into the content ConfigMap with the digest
+// and commit they were committed as, so the edit is not seen again. A user's newer edit makes
+// the update conflict; it is then handled by the next reconcile.
+func (r *PackageRevisionReconciler) writeBack(ctx context.Context, cm *corev1.ConfigMap, files map[string][]byte, commit string) error {
+	data, binary, err := content.ToConfigMap(files)
+	if err != nil {
+		return terminal(kpov1.PackageTooLargeReason, fmt.Errorf("the rendered package: %w", err))
+	}
+	patch := client.MergeFromWithOptions(cm.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	cm.Data, cm.BinaryData = data, binary
+	cm.Annotations = mergeMaps(cm.Annotations, map[string]string{
+		kpov1.ContentDigestAnnotation: content.Digest(files),
+		kpov1.ContentCommitAnnotation: commit,
+	})
+	if err := r.Patch(ctx, cm, patch); err != nil {
+		return fmt.Errorf("writing the rendered content back: %w", err)
+	}
+	return nil
 }
 
 // reconcileLifecycle carries out spec.lifecycle when it differs from the lifecycle Git holds.

@@ -17,6 +17,9 @@ type Options struct {
 	GitCache *git.Cache
 	// RepositoryWorkers bounds parallel Repository syncs.
 	RepositoryWorkers int
+	// Render renders draft content through its Kptfile pipelines before it is committed; nil
+	// commits content as given.
+	Render Renderer
 }
 
 // SetupWithManager registers every kpo controller with mgr. They share one Git access, so
@@ -34,6 +37,7 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	if err := (&PackageRevisionReconciler{
 		Client:   mgr.GetClient(),
 		git:      access,
+		render:   opts.Render,
 		Recorder: mgr.GetEventRecorderFor("kpo-packagerevision"),
 	}).SetupWithManager(mgr); err != nil {
 		return err
@@ -41,6 +45,7 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	return (&PackageDraftReconciler{
 		Client:   mgr.GetClient(),
 		git:      access,
+		render:   opts.Render,
 		Recorder: mgr.GetEventRecorderFor("kpo-packagedraft"),
 	}).SetupWithManager(mgr)
 }

@@ -1,0 +1,105 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	kpov1 "kpo.dev/kpo/api/v1alpha1"
+	"kpo.dev/kpo/internal/fn/job"
+	"kpo.dev/kpo/internal/render"
+)
+
+// Renderer renders a package's files through its Kptfile pipelines.
+type Renderer func(ctx context.Context, files map[string][]byte) (map[string][]byte, []render.Result, error)
+
+// renderOutcome is what one render of draft content gave.
+type renderOutcome struct {
+	files   map[string][]byte
+	results []kpov1.RenderResult
+	// err is the render failure, with the Rendered reason it maps to.
+	err    error
+	reason string
+}
+
+// renderFiles renders files with r (no renderer: the files as they are).
+func renderFiles(ctx context.Context, r Renderer, files map[string][]byte) renderOutcome {
+	if r == nil {
+		return renderOutcome{files: files, reason: kpov1.RenderSucceededReason}
+	}
+	out, results, err := r(ctx, files)
+	o := renderOutcome{files: out, results: renderResults(results), err: err, reason: kpov1.RenderSucceededReason}
+	if err != nil {
+		o.reason = renderFailureReason(err)
+		o.err = fmt.Errorf("render failed, content not committed: %w", err)
+	}
+	return o
+}
+
+// renderFailureReason maps a render error to the Rendered condition's reason.
+func renderFailureReason(err error) string {
+	var fe *render.FunctionError
+	switch {
+	case errors.Is(err, render.ErrInvalidKptfile):
+		return kpov1.InvalidKptfileReason
+	case errors.Is(err, job.ErrImageNotAllowed), errors.Is(err, render.ErrExecNotAllowed):
+		return kpov1.ImageNotAllowedReason
+	case errors.Is(err, render.ErrTimeout):
+		return kpov1.TimeoutReason
+	case errors.As(err, &fe):
+		return kpov1.FunctionFailedReason
+	}
+	return kpov1.FunctionFailedReason
+}
+
+// maxRenderResults bounds what status.renderResults holds.
+const maxRenderResults = 50
+
+// renderResults flattens the functions' results for status.renderResults: one entry per
+// structured result, or per failed function without any.
+func renderResults(results []render.Result) []kpov1.RenderResult {
+	var out []kpov1.RenderResult
+	for _, r := range results {
+		if len(r.Results) == 0 && r.ExitCode != 0 {
+			out = append(out, kpov1.RenderResult{Image: r.Image, Severity: "error",
+				Message: fmt.Sprintf("exit code %d: %s", r.ExitCode, lastLine(r.Stderr))})
+		}
+		for _, item := range r.Results {
+			if item == nil {
+				continue
+			}
+			rr := kpov1.RenderResult{Image: r.Image, Severity: string(item.Severity), Message: item.Message}
+			if ref := item.ResourceRef; ref != nil {
+				rr.Resource = strings.Trim(strings.Join([]string{ref.APIVersion, ref.Kind, ref.Namespace, ref.Name}, "/"), "/")
+			}
+			if item.File != nil {
+				rr.File = item.File.Path
+			}
+			out = append(out, rr)
+		}
+	}
+	if len(out) > maxRenderResults {
+		out = out[:maxRenderResults]
+	}
+	return out
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}
+
+// setRendered records a render outcome in the Rendered condition and status.renderResults.
+func setRendered(pr *kpov1.PackageRevision, o renderOutcome) {
+	cond := metav1.Condition{Type: kpov1.RenderedCondition, Status: metav1.ConditionTrue, Reason: o.reason,
+		Message: fmt.Sprintf("rendered %d files", len(o.files)), ObservedGeneration: pr.Generation}
+	if o.err != nil {
+		cond.Status, cond.Message = metav1.ConditionFalse, o.err.Error()
+	}
+	meta.SetStatusCondition(&pr.Status.Conditions, cond)
+	pr.Status.RenderResults = o.results
+}

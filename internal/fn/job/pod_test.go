@@ -1,0 +1,47 @@
+package job
+
+import (
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+)
+
+func TestObjects_podIsRestrictedAndOnlyTheUploaderHasAToken(t *testing.T) {
+	g := NewWithT(t)
+	e := &Evaluator{Namespace: "kpo-fn", WrapperImage: "wrapper:v1", ServiceAccount: "uploader",
+		Entrypoints: map[string]string{"custom": "/bin/custom"}}
+	in, out, job := e.objects("run-1", "example.com/fns/custom:v2", []byte("input"), time.Minute)
+	g.Expect(in.Data).To(HaveKeyWithValue(inputKey, "input"))
+	g.Expect(out.Data).To(BeEmpty())
+	spec := job.Spec.Template.Spec
+	g.Expect(*spec.AutomountServiceAccountToken).To(BeFalse())
+	g.Expect(*job.Spec.BackoffLimit).To(BeZero())
+	g.Expect(*job.Spec.ActiveDeadlineSeconds).To(BeNumerically(">=", 60))
+	for _, c := range append(spec.InitContainers, spec.Containers...) {
+		sc := c.SecurityContext
+		g.Expect(*sc.RunAsNonRoot).To(BeTrue(), c.Name)
+		g.Expect(*sc.AllowPrivilegeEscalation).To(BeFalse(), c.Name)
+		g.Expect(*sc.ReadOnlyRootFilesystem).To(BeTrue(), c.Name)
+		g.Expect(sc.Capabilities.Drop).To(ConsistOf(corev1.Capability("ALL")), c.Name)
+		g.Expect(c.Resources.Limits).To(HaveKey(corev1.ResourceCPU), c.Name)
+		g.Expect(c.Resources.Limits).To(HaveKey(corev1.ResourceMemory), c.Name)
+		hasToken := false
+		for _, m := range c.VolumeMounts {
+			hasToken = hasToken || m.Name == "token"
+		}
+		g.Expect(hasToken).To(Equal(c.Name == uploaderName), "only the uploader mounts a token: %s", c.Name)
+	}
+	g.Expect(spec.Containers[0].Image).To(Equal("example.com/fns/custom:v2"))
+	g.Expect(spec.Containers[0].Command).To(HaveExactElements(wrapperPath, "run", "--input", "/kpo/input/resourcelist.yaml", "--output-dir", outputDir, "--", "/bin/custom"))
+}
+
+func TestAllowed_exactAndPrefixPatterns(t *testing.T) {
+	g := NewWithT(t)
+	e := &Evaluator{Allowlist: []string{"ghcr.io/kptdev/krm-functions-catalog/*", "example.com/fn:v1"}}
+	g.Expect(e.Allowed("ghcr.io/kptdev/krm-functions-catalog/set-labels:v0.2")).To(BeTrue())
+	g.Expect(e.Allowed("example.com/fn:v1")).To(BeTrue())
+	g.Expect(e.Allowed("example.com/fn:v2")).To(BeFalse())
+	g.Expect((&Evaluator{}).Allowed("anything")).To(BeFalse())
+}

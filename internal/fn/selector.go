@@ -1,0 +1,64 @@
+// Package fn chooses how each KRM function of a pipeline is evaluated: in process when kpo
+// builds it in, as a local binary when one is mapped (development), else as a Job.
+package fn
+
+import (
+	"context"
+	"fmt"
+
+	"sigs.k8s.io/kustomize/kyaml/fn/framework"
+
+	"kpo.dev/kpo/internal/fn/builtin"
+	"kpo.dev/kpo/internal/fn/job"
+	"kpo.dev/kpo/internal/kptfile"
+	"kpo.dev/kpo/internal/render"
+)
+
+// Selector picks an evaluator per function. Runs of exec binaries and Jobs are cached by
+// (function, config digest, input digest); built-ins are cheaper than a cache lookup.
+type Selector struct {
+	// Exec maps image names to local binaries; nil for none.
+	Exec *render.ExecEvaluator
+	// Job runs everything else that is on its allowlist; nil refuses everything else.
+	Job *job.Evaluator
+
+	cached *render.CachingEvaluator
+}
+
+// NewSelector returns a Selector whose exec and Job runs go through a bounded cache.
+func NewSelector(exec *render.ExecEvaluator, jobs *job.Evaluator, cacheSize int) *Selector {
+	s := &Selector{Exec: exec, Job: jobs}
+	s.cached = &render.CachingEvaluator{Next: render.EvaluatorFunc(s.external), Size: cacheSize}
+	return s
+}
+
+// Evaluator implements render.Options.Evaluator.
+func (s *Selector) Evaluator(fn kptfile.Function) (render.Evaluator, error) {
+	if fn.Image != "" {
+		if _, ok := builtin.Lookup(fn.Image); ok {
+			return render.BuiltinEvaluator{}, nil
+		}
+	}
+	return s.cached, nil
+}
+
+// external runs a function that is not built in: a mapped local binary, or a Job.
+func (s *Selector) external(ctx context.Context, fn kptfile.Function, rl *framework.ResourceList) error {
+	if s.Exec != nil {
+		if _, ok := s.Exec.Binaries[render.ImageName(fn.Image)]; ok || (fn.Exec != "" && s.Exec.Binaries[fn.Exec] != "") {
+			return s.Exec.Evaluate(ctx, fn, rl)
+		}
+	}
+	if fn.Exec != "" {
+		return fmt.Errorf("%w: exec function %q: kpo runs only images and the binaries its manager maps (--exec-functions)", render.ErrExecNotAllowed, fn.Exec)
+	}
+	if s.Job == nil {
+		return fmt.Errorf("%w: %q is not built in and the manager runs no function Jobs: start it with --function-image-allowlist", job.ErrImageNotAllowed, fn.Image)
+	}
+	return s.Job.Evaluate(ctx, fn, rl)
+}
+
+// Render renders files with this Selector's evaluators.
+func (s *Selector) Render(ctx context.Context, files map[string][]byte) (map[string][]byte, []render.Result, error) {
+	return render.Render(ctx, files, render.Options{Evaluator: s.Evaluator})
+}
