@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -17,11 +20,15 @@ import (
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	kpov1 "kpo.dev/kpo/api/v1alpha1"
 	"kpo.dev/kpo/internal/controller"
+	"kpo.dev/kpo/internal/fn"
+	"kpo.dev/kpo/internal/fn/job"
+	"kpo.dev/kpo/internal/fn/job/jobtest"
 	"kpo.dev/kpo/internal/git"
 	"kpo.dev/kpo/internal/gitserver"
 	"kpo.dev/kpo/internal/testenv"
@@ -80,7 +87,14 @@ func runSuite(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(cacheDir)
-	if err := controller.SetupWithManager(mgr, controller.Options{GitCache: git.NewCache(cacheDir), RepositoryWorkers: 4}); err != nil {
+	selector, err := startFunctionNode(env, mgr, cacheDir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "starting the function node:", err)
+		return 1
+	}
+	if err := controller.SetupWithManager(mgr, controller.Options{
+		GitCache: git.NewCache(cacheDir), RepositoryWorkers: 4, Render: selector.Render,
+	}); err != nil {
 		fmt.Fprintln(os.Stderr, "setting up controllers:", err)
 		return 1
 	}
@@ -101,6 +115,58 @@ func runSuite(m *testing.M) int {
 		return 1
 	}
 	return m.Run()
+}
+
+// Function images the tests' Job evaluator runs, through the node-playing helper.
+const (
+	jobSetNamespaceImage = "example.com/fns/namespacer:v1" // not a built-in name: runs as a Job
+	notAllowedImage      = "docker.io/unknown/fn:v1"
+	functionNamespace    = "kpo-fn"
+)
+
+var functionNode *jobtest.Node
+
+// startFunctionNode builds kpo-fn-wrapper and kpo-fn, starts a node-playing helper for the
+// function namespace, and returns the evaluator selection the manager renders with.
+func startFunctionNode(env *testenv.Environment, mgr ctrl.Manager, dir string) (*fn.Selector, error) {
+	for _, pkg := range []string{"cmd/kpo-fn-wrapper", "cmd/kpo-fn"} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, filepath.Base(pkg)), "./"+pkg)
+		cmd.Dir = testenv.RepoRoot()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("building %s: %v\n%s", pkg, err, out)
+		}
+	}
+	user, err := env.ControlPlane.AddUser(envtest.User{Name: "function-uploader", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return nil, err
+	}
+	kubeconfig, err := user.KubeConfig()
+	if err != nil {
+		return nil, err
+	}
+	kubeconfigPath := filepath.Join(dir, "uploader.kubeconfig")
+	if err := os.WriteFile(kubeconfigPath, kubeconfig, 0o600); err != nil {
+		return nil, err
+	}
+	admin, err := client.New(env.Config, client.Options{})
+	if err != nil {
+		return nil, err
+	}
+	if err := admin.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: functionNamespace}}); err != nil {
+		return nil, err
+	}
+	functionNode = &jobtest.Node{
+		Client: admin, Namespace: functionNamespace, Kubeconfig: kubeconfigPath,
+		Wrapper:   filepath.Join(dir, "kpo-fn-wrapper"),
+		Functions: map[string][]string{jobSetNamespaceImage: {filepath.Join(dir, "kpo-fn"), "set-namespace"}},
+	}
+	functionNode.Start(context.Background())
+	jobs := &job.Evaluator{
+		Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Namespace: functionNamespace,
+		WrapperImage: "kpo-fn-wrapper:test", ServiceAccount: "kpo-fn-uploader",
+		Allowlist: []string{"example.com/fns/*"}, Timeout: time.Minute, PollInterval: 20 * time.Millisecond,
+	}
+	return fn.NewSelector(nil, jobs, 64), nil
 }
 
 // logSink is where the manager's log goes besides the buffer: stderr with KPO_TEST_LOG=1.
