@@ -13,13 +13,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"path"
 	"slices"
 	"strings"
 
 	"sigs.k8s.io/kustomize/kyaml/fn/framework"
-	"sigs.k8s.io/kustomize/kyaml/kio"
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 
 	"kpo.dev/kpo/internal/kptfile"
@@ -58,6 +58,25 @@ type EvaluatorFunc func(ctx context.Context, fn kptfile.Function, rl *framework.
 // Evaluate calls f.
 func (f EvaluatorFunc) Evaluate(ctx context.Context, fn kptfile.Function, rl *framework.ResourceList) error {
 	return f(ctx, fn, rl)
+}
+
+// stderrKey is the context key of the writer StderrWriter returns.
+type stderrKey struct{}
+
+// WithStderr returns a context whose StderrWriter is w. Render gives every function run its
+// own, and records what was written as the Result's Stderr.
+func WithStderr(ctx context.Context, w io.Writer) context.Context {
+	return context.WithValue(ctx, stderrKey{}, w)
+}
+
+// StderrWriter is where an Evaluator writes the diagnostics of a function that succeeded (a
+// failed function reports them in FunctionError.Stderr instead). It discards them when the
+// context has none.
+func StderrWriter(ctx context.Context) io.Writer {
+	if w, ok := ctx.Value(stderrKey{}).(io.Writer); ok {
+		return w
+	}
+	return io.Discard
 }
 
 // FunctionError is a function that failed: it exited non-zero, returned an error, or

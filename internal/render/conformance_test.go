@@ -1,0 +1,345 @@
+package render
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	. "github.com/onsi/gomega"
+	goyaml "go.yaml.in/yaml/v3"
+
+	"kpo.dev/kpo/internal/fn/builtin"
+	"kpo.dev/kpo/internal/kptfile"
+)
+
+// conformanceDir returns kpt's fn-render fixtures: $KPO_CONFORMANCE_DIR/fn-render, or the
+// shared copy next to the repository.
+func conformanceDir() string {
+	if d := os.Getenv("KPO_CONFORMANCE_DIR"); d != "" {
+		return filepath.Join(d, "fn-render")
+	}
+	return filepath.Join("..", "..", "..", "shared", "conformance", "kpt", "fn-render")
+}
+
+// caseConfig is the part of a case's .expected/config.yaml this test uses.
+type caseConfig struct {
+	ExitCode        int    `yaml:"exitCode"`
+	StdErr          string `yaml:"stdErr"`
+	AllowExec       bool   `yaml:"allowExec"`
+	AllowWasm       bool   `yaml:"allowWasm"`
+	ImagePullPolicy string `yaml:"imagePullPolicy"`
+	Skip            bool   `yaml:"skip"`
+}
+
+// pipelineFunction is a loosely read Kptfile function: the fields that decide whether kpo
+// can run a case, read without the strict decoder (which refuses old Kptfile schemas).
+type pipelineFunction struct {
+	Image string `yaml:"image"`
+	Exec  string `yaml:"exec"`
+	Tag   string `yaml:"tag"`
+}
+
+type conformanceSummary struct {
+	passed  []string
+	failed  []string
+	skipped map[string][]string // reason → cases
+}
+
+// TestConformance_kptFnRender runs every case of kpt's own `kpt fn render` end-to-end
+// fixtures (see shared/conformance/kpt/README.md) through Render with the built-in
+// functions, and compares the rendered tree with the case's input plus .expected/diff.patch.
+// Cases that need something kpo does not provide are skipped with the reason.
+func TestConformance_kptFnRender(t *testing.T) {
+	root := conformanceDir()
+	if _, err := os.Stat(root); err != nil {
+		t.Skipf("kpt conformance fixtures not found at %s: set KPO_CONFORMANCE_DIR", root)
+	}
+	var cases []string
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && d.Name() == ".expected" {
+			rel, err := filepath.Rel(root, filepath.Dir(p))
+			if err != nil {
+				return err
+			}
+			cases = append(cases, filepath.ToSlash(rel))
+			return filepath.SkipDir
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(cases)
+
+	sum := &conformanceSummary{skipped: map[string][]string{}}
+	for _, name := range cases {
+		t.Run(name, func(t *testing.T) {
+			reason := ""
+			defer func() {
+				switch {
+				case t.Skipped():
+					sum.skipped[reason] = append(sum.skipped[reason], name)
+				case t.Failed():
+					sum.failed = append(sum.failed, name)
+				default:
+					sum.passed = append(sum.passed, name)
+				}
+			}()
+			dir := filepath.Join(root, filepath.FromSlash(name))
+			reason = skipReason(t, dir)
+			if reason != "" {
+				t.Skip(reason)
+			}
+			failures := runConformanceCase(t, dir)
+			if len(failures) == 0 {
+				if gap, ok := knownBuiltinGaps[name]; ok {
+					t.Logf("known built-in gap no longer reproduces, remove it from knownBuiltinGaps: %s", gap)
+				}
+				return
+			}
+			if gap, ok := knownBuiltinGaps[name]; ok {
+				reason = gap
+				t.Skipf("%s\n%s", gap, strings.Join(failures, "\n"))
+			}
+			for _, f := range failures {
+				t.Error(f)
+			}
+		})
+	}
+
+	skippedTotal := 0
+	var lines []string
+	for _, reason := range slices.Sorted(maps.Keys(sum.skipped)) {
+		skippedTotal += len(sum.skipped[reason])
+		lines = append(lines, fmt.Sprintf("  %d × %s: %s", len(sum.skipped[reason]), reason, strings.Join(sum.skipped[reason], ", ")))
+	}
+	t.Logf("kpt fn render conformance: %d passed, %d skipped, %d failed (of %d cases)\nskipped by reason:\n%s\nfailed: %s",
+		len(sum.passed), skippedTotal, len(sum.failed), len(cases), strings.Join(lines, "\n"), strings.Join(sum.failed, ", "))
+}
+
+// omittedExecSh lists the cases whose .expected/exec.sh runs `kpt fn render -o …` (output
+// out of place: a directory, stdout, or a pipe into `kpt fn eval`), per the fixtures'
+// README; the scripts were left out of the fixtures, and kpo renders in place only. (The
+// README lists two more exec.sh cases, basicpipeline-symlink and default-runtime, whose
+// script amounts to a plain in-place render, so they run.)
+var omittedExecSh = []string{
+	"basicpipeline-out-of-place", "out-of-place-dir", "out-of-place-dir-exists-error",
+	"out-of-place-fnchain-stdout", "out-of-place-fnchain-stdout-results", "out-of-place-fnchain-unwrap",
+	"out-of-place-stdout", "out-of-place-unwrap",
+}
+
+// skipReason derives, by rule, why kpo cannot run a case ("" when it can).
+func skipReason(t *testing.T, dir string) string {
+	t.Helper()
+	cfg := readCaseConfig(t, dir)
+	exists := func(p string) bool { _, err := os.Stat(filepath.Join(dir, ".expected", p)); return err == nil }
+	switch {
+	case cfg.Skip:
+		return "marked skip in its config.yaml"
+	case slices.Contains(omittedExecSh, filepath.Base(dir)):
+		return "renders out of place (`kpt fn render -o …` in the omitted .expected/exec.sh); kpo renders in place only"
+	case exists("exec.sh"):
+		return "runs a custom command from .expected/exec.sh (left out of the fixtures; out-of-place output, symlinks or fn eval pipes)"
+	case exists("setup.sh"):
+		return "needs .expected/setup.sh (left out of the fixtures; it pulls images or sets up a runtime)"
+	case cfg.AllowWasm:
+		return "needs a WASM function runtime, which kpo does not have"
+	}
+	var fns []pipelineFunction
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || d.Name() != kptfile.FileName {
+			return err
+		}
+		var kf struct {
+			Pipeline struct {
+				Mutators   []pipelineFunction `yaml:"mutators"`
+				Validators []pipelineFunction `yaml:"validators"`
+			} `yaml:"pipeline"`
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		_ = goyaml.Unmarshal(data, &kf) // an unreadable Kptfile is what some cases test
+		fns = append(fns, kf.Pipeline.Mutators...)
+		fns = append(fns, kf.Pipeline.Validators...)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fn := range fns {
+		switch {
+		case fn.Exec != "":
+			return "needs an exec function (a local script), which the fixtures leave out"
+		case fn.Tag != "":
+			return "resolves semver `tag:` ranges against a registry (network)"
+		case fn.Image != "":
+			if _, ok := builtin.Lookup(fn.Image); !ok {
+				return fmt.Sprintf("needs image %s which kpo does not build in", ImageName(fn.Image))
+			}
+		}
+	}
+	return ""
+}
+
+func readCaseConfig(t *testing.T, dir string) caseConfig {
+	t.Helper()
+	var cfg caseConfig
+	data, err := os.ReadFile(filepath.Join(dir, ".expected", "config.yaml"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return cfg
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := goyaml.Unmarshal(data, &cfg); err != nil {
+		t.Fatalf("config.yaml: %v", err)
+	}
+	return cfg
+}
+
+// knownBuiltinGaps are covered cases that fail because a built-in function does not yet
+// behave exactly like its catalog image; render itself produces what kpt does. A gap that is
+// fixed shows up in the log and the case counts as passed.
+var knownBuiltinGaps = map[string]string{}
+
+func init() {
+	starlarkOrder := "built-in starlark keeps a new resource's keys in insertion order; the catalog image writes them sorted (e.g. containers[0]: image before name)"
+	for _, c := range []string{"generator", "generator-absolute-path", "no-resources", "path-index-current",
+		"path-index-descendent", "selectors/generator", "validate-generated-resource"} {
+		knownBuiltinGaps[c] = starlarkOrder
+	}
+	knownBuiltinGaps["krm-check-exclude-kustomize"] = "built-in set-labels reports `set 5 labels in total` where the catalog image reports 8 (the labelled files are identical)"
+}
+
+// runConformanceCase renders one case and checks it against the expectations; it returns
+// the failed checks.
+func runConformanceCase(t *testing.T, dir string) (failures []string) {
+	g := NewGomega(func(message string, _ ...int) { failures = append(failures, message) })
+	cfg := readCaseConfig(t, dir)
+	input := readTree(t, dir)
+	expected := maps.Clone(input)
+	if patch, err := os.ReadFile(filepath.Join(dir, ".expected", "diff.patch")); err == nil {
+		expected, err = applyGitDiff(input, string(patch))
+		g.Expect(err).NotTo(HaveOccurred(), "applying diff.patch")
+	}
+	expectedKptfile := decodeLoosely(t, expected[kptfile.FileName])
+
+	out, results, err := Render(context.Background(), input, Options{Evaluator: Builtin})
+	if err != nil {
+		t.Logf("render error: %v", err)
+	}
+
+	if cfg.ExitCode != 0 {
+		g.Expect(err).To(HaveOccurred(), "kpt exits %d: rendering must fail", cfg.ExitCode)
+	} else {
+		g.Expect(err).NotTo(HaveOccurred())
+	}
+	checkRenderStatus(g, expectedKptfile, results)
+
+	if out == nil {
+		// Render returns nothing on failure; kpt then changes only the root Kptfile (its
+		// status). Check that this is all the expectation holds.
+		for p, data := range expected {
+			if p == kptfile.FileName || strings.HasPrefix(p, ".expected/") {
+				continue
+			}
+			g.Expect(string(input[p])).To(Equal(string(data)), "kpt changed %s on failure, kpo returned nothing", p)
+		}
+		return failures
+	}
+	g.Expect(slices.Sorted(maps.Keys(out))).To(Equal(slices.Sorted(maps.Keys(expected))), "the set of files")
+	for p, want := range expected {
+		if p == kptfile.FileName {
+			// kpt rewrites the root Kptfile to add its status block (re-encoding it from its
+			// Go type); kpo reports results separately, so compare the content without status.
+			got := decodeLoosely(t, out[p])
+			delete(expectedKptfile, "status")
+			g.Expect(got).To(Equal(expectedKptfile), "root Kptfile (without status)\n--- got:\n%s", out[p])
+			continue
+		}
+		g.Expect(string(out[p])).To(Equal(string(want)), "file %s", p)
+	}
+	return failures
+}
+
+// decodeLoosely parses YAML into plain maps for a semantic comparison.
+func decodeLoosely(t *testing.T, data []byte) map[string]any {
+	t.Helper()
+	var m map[string]any
+	_ = goyaml.Unmarshal(data, &m)
+	return m
+}
+
+// checkRenderStatus compares the results of the functions that ran with the renderStatus
+// kpt wrote into the root Kptfile: same steps in the same order (mutators, then
+// validators), same image name, exit code, results and stderr.
+func checkRenderStatus(g Gomega, kf map[string]any, results []Result) {
+	status, _ := kf["status"].(map[string]any)
+	rs, _ := status["renderStatus"].(map[string]any)
+	if rs == nil {
+		return
+	}
+	type step struct {
+		Image    string
+		ExitCode int
+		Stderr   string
+		Results  []string
+	}
+	want := func(key string) []step {
+		var steps []step
+		list, _ := rs[key].([]any)
+		for _, s := range list {
+			m, _ := s.(map[string]any)
+			st := step{Image: ImageName(fmt.Sprint(m["image"]))}
+			st.ExitCode, _ = m["exitCode"].(int)
+			st.Stderr, _ = m["stderr"].(string)
+			rl, _ := m["results"].([]any)
+			for _, r := range rl {
+				rm, _ := r.(map[string]any)
+				sev, _ := rm["severity"].(string)
+				st.Results = append(st.Results, fmt.Sprintf("[%s] %v", sev, rm["message"]))
+			}
+			steps = append(steps, st)
+		}
+		return steps
+	}
+	got := func(validators bool) []step {
+		var steps []step
+		for _, r := range results {
+			if r.Validator != validators {
+				continue
+			}
+			st := step{Image: ImageName(r.Image), ExitCode: r.ExitCode, Stderr: strings.TrimSpace(r.Stderr)}
+			for _, item := range r.Results {
+				st.Results = append(st.Results, fmt.Sprintf("[%v] %v", item.Severity, item.Message))
+			}
+			steps = append(steps, st)
+		}
+		return steps
+	}
+	for _, c := range []struct {
+		key        string
+		validators bool
+	}{{"mutationSteps", false}, {"validationSteps", true}} {
+		w, gt := want(c.key), got(c.validators)
+		for i := range w {
+			w[i].Stderr = strings.TrimSpace(w[i].Stderr)
+		}
+		if !reflect.DeepEqual(w, gt) {
+			g.Expect(gt).To(Equal(w), "renderStatus.%s", c.key)
+		}
+	}
+}
