@@ -13,6 +13,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -152,7 +153,7 @@ func startFunctionNode(env *testenv.Environment, mgr ctrl.Manager, dir string) (
 	if err != nil {
 		return nil, err
 	}
-	if err := admin.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: functionNamespace}}); err != nil {
+	if err := admin.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: functionNamespace}}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return nil, err
 	}
 	functionNode = &jobtest.Node{

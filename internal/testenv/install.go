@@ -29,6 +29,7 @@ var ClusterConfigFiles = []string{
 	filepath.Join("config", "policies", "deletion-guard.yaml"),
 	filepath.Join("config", "policies", "read-only-content.yaml"),
 	filepath.Join("config", "policies", "manager-owned-labels.yaml"),
+	filepath.Join("config", "functions", "functions.yaml"),
 }
 
 // InstallConfig server-side applies ClusterConfigFiles (the CRDs are installed by Start).
