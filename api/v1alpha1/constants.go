@@ -11,6 +11,10 @@ const (
 	LatestRevisionLabel = "kpo.dev/latest-revision"
 	// ContentLabel marks a ConfigMap as the content of the PackageRevision of the same name.
 	ContentLabel = "kpo.dev/content"
+	// UpstreamBehindLabel is "true" on a PackageRevision whose upstream package has a newer
+	// published revision than the one it is based on: `kubectl get rpkg -l
+	// kpo.dev/upstream-behind=true` lists the downstreams to upgrade.
+	UpstreamBehindLabel = "kpo.dev/upstream-behind"
 	// DraftLabel on a PackageRevision names the PackageDraft that produced it.
 	DraftLabel = "kpo.dev/draft"
 	// LifecycleLabel on a content ConfigMap mirrors its PackageRevision's lifecycle, so the

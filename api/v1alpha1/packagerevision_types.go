@@ -160,6 +160,16 @@ type PackageRevisionStatus struct {
 	// +optional
 	UpstreamLock *Upstream `json:"upstreamLock,omitempty"`
 
+	// UpstreamRevision names the registered PackageRevision the package was cloned from or last
+	// upgraded to (found from upstreamLock).
+	// +optional
+	UpstreamRevision string `json:"upstreamRevision,omitempty"`
+
+	// LatestUpstreamRevision names the newest published revision of that upstream package;
+	// when it is not UpstreamRevision an upgrade is available (label kpo.dev/upstream-behind).
+	// +optional
+	LatestUpstreamRevision string `json:"latestUpstreamRevision,omitempty"`
+
 	// PublishedBy is the verified identity of the approver.
 	// +optional
 	PublishedBy string `json:"publishedBy,omitempty"`
@@ -198,6 +208,9 @@ type PackageRevisionStatus struct {
 // +kubebuilder:printcolumn:name="Lifecycle",type=string,JSONPath=`.spec.lifecycle`
 // +kubebuilder:printcolumn:name="Repository",type=string,JSONPath=`.spec.repository`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Upstream",type=string,JSONPath=`.status.upstreamRevision`,priority=1
+// +kubebuilder:printcolumn:name="Latest-Upstream",type=string,JSONPath=`.status.latestUpstreamRevision`,priority=1
+// +kubebuilder:printcolumn:name="Behind",type=string,JSONPath=`.metadata.labels.kpo\.dev/upstream-behind`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type PackageRevision struct {
 	metav1.TypeMeta   `json:",inline"`

@@ -37,13 +37,18 @@ type PackageRevisionReconciler struct {
 }
 
 // +kubebuilder:rbac:groups=kpo.dev,resources=packagerevisions/finalizers,verbs=update
+// +kubebuilder:rbac:groups=kpo.dev,resources=repositories,verbs=get;list;watch
 
 // SetupWithManager registers the reconciler for PackageRevisions and their content ConfigMaps.
 func (r *PackageRevisionReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &kpov1.PackageRevision{}, upstreamIndex, indexUpstream); err != nil {
+		return err
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&kpov1.PackageRevision{}).
 		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(),
 			&kpov1.PackageRevision{}, handler.OnlyControllerOwner())).
+		Watches(&kpov1.PackageRevision{}, handler.EnqueueRequestsFromMapFunc(r.downstreamsOf)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
 		Named("packagerevision").
 		Complete(r)
@@ -87,7 +92,10 @@ func (r *PackageRevisionReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	if err := r.reconcileContent(ctx, pr, repo, cm); err != nil {
 		return ctrl.Result{}, err
 	}
-	return ctrl.Result{}, r.reconcileLifecycle(ctx, pr, repo)
+	if err := r.reconcileLifecycle(ctx, pr, repo); err != nil {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{}, r.reconcileUpstream(ctx, pr)
 }
 
 // repository returns the PackageRevision's Repository, or nil when it is gone or being deleted.
