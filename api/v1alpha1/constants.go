@@ -120,6 +120,10 @@ const (
 	ImageNotAllowedReason = "ImageNotAllowed"
 	// TimeoutReason: a function did not finish in time.
 	TimeoutReason = "Timeout"
+	// MergeConflictReason: an upgrade met changes it cannot merge; the message lists them.
+	MergeConflictReason = "MergeConflict"
+	// LocalChangesReason: a fast-forward upgrade of a package that was changed locally.
+	LocalChangesReason = "LocalChanges"
 	// LifecycleConflictReason: the declared lifecycle cannot be reached from the current one.
 	LifecycleConflictReason = "LifecycleConflict"
 )

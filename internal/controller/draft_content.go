@@ -48,8 +48,10 @@ func (b *draftBuilder) build(ctx context.Context) (map[string][]byte, string, er
 	case s.Copy != nil:
 		files, err := b.copyRevision(ctx, s.Copy.SourceRef.Name)
 		return files, "copy", err
+	case s.Upgrade != nil:
+		return nil, "", terminal(kpov1.UnsupportedSourceReason, errors.New("upgrade: not built yet"))
 	}
-	return nil, "", terminal(kpov1.UnsupportedSourceReason, errors.New("the upgrade source is not supported yet: create the new revision with clone or copy"))
+	return nil, "", terminal(kpov1.UnsupportedSourceReason, errors.New("the PackageDraft has no source: set one of init, clone, copy and upgrade"))
 }
 
 // publishedSource returns a published PackageRevision, its Repository and the revision's

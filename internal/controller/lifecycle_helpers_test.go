@@ -142,3 +142,18 @@ func gitOut(t testing.TB, repo *gitserver.Repo, args ...string) (string, error) 
 	out, err := exec.Command("git", append([]string{"--git-dir", repo.Dir}, args...)...).CombinedOutput()
 	return string(out), err
 }
+
+// newDraftFixture registers a repository "catalog" on a new Git server in a new namespace and
+// creates an init'ed draft of package "web", workspace "w"; it returns the namespace, the Git
+// repository and the draft's PackageRevision name.
+func newDraftFixture(t testing.TB) (string, *gitserver.Repo, string) {
+	t.Helper()
+	ns := newNamespace(t)
+	srv := newGitServer(t)
+	newCredentials(t, ns, "git-creds", gitPassword)
+	gitRepo := newEmptyRepository(t, srv, ns, "catalog")
+	newDraft(t, ns, "web", "catalog", "web", "w", initSource(""))
+	name := waitDraft(t, ns, "web")
+	waitLifecycle(t, ns, name, kpov1.LifecycleDraft)
+	return ns, gitRepo, name
+}

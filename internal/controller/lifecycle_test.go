@@ -237,13 +237,7 @@ func TestPackageRevision_tenDraftsApprovedConcurrently_getConsecutiveRevisions(t
 
 func TestPackageRevision_staleContentUpdate_isConflictAndCommitsNothing(t *testing.T) {
 	g := NewWithT(t)
-	ns := newNamespace(t)
-	srv := newGitServer(t)
-	newCredentials(t, ns, "git-creds", gitPassword)
-	gitRepo := newEmptyRepository(t, srv, ns, "catalog")
-	newDraft(t, ns, "web", "catalog", "web", "w", initSource(""))
-	name := waitDraft(t, ns, "web")
-	waitLifecycle(t, ns, name, kpov1.LifecycleDraft)
+	ns, gitRepo, name := newDraftFixture(t)
 
 	stale := contentOf(g, ns, name)
 	editContent(t, ns, name, func(d map[string]string) { d["deploy.yaml"] = deployYAML })
@@ -258,13 +252,8 @@ func TestPackageRevision_staleContentUpdate_isConflictAndCommitsNothing(t *testi
 
 func TestPackageRevision_invalidContent_isRefusedAndTheLastGoodCommitKept(t *testing.T) {
 	g := NewWithT(t)
-	ns := newNamespace(t)
-	srv := newGitServer(t)
-	newCredentials(t, ns, "git-creds", gitPassword)
-	gitRepo := newEmptyRepository(t, srv, ns, "catalog")
-	newDraft(t, ns, "web", "catalog", "web", "w", initSource(""))
-	name := waitDraft(t, ns, "web")
-	pr := waitLifecycle(t, ns, name, kpov1.LifecycleDraft)
+	ns, gitRepo, name := newDraftFixture(t)
+	pr := getRevision(NewWithT(t), ns, name)
 	head, err := gitRepo.RefHash("refs/heads/drafts/web/w")
 	g.Expect(err).NotTo(HaveOccurred())
 	good := contentOf(g, ns, name).Data
@@ -299,13 +288,7 @@ func TestPackageRevision_invalidContent_isRefusedAndTheLastGoodCommitKept(t *tes
 
 func TestPackageRevision_illegalTransitions_areRefusedByTheAPIServer(t *testing.T) {
 	g := NewWithT(t)
-	ns := newNamespace(t)
-	srv := newGitServer(t)
-	newCredentials(t, ns, "git-creds", gitPassword)
-	newEmptyRepository(t, srv, ns, "catalog")
-	newDraft(t, ns, "web", "catalog", "web", "w", initSource(""))
-	name := waitDraft(t, ns, "web")
-	waitLifecycle(t, ns, name, kpov1.LifecycleDraft)
+	ns, _, name := newDraftFixture(t)
 
 	err := setLifecycle(k8sClient, ns, name, kpov1.LifecyclePublished)
 	g.Expect(apierrors.IsInvalid(err)).To(BeTrue(), "got %v", err)
@@ -445,13 +428,8 @@ func TestPackageDraft_declaredLifecycle_proposesAndPublishesWithTheApprover(t *t
 
 func TestPackageRevision_readinessGates_blockPublicationUntilTheKptfileSaysTrue(t *testing.T) {
 	g := NewWithT(t)
-	ns := newNamespace(t)
-	srv := newGitServer(t)
-	newCredentials(t, ns, "git-creds", gitPassword)
-	newEmptyRepository(t, srv, ns, "catalog")
-	newDraft(t, ns, "web", "catalog", "web", "w", initSource(""))
-	name := waitDraft(t, ns, "web")
-	pr := waitLifecycle(t, ns, name, kpov1.LifecycleDraft)
+	ns, _, name := newDraftFixture(t)
+	pr := getRevision(g, ns, name)
 	patch := client.MergeFrom(pr.DeepCopy())
 	pr.Spec.ReadinessGates = []kpov1.ReadinessGate{{ConditionType: "Verified"}}
 	g.Expect(k8sClient.Patch(context.Background(), pr, patch)).To(Succeed())

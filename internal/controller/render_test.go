@@ -39,13 +39,7 @@ data:
 
 func TestPackageRevision_editWithPipeline_commitsTheRenderedResult(t *testing.T) {
 	g := NewWithT(t)
-	ns := newNamespace(t)
-	srv := newGitServer(t)
-	newCredentials(t, ns, "git-creds", gitPassword)
-	gitRepo := newEmptyRepository(t, srv, ns, "catalog")
-	newDraft(t, ns, "web", "catalog", "web", "w", initSource(""))
-	name := waitDraft(t, ns, "web")
-	waitLifecycle(t, ns, name, kpov1.LifecycleDraft)
+	ns, gitRepo, name := newDraftFixture(t)
 
 	editContent(t, ns, name, func(d map[string]string) {
 		d["app.yaml"] = appYAML
@@ -107,13 +101,7 @@ replacements:
 
 func TestPackageRevision_failingValidator_blocksTheCommitAndSaysWhy(t *testing.T) {
 	g := NewWithT(t)
-	ns := newNamespace(t)
-	srv := newGitServer(t)
-	newCredentials(t, ns, "git-creds", gitPassword)
-	gitRepo := newEmptyRepository(t, srv, ns, "catalog")
-	newDraft(t, ns, "web", "catalog", "web", "w", initSource(""))
-	name := waitDraft(t, ns, "web")
-	waitLifecycle(t, ns, name, kpov1.LifecycleDraft)
+	ns, gitRepo, name := newDraftFixture(t)
 	head, err := gitRepo.RefHash("refs/heads/drafts/web/w")
 	g.Expect(err).NotTo(HaveOccurred())
 
@@ -142,13 +130,7 @@ func TestPackageRevision_failingValidator_blocksTheCommitAndSaysWhy(t *testing.T
 
 func TestPackageRevision_jobEvaluatedFunction_rendersEndToEnd(t *testing.T) {
 	g := NewWithT(t)
-	ns := newNamespace(t)
-	srv := newGitServer(t)
-	newCredentials(t, ns, "git-creds", gitPassword)
-	gitRepo := newEmptyRepository(t, srv, ns, "catalog")
-	newDraft(t, ns, "web", "catalog", "web", "w", initSource(""))
-	name := waitDraft(t, ns, "web")
-	waitLifecycle(t, ns, name, kpov1.LifecycleDraft)
+	ns, gitRepo, name := newDraftFixture(t)
 	runsBefore := functionNode.Runs(jobSetNamespaceImage)
 
 	editContent(t, ns, name, func(d map[string]string) {
@@ -168,13 +150,7 @@ func TestPackageRevision_jobEvaluatedFunction_rendersEndToEnd(t *testing.T) {
 
 func TestPackageRevision_imageNotOnTheAllowlist_isRefusedBeforeAnyJob(t *testing.T) {
 	g := NewWithT(t)
-	ns := newNamespace(t)
-	srv := newGitServer(t)
-	newCredentials(t, ns, "git-creds", gitPassword)
-	gitRepo := newEmptyRepository(t, srv, ns, "catalog")
-	newDraft(t, ns, "web", "catalog", "web", "w", initSource(""))
-	name := waitDraft(t, ns, "web")
-	waitLifecycle(t, ns, name, kpov1.LifecycleDraft)
+	ns, gitRepo, name := newDraftFixture(t)
 	head, err := gitRepo.RefHash("refs/heads/drafts/web/w")
 	g.Expect(err).NotTo(HaveOccurred())
 
