@@ -11,6 +11,9 @@ const (
 	LatestRevisionLabel = "kpo.dev/latest-revision"
 	// ContentLabel marks a ConfigMap as the content of the PackageRevision of the same name.
 	ContentLabel = "kpo.dev/content"
+	// DeploymentLabel is "true" on the PackageRevisions of a Repository with spec.deployment:
+	// `kubectl get rpkg -l kpo.dev/deployment=true` lists the deployment-ready packages.
+	DeploymentLabel = "kpo.dev/deployment"
 	// UpstreamBehindLabel is "true" on a PackageRevision whose upstream package has a newer
 	// published revision than the one it is based on: `kubectl get rpkg -l
 	// kpo.dev/upstream-behind=true` lists the downstreams to upgrade.

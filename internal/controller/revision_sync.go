@@ -118,11 +118,8 @@ func (s *revisionSync) setMeta(pr *kpov1.PackageRevision, rev discovery.Revision
 		kpov1.RepositoryLabel: s.repo.Name,
 		kpov1.PackageLabel:    discovery.PackageLabelValue(rev.Package),
 	})
-	if latest {
-		labels[kpov1.LatestRevisionLabel] = "true"
-	} else {
-		delete(labels, kpov1.LatestRevisionLabel)
-	}
+	setLabel(labels, kpov1.LatestRevisionLabel, latest)
+	setLabel(labels, kpov1.DeploymentLabel, s.repo.Spec.Deployment)
 	pr.Labels = labels
 	_ = controllerutil.SetOwnerReference(s.repo, pr, s.Scheme())
 }
@@ -248,6 +245,15 @@ func hasUncommittedEdits(cm *corev1.ConfigMap, incoming string) bool {
 	}
 	current := content.Digest(files)
 	return current != cm.Annotations[kpov1.ContentDigestAnnotation] && current != incoming
+}
+
+// setLabel sets key to "true" when on, and removes it otherwise.
+func setLabel(labels map[string]string, key string, on bool) {
+	if on {
+		labels[key] = "true"
+	} else {
+		delete(labels, key)
+	}
 }
 
 // mergeMaps returns base with over's entries set.

@@ -27,6 +27,10 @@ func TestPackageRevision_upstreamPublishesV2_downstreamsShowTheyAreBehind(t *tes
 			Clone: &kpov1.CloneSource{UpstreamRef: &kpov1.LocalReference{Name: v1.Name}}})
 		downstreams = append(downstreams, publish(t, ns, waitDraft(t, ns, repo)).Name)
 	}
+	deployable := &kpov1.PackageRevisionList{}
+	g.Expect(k8sClient.List(context.Background(), deployable, client.InNamespace(ns),
+		client.MatchingLabels{kpov1.DeploymentLabel: "true", kpov1.LatestRevisionLabel: "true"})).To(Succeed())
+	g.Expect(deployable.Items).To(HaveLen(2), "the published revisions of the deployment repositories are labelled")
 	for _, d := range downstreams {
 		g.Eventually(func(g Gomega) {
 			pr := getRevision(g, ns, d)
