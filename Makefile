@@ -78,26 +78,34 @@ run: manifests generate fmt vet ## Run the manager; without KUBECONFIG, also a l
 ##@ Deployment
 
 .PHONY: install
-install: manifests ## Install the CRDs and ClusterRoles into the cluster of KUBECONFIG.
+install: manifests ## Install the CRDs, ClusterRoles and admission policies into the cluster of KUBECONFIG.
 	$(KUBECTL) apply -k config/crd
 	$(KUBECTL) apply -f config/rbac/user_roles.yaml
+	$(KUBECTL) apply -k config/policies
 
 .PHONY: uninstall
 uninstall: manifests ## Remove the CRDs from the cluster of KUBECONFIG.
 	$(KUBECTL) delete --ignore-not-found -k config/crd
 
 .PHONY: deploy
-deploy: manifests ## Deploy the manager with image IMG into the cluster of KUBECONFIG.
-	$(KUBECTL) kustomize config/default | sed 's|image: controller:latest|image: $(IMG)|' | $(KUBECTL) apply -f -
+deploy: manifests ## Deploy everything (CRDs, RBAC, policies, the manager with image IMG) into the cluster of KUBECONFIG.
+	$(KUBECTL) kustomize config/default | sed 's|image: controller:latest|image: $(IMG)|' | $(KUBECTL) apply --server-side --force-conflicts --field-manager=kpo-install -f -
 
 .PHONY: undeploy
 undeploy: ## Remove the manager from the cluster of KUBECONFIG.
 	$(KUBECTL) delete --ignore-not-found -k config/default
 
 .PHONY: build-installer
-build-installer: manifests ## Write dist/install.yaml with everything a cluster install needs.
+build-installer: manifests ## Write dist/install.yaml: CRDs, RBAC, admission policies and the manager with image IMG.
 	@mkdir -p dist
 	$(KUBECTL) kustomize config/default | sed 's|image: controller:latest|image: $(IMG)|' > dist/install.yaml
+	@! grep -n 'image: controller:latest' dist/install.yaml || (echo "dist/install.yaml still names the placeholder image" && exit 1)
+
+CONTAINER_TOOL ?= docker
+
+.PHONY: docker-build
+docker-build: ## Build the image IMG with the manager and every command under ./cmd (kpoctl, ...).
+	$(CONTAINER_TOOL) build -t $(IMG) .
 
 ##@ Tools
 

@@ -1,0 +1,105 @@
+package kpoctl
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	. "github.com/onsi/gomega"
+	"github.com/spf13/cobra"
+)
+
+func TestEveryCommand_hasAnExampleAndAShortDescription(t *testing.T) {
+	var walk func(*cobra.Command)
+	walk = func(c *cobra.Command) {
+		t.Run(c.CommandPath(), func(t *testing.T) {
+			g := NewWithT(t)
+			g.Expect(c.Example).NotTo(BeEmpty())
+			g.Expect(c.Short).NotTo(BeEmpty())
+		})
+		for _, sub := range c.Commands() {
+			if sub.Name() != "help" && sub.Name() != "completion" {
+				walk(sub)
+			}
+		}
+	}
+	walk(NewRootCommand(IOStreams{}))
+}
+
+func TestRun_help_printsTheExample(t *testing.T) {
+	g := NewWithT(t)
+	var out, errOut bytes.Buffer
+	code := Run(context.Background(), []string{"rpkg", "push", "--help"}, IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
+	g.Expect(code).To(Equal(0))
+	g.Expect(out.String()).To(ContainSubstring("Examples:\n  kpoctl rpkg pull deployments.my-app.first ./my-app"))
+	g.Expect(errOut.String()).To(BeEmpty())
+}
+
+func TestRun_usageErrors_nameTheFix(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"rpkg", "init", "pkg"}, "error: --repository and --workspace are required: say where the new package revision goes\n"},
+		{[]string{"rpkg", "init", "pkg", "--repository", "r"}, "error: --workspace is required: say where the new package revision goes\n"},
+		{[]string{"repo", "reg"}, "error: kpoctl repo reg expects URL, got 0 arguments: see `kpoctl repo reg --help`\n"},
+		{[]string{"repo", "sync"}, "error: name the repositories to sync, or pass --all\n"},
+		{[]string{"rpkg", "get", "-o", "wide"}, "error: unknown output format \"wide\": use -o table, yaml, json or name\n"},
+		{[]string{"repo", "reg", "ssh://example.com/x.git"}, "error: repository URL \"ssh://example.com/x.git\" is not an http://, https:// or file:// URL\n"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			g := NewWithT(t)
+			var out, errOut bytes.Buffer
+			code := Run(context.Background(), tt.args, IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
+			g.Expect(code).To(Equal(1))
+			g.Expect(errOut.String()).To(Equal(tt.want))
+			g.Expect(out.String()).To(BeEmpty())
+		})
+	}
+}
+
+func TestUnifiedDiff(t *testing.T) {
+	g := NewWithT(t)
+	var out bytes.Buffer
+	err := writeUnifiedDiff(&out,
+		"a", map[string][]byte{"same": []byte("x\n"), "gone": []byte("bye\n"), "f.yaml": []byte("a: 1\nb: 2\n"), "bin": {0xff}},
+		"b", map[string][]byte{"same": []byte("x\n"), "new": []byte("hi"), "f.yaml": []byte("a: 1\nb: 3\n"), "bin": {0xfe}})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(out.String()).To(Equal(`Binary files a/bin and b/bin differ
+--- a/f.yaml
++++ b/f.yaml
+@@ -1,2 +1,2 @@
+ a: 1
+-b: 2
++b: 3
+--- a/gone
++++ /dev/null
+@@ -1 +0,0 @@
+-bye
+--- /dev/null
++++ b/new
+@@ -0,0 +1 @@
++hi
+\ No newline at end of file
+`))
+}
+
+func TestResourceList_roundTrip_keepsFilesAndOrder(t *testing.T) {
+	g := NewWithT(t)
+	files := map[string][]byte{
+		"Kptfile":        []byte("apiVersion: kpt.dev/v1\nkind: Kptfile\nmetadata:\n  name: app\n"),
+		"app/multi.yaml": []byte("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a # comment kept\n"),
+		"README.md":      []byte("# not a resource\n"),
+	}
+	var rl bytes.Buffer
+	g.Expect(writeResourceList(&rl, files)).To(Succeed())
+	g.Expect(rl.String()).To(HavePrefix("apiVersion: config.kubernetes.io/v1\nkind: ResourceList\nitems:\n"))
+	g.Expect(rl.String()).NotTo(ContainSubstring("not a resource"))
+	back, err := readResourceList(&rl)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(back).To(HaveLen(2))
+	g.Expect(string(back["Kptfile"])).To(Equal(string(files["Kptfile"])))
+	g.Expect(string(back["app/multi.yaml"])).To(Equal(string(files["app/multi.yaml"])))
+}
