@@ -475,3 +475,12 @@ func TestRepository_packageTooLargeForAConfigMap_isReportedNotDropped(t *testing
 	}, timeout, interval).Should(Succeed())
 	waitRepositoryReady(t, ns, "big")
 }
+
+func TestRepository_packageCount_followsANewDraftAtOnce(t *testing.T) {
+	ns, _, _ := newDraftFixture(t)
+	NewWithT(t).Eventually(func(g Gomega) {
+		repo := &kpov1.Repository{}
+		g.Expect(k8sClient.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "catalog"}, repo)).To(Succeed())
+		g.Expect(repo.Status.PackageCount).To(Equal(1))
+	}, timeout, interval).Should(Succeed())
+}

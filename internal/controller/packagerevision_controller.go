@@ -416,5 +416,29 @@ func syncPackage(ctx context.Context, c client.Client, repo *kpov1.Repository, s
 		return fmt.Errorf("re-reading package %s: %w", pkg, err)
 	}
 	s := &revisionSync{Client: c, repo: repo, src: src}
-	return s.apply(ctx, revs, pkg)
+	if err := s.apply(ctx, revs, pkg); err != nil {
+		return err
+	}
+	return updatePackageCount(ctx, c, repo)
+}
+
+// updatePackageCount recounts the Repository's packages from its PackageRevisions, so a new
+// package shows in status.packageCount without waiting for the next full sync.
+func updatePackageCount(ctx context.Context, c client.Client, repo *kpov1.Repository) error {
+	list := &kpov1.PackageRevisionList{}
+	if err := c.List(ctx, list, client.InNamespace(repo.Namespace), client.MatchingLabels{kpov1.RepositoryLabel: repo.Name}); err != nil {
+		return err
+	}
+	pkgs := map[string]bool{}
+	for _, pr := range list.Items {
+		if pr.DeletionTimestamp.IsZero() {
+			pkgs[pr.Spec.PackageName] = true
+		}
+	}
+	if repo.Status.PackageCount == len(pkgs) {
+		return nil
+	}
+	patch := client.MergeFrom(repo.DeepCopy())
+	repo.Status.PackageCount = len(pkgs)
+	return client.IgnoreNotFound(c.Status().Patch(ctx, repo, patch))
 }
