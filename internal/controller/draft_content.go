@@ -49,7 +49,8 @@ func (b *draftBuilder) build(ctx context.Context) (map[string][]byte, string, er
 		files, err := b.copyRevision(ctx, s.Copy.SourceRef.Name)
 		return files, "copy", err
 	case s.Upgrade != nil:
-		return nil, "", terminal(kpov1.UnsupportedSourceReason, errors.New("upgrade: not built yet"))
+		files, err := b.upgradeRevision(ctx, s.Upgrade)
+		return files, "upgrade", err
 	}
 	return nil, "", terminal(kpov1.UnsupportedSourceReason, errors.New("the PackageDraft has no source: set one of init, clone, copy and upgrade"))
 }

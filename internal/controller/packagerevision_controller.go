@@ -134,6 +134,10 @@ func (r *PackageRevisionReconciler) reconcileContent(ctx context.Context, pr *kp
 		return terminal(kpov1.InvalidContentReason, fmt.Errorf("content config map %s: %w", cm.Name, err))
 	}
 	if content.Digest(files) == cm.Annotations[kpov1.ContentDigestAnnotation] {
+		if committed := cm.Annotations[kpov1.ContentCommitAnnotation]; committed != "" && committed != pr.Status.Commit {
+			// Committed, but re-reading Git failed afterwards: finish that now.
+			return r.resync(ctx, repo, pr.Spec.PackageName)
+		}
 		return nil
 	}
 	if err := content.Validate(files); err != nil {
@@ -203,6 +207,16 @@ func (r *PackageRevisionReconciler) writeBack(ctx context.Context, cm *corev1.Co
 		return fmt.Errorf("writing the rendered content back: %w", err)
 	}
 	return nil
+}
+
+// resync re-reads one package from Git.
+func (r *PackageRevisionReconciler) resync(ctx context.Context, repo *kpov1.Repository, pkg string) error {
+	defer r.git.lock(repo)()
+	src, err := r.git.open(ctx, repo)
+	if err != nil {
+		return err
+	}
+	return syncPackage(ctx, r.Client, repo, src, pkg)
 }
 
 // reconcileLifecycle carries out spec.lifecycle when it differs from the lifecycle Git holds.

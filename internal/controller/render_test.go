@@ -135,11 +135,12 @@ func TestPackageRevision_jobEvaluatedFunction_rendersEndToEnd(t *testing.T) {
 
 	editContent(t, ns, name, func(d map[string]string) {
 		d["app.yaml"] = appYAML
-		d["Kptfile"] = withPipeline(d["Kptfile"], "  mutators:\n  - image: "+jobSetNamespaceImage+"\n    configMap:\n      namespace: from-a-job\n")
+		// A namespace unique to this run, so the function cache cannot answer instead of a Job.
+		d["Kptfile"] = withPipeline(d["Kptfile"], "  mutators:\n  - image: "+jobSetNamespaceImage+"\n    configMap:\n      namespace: "+ns+"\n")
 	})
 	g.Eventually(func() (string, error) {
 		return gitRepo.ReadFile("refs/heads/drafts/web/w", "web/app.yaml")
-	}, timeout, interval).Should(ContainSubstring("namespace: from-a-job"))
+	}, timeout, interval).Should(ContainSubstring("namespace: "+ns))
 	g.Expect(functionNode.Runs(jobSetNamespaceImage)).To(BeNumerically(">", runsBefore), "the function ran as a Job")
 	g.Eventually(func(g Gomega) {
 		jobs := &batchv1.JobList{}

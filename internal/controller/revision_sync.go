@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -210,21 +211,26 @@ func (s *revisionSync) writeContent(ctx context.Context, rev discovery.Revision,
 			return &contentError{err: err}
 		}
 	}
-	if _, err := controllerutil.CreateOrUpdate(ctx, s.Client, cm, func() error {
-		cm.Labels = mergeMaps(cm.Labels, map[string]string{
-			kpov1.RepositoryLabel: s.repo.Name,
-			kpov1.PackageLabel:    discovery.PackageLabelValue(rev.Package),
-			kpov1.ContentLabel:    "true",
-			kpov1.LifecycleLabel:  string(rev.Lifecycle),
-		})
-		if files != nil && !hasUncommittedEdits(cm, content.Digest(files)) {
-			cm.Data, cm.BinaryData = data, binary
-			cm.Annotations = mergeMaps(cm.Annotations, map[string]string{
-				kpov1.ContentCommitAnnotation: rev.Commit,
-				kpov1.ContentDigestAnnotation: content.Digest(files),
+	// The cache may still hold an older ConfigMap than one this process just wrote: retry on
+	// conflict with a fresh read.
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		_, err := controllerutil.CreateOrUpdate(ctx, s.Client, cm, func() error {
+			cm.Labels = mergeMaps(cm.Labels, map[string]string{
+				kpov1.RepositoryLabel: s.repo.Name,
+				kpov1.PackageLabel:    discovery.PackageLabelValue(rev.Package),
+				kpov1.ContentLabel:    "true",
+				kpov1.LifecycleLabel:  string(rev.Lifecycle),
 			})
-		}
-		return controllerutil.SetControllerReference(pr, cm, s.Scheme())
+			if files != nil && !hasUncommittedEdits(cm, content.Digest(files)) {
+				cm.Data, cm.BinaryData = data, binary
+				cm.Annotations = mergeMaps(cm.Annotations, map[string]string{
+					kpov1.ContentCommitAnnotation: rev.Commit,
+					kpov1.ContentDigestAnnotation: content.Digest(files),
+				})
+			}
+			return controllerutil.SetControllerReference(pr, cm, s.Scheme())
+		})
+		return err
 	}); err != nil {
 		return fmt.Errorf("writing content config map: %w", err)
 	}

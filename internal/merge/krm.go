@@ -1,0 +1,264 @@
+package merge
+
+import (
+	"bytes"
+	"fmt"
+	"maps"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+
+	"sigs.k8s.io/kustomize/kyaml/kio"
+	"sigs.k8s.io/kustomize/kyaml/kio/kioutil"
+	"sigs.k8s.io/kustomize/kyaml/resid"
+	"sigs.k8s.io/kustomize/kyaml/yaml"
+)
+
+const (
+	// mergeCommentPrefix starts the line comment kpt puts on `metadata:`.
+	mergeCommentPrefix = "kpt-merge:"
+	// upstreamIdentifierAnnotation is the annotation kpt writes next to the merge comment.
+	upstreamIdentifierAnnotation = "internal.kpt.dev/upstream-identifier"
+	// mergeSourceAnnotation marks which tree a resource was read from while merging, as kpt
+	// does; it never reaches the output.
+	mergeSourceAnnotation = "config.kubernetes.io/merge-source"
+)
+
+// readFile parses one YAML file into resources the way kpt's package reader does: sequence
+// indentation recorded, bare sequences wrapped, path and index annotations set. extra
+// annotations (the merge source) are set too.
+func readFile(p string, data []byte, extra map[string]string) ([]*yaml.RNode, error) {
+	set := map[string]string{kioutil.PathAnnotation: p, kioutil.LegacyPathAnnotation: p}
+	maps.Copy(set, extra)
+	nodes, err := (&kio.ByteReader{
+		Reader:            bytes.NewReader(data),
+		DisableUnwrapping: true,
+		SetAnnotations:    set,
+		PreserveSeqIndent: true,
+		WrapBareSeqNode:   true,
+	}).Read()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrInvalidInput, p, err)
+	}
+	return nodes, nil
+}
+
+// writeFiles serialises resources into files by their path annotation, each file's resources
+// in index order, clearing the reader's annotations, as kpt's package writer does.
+func writeFiles(nodes []*yaml.RNode) (map[string][]byte, error) {
+	if err := kioutil.DefaultPathAndIndexAnnotation("", nodes); err != nil {
+		return nil, err
+	}
+	byPath := map[string][]*yaml.RNode{}
+	for _, n := range nodes {
+		p, _, err := kioutil.GetFileAnnotations(n)
+		if err != nil {
+			return nil, err
+		}
+		byPath[p] = append(byPath[p], n)
+	}
+	out := make(map[string][]byte, len(byPath))
+	for p, ns := range byPath {
+		if err := kioutil.SortNodes(ns); err != nil {
+			return nil, err
+		}
+		var buf bytes.Buffer
+		w := kio.ByteWriter{
+			Writer:           &buf,
+			ClearAnnotations: []string{mergeSourceAnnotation, kioutil.PathAnnotation, kioutil.LegacyPathAnnotation},
+		}
+		if err := w.Write(ns); err != nil {
+			return nil, fmt.Errorf("writing %s: %w", p, err)
+		}
+		out[p] = buf.Bytes()
+	}
+	return out, nil
+}
+
+// addMergeComments returns a copy of files in which every resource has kpt's merge comment
+// (`metadata: # kpt-merge: <namespace>/<name>`, kept when already present) and
+// upstream-identifier annotation. Files in which something was added are rewritten through
+// kyaml, as kpt does; files that already had both are left byte for byte (kpt would rewrite
+// them too, which only re-formats). Like kpt's, it is best effort: when any YAML file of the
+// tree does not parse, the tree is returned as is.
+func addMergeComments(files map[string][]byte) (map[string][]byte, error) {
+	return addMergeCommentsCached(files, nil)
+}
+
+// parseCache keeps the resources parsed from a file (path and content) so a later read of the
+// same bytes needs no second parse.
+type parseCache map[string][]*yaml.RNode
+
+func cacheKey(p string, data []byte) string { return p + "\x00" + string(data) }
+
+// read returns the resources of a file, from the cache when it has them.
+func (c parseCache) read(p string, data []byte, extra map[string]string) ([]*yaml.RNode, error) {
+	cached, ok := c[cacheKey(p, data)]
+	if !ok {
+		return readFile(p, data, extra)
+	}
+	nodes := make([]*yaml.RNode, len(cached))
+	for i, n := range cached {
+		nodes[i] = n.Copy()
+		for k, v := range extra {
+			if err := nodes[i].PipeE(yaml.SetAnnotation(k, v)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return nodes, nil
+}
+
+func addMergeCommentsCached(files map[string][]byte, cache parseCache) (map[string][]byte, error) {
+	out := maps.Clone(files)
+	if out == nil {
+		out = map[string][]byte{}
+	}
+	var paths []string
+	for _, p := range slices.Sorted(maps.Keys(files)) {
+		if isYAMLFile(p) {
+			paths = append(paths, p)
+		}
+	}
+	nodesOf := make([][]*yaml.RNode, len(paths))
+	changedOf := make([]bool, len(paths))
+	errs := make([]error, len(paths))
+	parallel(len(paths), func(i int) {
+		nodesOf[i], errs[i] = readFile(paths[i], files[paths[i]], nil)
+		for _, n := range nodesOf[i] {
+			if addMergeComment(n) {
+				changedOf[i] = true
+			}
+		}
+	})
+	parsed := map[string][]*yaml.RNode{}
+	var changed []*yaml.RNode
+	for i, p := range paths {
+		if errs[i] != nil {
+			return out, nil //nolint:nilerr // best effort, as kpt's addmergecomment
+		}
+		parsed[p] = nodesOf[i]
+		if changedOf[i] {
+			changed = append(changed, nodesOf[i]...)
+		}
+	}
+	written, err := writeFiles(changed)
+	if err != nil {
+		return out, nil //nolint:nilerr // best effort, as kpt's addmergecomment
+	}
+	maps.Copy(out, written)
+	if cache != nil {
+		for p, nodes := range parsed {
+			cache[cacheKey(p, out[p])] = nodes
+		}
+	}
+	return out, nil
+}
+
+// addMergeComment adds the merge comment and upstream identifier to one resource and reports
+// whether it added anything. Resources without name, namespace and labels are left alone, as
+// kpt does.
+func addMergeComment(n *yaml.RNode) bool {
+	meta, err := n.GetMeta()
+	if err != nil {
+		return false
+	}
+	if n.GetName() == "" && n.GetNamespace() == "" && len(n.GetLabels()) == 0 {
+		return false
+	}
+	mf := n.Field(yaml.MetadataField)
+	if mf == nil {
+		return false
+	}
+	changed := false
+	if !strings.Contains(mf.Key.YNode().LineComment, mergeCommentPrefix) {
+		mf.Key.YNode().LineComment = fmt.Sprintf("%s %s/%s", mergeCommentPrefix, meta.Namespace, meta.Name)
+		changed = true
+	}
+	group, _ := resid.ParseGroupVersion(n.GetApiVersion())
+	ns, name := meta.Namespace, meta.Name
+	if c := commentNsName(mf.Key.YNode().LineComment); c != nil {
+		ns, name = c[0], c[1]
+	}
+	switch {
+	case ns == "":
+		ns = "default"
+	case n.GetNamespace() == resid.TotallyNotANamespace:
+		ns = "~C"
+	}
+	id := fmt.Sprintf("%s|%s|%s|%s", group, n.GetKind(), ns, name)
+	if meta.Annotations[upstreamIdentifierAnnotation] != id {
+		_ = n.PipeE(yaml.SetAnnotation(upstreamIdentifierAnnotation, id))
+		changed = true
+	}
+	return changed
+}
+
+// commentNsName parses "# kpt-merge: <namespace>/<name>" into namespace and name, or nil.
+func commentNsName(comment string) []string {
+	c := strings.TrimSpace(strings.TrimPrefix(comment, "#"))
+	if !strings.HasPrefix(c, mergeCommentPrefix) {
+		return nil
+	}
+	parts := strings.SplitN(strings.TrimSpace(strings.TrimPrefix(c, mergeCommentPrefix)), "/", 2)
+	if len(parts) != 2 {
+		return nil
+	}
+	return parts
+}
+
+// identity is what makes two resources the same resource across the three trees: API group
+// (not version), kind, namespace and name (from the merge comment when present) and file.
+func identity(n *yaml.RNode) (string, error) {
+	if err := kioutil.CopyLegacyAnnotations(n); err != nil {
+		return "", err
+	}
+	meta, err := n.GetMeta()
+	if err != nil {
+		return "", err
+	}
+	group, _ := resid.ParseGroupVersion(meta.APIVersion)
+	ns, name := meta.Namespace, meta.Name
+	if mf := n.Field(yaml.MetadataField); mf != nil {
+		if c := commentNsName(mf.Key.YNode().LineComment); c != nil {
+			ns, name = c[0], c[1]
+		}
+	}
+	return strings.Join([]string{group, meta.Kind, ns, name, meta.Annotations[kioutil.PathAnnotation]}, "\x00"), nil
+}
+
+// describe names a resource for a Conflict.
+func describe(n *yaml.RNode) string {
+	s := n.GetApiVersion() + " " + n.GetKind() + " "
+	if ns := n.GetNamespace(); ns != "" {
+		s += ns + "/"
+	}
+	return s + n.GetName()
+}
+
+// parallel runs f(0..n-1) on up to GOMAXPROCS goroutines. Parsing and merging resources are
+// independent per file and per resource, and dominate an update's time.
+func parallel(n int, f func(i int)) {
+	workers := min(runtime.GOMAXPROCS(0), n)
+	if workers <= 1 {
+		for i := range n {
+			f(i)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range workers {
+		wg.Go(func() {
+			for i := range next {
+				f(i)
+			}
+		})
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+}
