@@ -44,11 +44,15 @@ vet: ## go vet.
 
 .PHONY: test
 test: manifests generate fmt vet ## Run every test against a real kube-apiserver, etcd and Git server.
-	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" go test ./... -count=1 -timeout 30m
+	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" FLUX_ASSETS="$$(hack/flux-assets.sh)" go test ./... -count=1 -timeout 30m
 
 .PHONY: envtest
 envtest: ## Obtain kube-apiserver and etcd (downloaded, or built from the Go module proxy) and print their directory.
 	@hack/envtest-assets.sh
+
+.PHONY: e2e-flux
+e2e-flux: ## Run only the Flux end-to-end test (builds Flux's controllers from the Go module proxy on first use).
+	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" FLUX_ASSETS="$$(hack/flux-assets.sh)" go test ./internal/e2e/... -count=1 -v -timeout 20m
 
 .PHONY: bench
 bench: ## Run the benchmarks and write bench/report.txt.

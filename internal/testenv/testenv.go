@@ -27,13 +27,14 @@ func RepoRoot() string {
 }
 
 // Start brings up kube-apiserver and etcd from $KUBEBUILDER_ASSETS (see
-// hack/envtest-assets.sh, which `make test` runs) and installs the CRDs of config/crd/bases.
-func Start() (*Environment, error) {
+// hack/envtest-assets.sh, which `make test` runs) and installs the CRDs of config/crd/bases,
+// and those of extraCRDDirs (for one, Flux's in the end-to-end test).
+func Start(extraCRDDirs ...string) (*Environment, error) {
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		return nil, errors.New("KUBEBUILDER_ASSETS is not set: run the tests with `make test`, or export KUBEBUILDER_ASSETS=$(hack/envtest-assets.sh)")
 	}
 	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join(RepoRoot(), "config", "crd", "bases")},
+		CRDDirectoryPaths:     append([]string{filepath.Join(RepoRoot(), "config", "crd", "bases")}, extraCRDDirs...),
 		ErrorIfCRDPathMissing: true,
 	}
 	cfg, err := env.Start()
