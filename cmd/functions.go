@@ -29,7 +29,7 @@ func (f *functionFlags) bind(fs *flag.FlagSet) {
 	fs.StringVar(&f.execFunctions, "exec-functions", "", "Comma-separated image=binary pairs run as local processes (development).")
 	fs.StringVar(&f.entrypoints, "function-entrypoints", "", "Comma-separated image=entrypoint pairs for images whose function is not at "+job.DefaultEntrypoint+".")
 	fs.DurationVar(&f.timeout, "function-timeout", 2*time.Minute, "Time limit of one function run.")
-	fs.IntVar(&f.cacheSize, "function-cache-size", render.DefaultCacheSize, "Function results kept in memory.")
+	fs.IntVar(&f.cacheSize, "function-cache-size", render.DefaultCacheSize, "Function results kept in memory; a negative value disables the cache.")
 }
 
 // selector builds the evaluator selection the flags describe.

@@ -5,13 +5,13 @@ import (
 	"container/list"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"io"
 	"sync"
 
 	"sigs.k8s.io/kustomize/kyaml/fn/framework"
-	"sigs.k8s.io/kustomize/kyaml/kio"
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 
 	"kpo.dev/kpo/internal/kptfile"
@@ -24,10 +24,14 @@ const DefaultCacheSize = 256
 // (image or exec), the digest of its functionConfig and the digest of its input items, and
 // replays it instead of running the function again. It keeps at most Size entries, evicting
 // the least recently used. Failures are not cached. Safe for concurrent use.
+//
+// What it remembers is the output with the input's comments and field order already
+// restored (see RestoreComments), so a hit costs a copy of the output and nothing else.
 type CachingEvaluator struct {
 	// Next runs the function on a miss.
 	Next Evaluator
-	// Size bounds the number of entries (DefaultCacheSize when zero or negative).
+	// Size bounds the number of entries: DefaultCacheSize when zero, and no caching at all
+	// (every run goes to Next) when negative.
 	Size int
 
 	mu      sync.Mutex
@@ -45,6 +49,9 @@ type cacheEntry struct {
 // Evaluate replays a cached run of fn over the same input, or runs Next and caches its
 // result when it succeeds.
 func (c *CachingEvaluator) Evaluate(ctx context.Context, fn kptfile.Function, rl *framework.ResourceList) error {
+	if c.Size < 0 {
+		return c.next(ctx, fn, rl)
+	}
 	key, err := cacheKey(fn, rl)
 	if err != nil {
 		return err
@@ -56,7 +63,7 @@ func (c *CachingEvaluator) Evaluate(ctx context.Context, fn kptfile.Function, rl
 		return nil
 	}
 	var stderr bytes.Buffer
-	if err := c.Next.Evaluate(WithStderr(ctx, io.MultiWriter(StderrWriter(ctx), &stderr)), fn, rl); err != nil {
+	if err := c.next(WithStderr(ctx, io.MultiWriter(StderrWriter(ctx), &stderr)), fn, rl); err != nil {
 		return err
 	}
 	if hasErrorResult(rl.Results) {
@@ -66,10 +73,35 @@ func (c *CachingEvaluator) Evaluate(ctx context.Context, fn kptfile.Function, rl
 	return nil
 }
 
-// PreservesComments delegates to Next.
-func (c *CachingEvaluator) PreservesComments(fn kptfile.Function) bool {
-	return preservesComments(c.Next, fn)
+// next runs Next and, when Next does not keep comments itself, restores them on its output
+// from a copy of its input, as Render would.
+func (c *CachingEvaluator) next(ctx context.Context, fn kptfile.Function, rl *framework.ResourceList) error {
+	restore := !preservesComments(c.Next, fn)
+	var input []*yaml.RNode
+	if restore {
+		input = copyNodes(rl.Items)
+	}
+	if err := c.Next.Evaluate(ctx, fn, rl); err != nil {
+		return err
+	}
+	if restore && !hasErrorResult(rl.Results) {
+		if err := RestoreComments(input, rl.Items); err != nil {
+			return &restoreCommentsError{err}
+		}
+	}
+	return nil
 }
+
+// PreservesComments reports true: the output a CachingEvaluator returns has its comments
+// restored already.
+func (c *CachingEvaluator) PreservesComments(kptfile.Function) bool { return true }
+
+// restoreCommentsError is RestoreComments failing inside an evaluator; Render reports it as
+// it reports its own call failing (an error, not a failed function).
+type restoreCommentsError struct{ err error }
+
+func (e *restoreCommentsError) Error() string { return e.err.Error() }
+func (e *restoreCommentsError) Unwrap() error { return e.err }
 
 // Len returns the number of cached entries.
 func (c *CachingEvaluator) Len() int {
@@ -115,8 +147,10 @@ func (c *CachingEvaluator) put(e *cacheEntry) {
 	}
 }
 
-// cacheKey digests the function, its config and its input items (annotations included:
-// the path and index annotations are part of what a function may read and change).
+// cacheKey digests the function, its config and its input items: every node's kind, tag,
+// style, value, anchor and comments, and the shape of the tree (annotations included: the
+// path and index annotations are part of what a function may read and change, and comments
+// are restored from the input). Positions (line, column) are left out.
 func cacheKey(fn kptfile.Function, rl *framework.ResourceList) (string, error) {
 	h := sha256.New()
 	who := "image:" + fn.Image
@@ -124,20 +158,67 @@ func cacheKey(fn kptfile.Function, rl *framework.ResourceList) (string, error) {
 		who = "exec:" + fn.Exec
 	}
 	fmt.Fprintf(h, "%q\n", who)
+	d := digester{w: h}
 	if rl.FunctionConfig != nil {
-		s, err := rl.FunctionConfig.String()
-		if err != nil {
-			return "", err
-		}
-		fmt.Fprintf(h, "config %d\n%s", len(s), s)
+		d.str("config")
+		d.node(rl.FunctionConfig.Document())
 	}
-	var items bytes.Buffer
-	if err := (kio.ByteWriter{Writer: &items, KeepReaderAnnotations: true}).Write(rl.Items); err != nil {
-		return "", err
+	d.str("items")
+	d.int(len(rl.Items))
+	for _, n := range rl.Items {
+		d.node(n.Document())
 	}
-	fmt.Fprintf(h, "items %d %d\n", len(rl.Items), items.Len())
-	h.Write(items.Bytes())
+	d.flush()
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// digester writes an unambiguous serialization of yaml.Node trees to w, buffered.
+type digester struct {
+	w   io.Writer
+	buf []byte
+}
+
+func (d *digester) int(v int) {
+	d.buf = binary.AppendUvarint(d.buf, uint64(v))
+}
+
+func (d *digester) str(s string) {
+	d.int(len(s))
+	d.buf = append(d.buf, s...)
+	if len(d.buf) >= 32<<10 {
+		d.flush()
+	}
+}
+
+func (d *digester) flush() {
+	_, _ = d.w.Write(d.buf)
+	d.buf = d.buf[:0]
+}
+
+func (d *digester) node(n *yaml.Node) {
+	if n == nil {
+		d.int(0)
+		return
+	}
+	d.int(1 + int(n.Kind))
+	d.int(int(n.Style))
+	d.str(n.Tag)
+	d.str(n.Value)
+	d.str(n.Anchor)
+	d.str(n.HeadComment)
+	d.str(n.LineComment)
+	d.str(n.FootComment)
+	if n.Kind == yaml.AliasNode {
+		// an alias is its anchor's name (Value); its target is digested where it is defined
+		if n.Alias != nil {
+			d.str(n.Alias.Anchor)
+		}
+		return
+	}
+	d.int(len(n.Content))
+	for _, c := range n.Content {
+		d.node(c)
+	}
 }
 
 func copyNodes(nodes []*yaml.RNode) []*yaml.RNode {

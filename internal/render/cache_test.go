@@ -3,7 +3,9 @@ package render
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -134,4 +136,53 @@ func BenchmarkRender_1000Resources(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+func TestCachingEvaluator_secondRenderOfSameFiles_doesNotRunTheBinaryAgain(t *testing.T) {
+	g := NewWithT(t)
+	runs := filepath.Join(t.TempDir(), "runs")
+	// The function drops comments and reorders fields like any serializing function; the
+	// cached output must come back with them restored, exactly as the first render's.
+	bin := script(t, "echo run >> "+runs+"\nsed -e 's/ # keep me//' -e 's/value: foo/value: bar/'")
+	cache := &CachingEvaluator{Next: ExecEvaluator{Binaries: map[string]string{"sed-foo": bin}}, Size: 8}
+	opts := Options{Evaluator: func(kptfile.Function) (Evaluator, error) { return cache, nil }}
+	files := execPackage("image: gcr.io/example/sed-foo:v1")
+	countRuns := func() int {
+		data, _ := os.ReadFile(runs)
+		return strings.Count(string(data), "run\n")
+	}
+
+	out1, results1, err := Render(context.Background(), files, opts)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(countRuns()).To(Equal(1))
+	g.Expect(string(out1["cm.yaml"])).To(Equal("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm # keep me\ndata:\n  value: bar\n"))
+
+	for range 2 {
+		out2, results2, err := Render(context.Background(), files, opts)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(countRuns()).To(Equal(1), "a render of the same files is served from the cache")
+		g.Expect(out2).To(Equal(out1))
+		g.Expect(results2).To(Equal(results1))
+	}
+
+	// Another input misses.
+	files["cm.yaml"] = []byte("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: other\ndata:\n  value: foo\n")
+	_, _, err = Render(context.Background(), files, opts)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(countRuns()).To(Equal(2))
+}
+
+func TestCachingEvaluator_negativeSize_cachesNothing(t *testing.T) {
+	g := NewWithT(t)
+	counter := &countingEvaluator{}
+	cache := &CachingEvaluator{Next: counter, Size: -1}
+	opts := Options{Evaluator: func(kptfile.Function) (Evaluator, error) { return cache, nil }}
+	in := readTree(t, filepath.Join("testdata", "subpackages", "input"))
+	out1, _, err := Render(context.Background(), in, opts)
+	g.Expect(err).NotTo(HaveOccurred())
+	out2, _, err := Render(context.Background(), in, opts)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(counter.runs.Load()).To(BeEquivalentTo(6))
+	g.Expect(cache.Len()).To(Equal(0))
+	g.Expect(out2).To(Equal(out1))
 }

@@ -11,10 +11,10 @@ import (
 
 	gitignore "github.com/monochromegane/go-gitignore"
 	"sigs.k8s.io/kustomize/kyaml/kio"
-	"sigs.k8s.io/kustomize/kyaml/kio/kioutil"
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 
 	"kpo.dev/kpo/internal/kptfile"
+	"kpo.dev/kpo/internal/render/yamlfast"
 )
 
 // pkgPathAnnotation records, on every resource while it is being rendered, the package it
@@ -179,7 +179,7 @@ func (pn *pkgNode) readResources(files map[string][]byte) ([]*yaml.RNode, error)
 			return nil, fmt.Errorf("%w: %s: %w", ErrInvalidResource, p, err)
 		}
 		for _, n := range nodes {
-			if err := n.PipeE(yaml.SetAnnotation(pkgPathAnnotation, pn.dir)); err != nil {
+			if err := yamlfast.SetAnnotation(n, pkgPathAnnotation, pn.dir); err != nil {
 				return nil, err
 			}
 		}
@@ -188,19 +188,11 @@ func (pn *pkgNode) readResources(files map[string][]byte) ([]*yaml.RNode, error)
 	return out, nil
 }
 
-// parseFile reads the resources of one file, annotated with path rel and their index.
+// parseFile reads the resources of one file as kyaml's package reader does with kpt's
+// settings (keep sequence indentation, wrap bare sequences), annotated with path rel and
+// their index.
 func parseFile(data []byte, rel string) ([]*yaml.RNode, error) {
-	r := &kio.ByteReader{
-		Reader:            bytes.NewReader(data),
-		DisableUnwrapping: true,
-		PreserveSeqIndent: true,
-		WrapBareSeqNode:   true,
-		SetAnnotations: map[string]string{
-			kioutil.PathAnnotation:       rel,
-			kioutil.LegacyPathAnnotation: rel,
-		},
-	}
-	return r.Read()
+	return readNodes(data, rel)
 }
 
 // validatePipeline applies kpt's checks on function configs that refer to files: the file
@@ -250,23 +242,22 @@ var kustomizationFileNames = []string{"kustomization.yaml", "kustomization.yml",
 // isKRM applies kpt's rule: a resource has apiVersion, kind and metadata.name, except
 // kustomization files.
 func isKRM(n *yaml.RNode) error {
-	p, _, _ := kioutil.GetFileAnnotations(n)
+	p, _ := yamlfast.FileAnnotations(n)
 	if slices.Contains(kustomizationFileNames, path.Base(p)) {
 		return nil
 	}
-	meta, err := n.GetMeta()
-	if err != nil && !errors.Is(err, yaml.ErrMissingMetadata) {
-		return errors.New("resource must have `apiVersion`, `kind`, and `name`")
-	}
-	if strings.HasPrefix(meta.APIVersion, "kustomize.config.k8s.io") || (meta.APIVersion == "" && meta.Kind == "Kustomization") {
+	// (RNode.GetMeta, which kpt calls here, fails only for a resource without metadata,
+	// which the checks below refuse anyway.)
+	apiVersion, kind, name := yamlfast.TypeAndName(n)
+	if strings.HasPrefix(apiVersion, "kustomize.config.k8s.io") || (apiVersion == "" && kind == "Kustomization") {
 		return nil
 	}
 	switch {
-	case meta.APIVersion == "":
+	case apiVersion == "":
 		return errors.New("resource must have `apiVersion`")
-	case meta.Kind == "":
+	case kind == "":
 		return errors.New("resource must have `kind`")
-	case meta.Name == "":
+	case name == "":
 		return errors.New("resource must have `metadata.name`")
 	}
 	return nil
@@ -276,8 +267,8 @@ func isKRM(n *yaml.RNode) error {
 func areKRM(nodes []*yaml.RNode) error {
 	for _, n := range nodes {
 		if err := isKRM(n); err != nil {
-			p, _, _ := kioutil.GetFileAnnotations(n)
-			if pkg := n.GetAnnotations()[pkgPathAnnotation]; pkg != "" && pkg != "." {
+			p, _ := yamlfast.FileAnnotations(n)
+			if pkg, _ := yamlfast.Annotation(n, pkgPathAnnotation); pkg != "" && pkg != "." {
 				p = path.Join(pkg, p)
 			}
 			return fmt.Errorf("%s: %w", p, err)

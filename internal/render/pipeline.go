@@ -13,12 +13,12 @@ import (
 
 	"sigs.k8s.io/kustomize/kyaml/comments"
 	"sigs.k8s.io/kustomize/kyaml/fn/framework"
-	"sigs.k8s.io/kustomize/kyaml/kio"
 	"sigs.k8s.io/kustomize/kyaml/kio/kioutil"
 	"sigs.k8s.io/kustomize/kyaml/order"
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 
 	"kpo.dev/kpo/internal/kptfile"
+	"kpo.dev/kpo/internal/render/yamlfast"
 )
 
 // selectionIDAnnotation identifies resources while a function with selectors runs, so its
@@ -55,7 +55,7 @@ func (r *renderer) runPipeline(ctx context.Context, pn *pkgNode, input []*yaml.R
 		}
 		input = mergeSelection(input, selected, output)
 		for _, n := range input {
-			if err := n.PipeE(yaml.ClearAnnotation(selectionIDAnnotation)); err != nil {
+			if err := yamlfast.ClearAnnotation(n, selectionIDAnnotation); err != nil {
 				return input, err
 			}
 		}
@@ -67,13 +67,13 @@ func (r *renderer) runPipeline(ctx context.Context, pn *pkgNode, input []*yaml.R
 			return input, err
 		}
 		for _, n := range input {
-			_ = n.PipeE(yaml.ClearAnnotation(selectionIDAnnotation))
+			_ = yamlfast.ClearAnnotation(n, selectionIDAnnotation)
 		}
 		// Validators see copies and their output is dropped: they cannot change anything.
 		copies := make([]*yaml.RNode, len(selected))
 		for i, n := range selected {
 			copies[i] = n.Copy()
-			_ = copies[i].PipeE(yaml.ClearAnnotation(selectionIDAnnotation))
+			_ = yamlfast.ClearAnnotation(copies[i], selectionIDAnnotation)
 		}
 		if _, err := r.runFunction(ctx, pn, fn, true, input, copies); err != nil {
 			clearBookkeeping(input)
@@ -87,9 +87,7 @@ func (r *renderer) runPipeline(ctx context.Context, pn *pkgNode, input []*yaml.R
 // run stops half way (kpt's clearAnnotationsOnMutFailure).
 func clearBookkeeping(nodes []*yaml.RNode) {
 	for _, n := range nodes {
-		for _, a := range []string{kioutil.IdAnnotation, kioutil.LegacyIdAnnotation, kioutil.InternalAnnotationsMigrationResourceIDAnnotation, selectionIDAnnotation} {
-			_ = n.PipeE(yaml.ClearAnnotation(a))
-		}
+		_ = yamlfast.ClearAnnotations(n, kioutil.IdAnnotation, kioutil.LegacyIdAnnotation, kioutil.InternalAnnotationsMigrationResourceIDAnnotation, selectionIDAnnotation)
 	}
 }
 
@@ -112,7 +110,7 @@ func selectResources(input []*yaml.RNode, fn kptfile.Function) (selected, rest [
 	}
 	rest = []*yaml.RNode{}
 	for i, n := range input {
-		if err := n.PipeE(yaml.SetAnnotation(selectionIDAnnotation, strconv.Itoa(i))); err != nil {
+		if err := yamlfast.SetAnnotation(n, selectionIDAnnotation, strconv.Itoa(i)); err != nil {
 			return nil, nil, err
 		}
 		match := len(fn.Selectors) == 0 || slices.ContainsFunc(fn.Selectors, func(s kptfile.Selector) bool { return matches(n, s) })
@@ -159,7 +157,7 @@ func matches(n *yaml.RNode, s kptfile.Selector) bool {
 // see, as kpt does: unselected resources keep their place, selected ones are replaced by
 // their output (or dropped when the function deleted them), new resources go last.
 func mergeSelection(input, selected, output []*yaml.RNode) []*yaml.RNode {
-	id := func(n *yaml.RNode) string { return n.GetAnnotations()[selectionIDAnnotation] }
+	id := func(n *yaml.RNode) string { v, _ := yamlfast.Annotation(n, selectionIDAnnotation); return v }
 	selectedIDs := map[string]bool{}
 	for _, n := range selected {
 		selectedIDs[id(n)] = true
@@ -216,20 +214,17 @@ func (r *renderer) runFunction(ctx context.Context, pn *pkgNode, fn kptfile.Func
 	if ev == nil {
 		return nil, fail(fmt.Errorf("no evaluator for image %s", name))
 	}
-	var output []*yaml.RNode
-	filter := kio.FilterFunc(func(nodes []*yaml.RNode) ([]*yaml.RNode, error) {
-		out, err := r.evaluate(ctx, pn, fn, name, validator, ev, config, nodes)
-		output = out
-		return out, err
-	})
-	// kio.Pipeline reconciles the legacy and the internal path/index annotations when a
-	// function changed only one form, exactly as around kpt's function runs.
-	p := kio.Pipeline{
-		Inputs:                []kio.Reader{&kio.PackageBuffer{Nodes: selected}},
-		Filters:               []kio.Filter{filter},
-		ContinueOnEmptyResult: true,
+	// As around kpt's function runs (a kio.Pipeline), the legacy and the internal path and
+	// index annotations are reconciled when a function changed only one form.
+	before, err := trackAnnotations(selected)
+	if err != nil {
+		return nil, err
 	}
-	if err := p.Execute(); err != nil {
+	output, err := r.evaluate(ctx, pn, fn, name, validator, ev, config, selected)
+	if err != nil {
+		return nil, err
+	}
+	if err := reconcileAnnotations(output, before); err != nil {
 		return nil, err
 	}
 	return output, nil
@@ -249,24 +244,31 @@ func (r *renderer) evaluate(ctx context.Context, pn *pkgNode, fn kptfile.Functio
 		return nil, &FunctionError{Package: pn.dir, Image: name, ExitCode: 1,
 			Err: fmt.Errorf("%w: input resource list must contain only KRM resources: %w", ErrInvalidResource, err)}
 	}
-	// Functions work on copies: a failing function leaves the input untouched. Ids
-	// (kyaml's, as set around container functions) map the output back to the input, see
-	// RestoreComments.
+	// Functions work on copies, so that a failing function leaves the input untouched for
+	// kpt.dev/save-on-render-failure, and so that comments can be restored from the input.
+	// When neither is needed (no partial result is ever returned, and the evaluator edits
+	// the nodes in place), they work on the nodes themselves. Ids (kyaml's, as set around
+	// container functions) map the output back to the input, see RestoreComments.
+	preserves := preservesComments(ev, fn)
+	inPlace := preserves && !r.saveOnFailure
 	items := make([]*yaml.RNode, len(nodes))
 	for i, n := range nodes {
 		id := strconv.Itoa(i + 1)
-		if err := n.PipeE(yaml.SetAnnotation(kioutil.IdAnnotation, id)); err != nil {
+		if err := yamlfast.SetAnnotation(n, kioutil.IdAnnotation, id); err != nil {
 			return nil, err
 		}
-		if err := n.PipeE(yaml.SetAnnotation(kioutil.LegacyIdAnnotation, id)); err != nil {
+		if err := yamlfast.SetAnnotation(n, kioutil.LegacyIdAnnotation, id); err != nil {
 			return nil, err
 		}
-		items[i] = n.Copy()
+		if inPlace {
+			items[i] = n
+		} else {
+			items[i] = n.Copy()
+		}
 	}
 	defer func() {
 		for _, n := range nodes {
-			_ = n.PipeE(yaml.ClearAnnotation(kioutil.IdAnnotation))
-			_ = n.PipeE(yaml.ClearAnnotation(kioutil.LegacyIdAnnotation))
+			_ = yamlfast.ClearAnnotations(n, kioutil.IdAnnotation, kioutil.LegacyIdAnnotation)
 		}
 	}()
 	rl := &framework.ResourceList{Items: items}
@@ -275,6 +277,9 @@ func (r *renderer) evaluate(ctx context.Context, pn *pkgNode, fn kptfile.Functio
 	}
 	var stderr bytes.Buffer
 	err := ev.Evaluate(WithStderr(ctx, &stderr), fn, rl)
+	if rce := (*restoreCommentsError)(nil); errors.As(err, &rce) {
+		return nil, rce.err
+	}
 
 	res.Stderr, res.Results = stderr.String(), rl.Results
 	var fe *FunctionError
@@ -302,7 +307,7 @@ func (r *renderer) evaluate(ctx context.Context, pn *pkgNode, fn kptfile.Functio
 		r.results = append(r.results, res)
 		return nil, fe
 	}
-	if !preservesComments(ev, fn) {
+	if !preserves {
 		if err := RestoreComments(nodes, rl.Items); err != nil {
 			return nil, err
 		}
@@ -323,21 +328,19 @@ func (r *renderer) evaluate(ctx context.Context, pn *pkgNode, fn kptfile.Functio
 // serializes has them restored, see RestoreComments.)
 func (r *renderer) postProcess(pn *pkgNode, output []*yaml.RNode) ([]*yaml.RNode, error) {
 	for _, n := range output {
-		for _, a := range []string{kioutil.IdAnnotation, kioutil.LegacyIdAnnotation} {
-			if err := n.PipeE(yaml.ClearAnnotation(a)); err != nil {
-				return nil, err
-			}
+		if err := yamlfast.ClearAnnotations(n, kioutil.IdAnnotation, kioutil.LegacyIdAnnotation); err != nil {
+			return nil, err
 		}
 	}
 	fail := func(err error) error { return fmt.Errorf("%w: %w", ErrInvalidResource, err) }
 	// Generated resources without a path go to <namespace>/<kind>_<name>.yaml of the package
 	// that ran the function.
-	if err := kioutil.DefaultPathAnnotation("", output); err != nil {
+	if err := defaultPathAnnotation(output); err != nil {
 		return nil, fail(err)
 	}
 	for _, n := range output {
-		if n.GetAnnotations()[pkgPathAnnotation] == "" {
-			if err := n.PipeE(yaml.SetAnnotation(pkgPathAnnotation, pn.dir)); err != nil {
+		if v, _ := yamlfast.Annotation(n, pkgPathAnnotation); v == "" {
+			if err := yamlfast.SetAnnotation(n, pkgPathAnnotation, pn.dir); err != nil {
 				return nil, err
 			}
 		}
@@ -390,11 +393,11 @@ func RestoreComments(input, output []*yaml.RNode) error {
 }
 
 func idOf(n *yaml.RNode) string {
-	a := n.GetAnnotations()
-	if id := a[kioutil.IdAnnotation]; id != "" {
+	if id, _ := yamlfast.Annotation(n, kioutil.IdAnnotation); id != "" {
 		return id
 	}
-	return a[kioutil.LegacyIdAnnotation]
+	id, _ := yamlfast.Annotation(n, kioutil.LegacyIdAnnotation)
+	return id
 }
 
 func hasErrorResult(results framework.Results) bool {
@@ -405,14 +408,15 @@ func hasErrorResult(results framework.Results) bool {
 // resources at the same path and index (kpt's rule). An absolute path is taken as relative
 // to the package, as kpt does when it joins it to the package directory.
 func enforcePathInvariants(nodes []*yaml.RNode) error {
-	seen := map[[3]string]bool{}
+	seen := make(map[[3]string]bool, len(nodes))
 	for _, n := range nodes {
-		p, index, _ := kioutil.GetFileAnnotations(n)
+		p, index := yamlfast.FileAnnotations(n)
 		clean := path.Clean(p)
 		if clean == ".." || strings.HasPrefix(clean, "../") {
 			return fmt.Errorf("function must not modify resources outside of package: resource has path %s", p)
 		}
-		key := [3]string{n.GetAnnotations()[pkgPathAnnotation], clean, index}
+		pkg, _ := yamlfast.Annotation(n, pkgPathAnnotation)
+		key := [3]string{pkg, clean, index}
 		if seen[key] {
 			return fmt.Errorf("resource at path %q and index %q already exists", clean, index)
 		}
@@ -429,8 +433,8 @@ func functionConfig(pn *pkgNode, fn kptfile.Function, all []*yaml.RNode) (*yaml.
 	case fn.ConfigPath != "":
 		want := path.Clean(fn.ConfigPath)
 		for _, n := range all {
-			p, _, _ := kioutil.GetFileAnnotations(n)
-			if n.GetAnnotations()[pkgPathAnnotation] == pn.dir && path.Clean(p) == want {
+			p, _ := yamlfast.FileAnnotations(n)
+			if pkg, _ := yamlfast.Annotation(n, pkgPathAnnotation); pkg == pn.dir && path.Clean(p) == want {
 				return withoutInternalAnnotations(n.Copy())
 			}
 		}
@@ -467,12 +471,10 @@ var internalAnnotations = []string{
 }
 
 func withoutInternalAnnotations(n *yaml.RNode) (*yaml.RNode, error) {
-	for _, a := range internalAnnotations {
-		if err := n.PipeE(yaml.ClearAnnotation(a)); err != nil {
-			return nil, err
-		}
+	if err := yamlfast.ClearAnnotations(n, internalAnnotations...); err != nil {
+		return nil, err
 	}
-	if err := yaml.ClearEmptyAnnotations(n); err != nil {
+	if err := yamlfast.ClearEmptyAnnotations(n); err != nil {
 		return nil, err
 	}
 	return n, nil

@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 
 	"kpo.dev/kpo/internal/kptfile"
+	"kpo.dev/kpo/internal/render/yamlfast"
 )
 
 // ErrInvalidKptfile is wrapped by every error about a Kptfile that cannot be read or that
@@ -171,7 +172,8 @@ func Render(ctx context.Context, files map[string][]byte, opts Options) (out map
 	if err != nil {
 		return nil, nil, err
 	}
-	r := &renderer{opts: opts, files: files, root: root}
+	r := &renderer{opts: opts, files: files, root: root,
+		saveOnFailure: isTrue(root.kf.Metadata.Annotations[SaveOnRenderFailureAnnotation])}
 
 	var resources []*yaml.RNode
 	if isTrue(root.kf.Metadata.Annotations[BFSRenderAnnotation]) {
@@ -180,7 +182,7 @@ func Render(ctx context.Context, files map[string][]byte, opts Options) (out map
 		resources, err = r.hydrate(ctx, root)
 	}
 	if err != nil {
-		if !isTrue(root.kf.Metadata.Annotations[SaveOnRenderFailureAnnotation]) || resources == nil {
+		if !r.saveOnFailure || resources == nil {
 			return nil, r.results, err
 		}
 		out, werr := r.write(resources, false)
@@ -221,6 +223,9 @@ type renderer struct {
 	files   map[string][]byte
 	root    *pkgNode
 	results []Result
+	// saveOnFailure is kpt.dev/save-on-render-failure: a failed render returns the
+	// resources as the functions that succeeded left them.
+	saveOnFailure bool
 }
 
 // hydrate renders pn's subtree depth-first post-order and returns its resources: the
@@ -290,7 +295,8 @@ func (r *renderer) hydrateBFS(ctx context.Context) ([]*yaml.RNode, error) {
 			}
 			clear(pn)
 			for _, res := range output {
-				owner := byDir[res.GetAnnotations()[pkgPathAnnotation]]
+				pkg, _ := yamlfast.Annotation(res, pkgPathAnnotation)
+				owner := byDir[pkg]
 				if owner == nil {
 					owner = pn
 				}

@@ -8,9 +8,10 @@ import (
 	"slices"
 	"strings"
 
-	"sigs.k8s.io/kustomize/kyaml/kio"
 	"sigs.k8s.io/kustomize/kyaml/kio/kioutil"
 	"sigs.k8s.io/kustomize/kyaml/yaml"
+
+	"kpo.dev/kpo/internal/render/yamlfast"
 )
 
 // write turns the rendered resources back into files, as kpt's package writer does: each
@@ -20,8 +21,8 @@ import (
 // (kpt prunes only after a successful render). Every other file is kept byte for byte.
 func (r *renderer) write(resources []*yaml.RNode, prune bool) (map[string][]byte, error) {
 	for _, n := range resources {
-		pkg := n.GetAnnotations()[pkgPathAnnotation]
-		p, _, _ := kioutil.GetFileAnnotations(n)
+		pkg, _ := yamlfast.Annotation(n, pkgPathAnnotation)
+		p, _ := yamlfast.FileAnnotations(n)
 		if p == "" {
 			continue
 		}
@@ -29,22 +30,22 @@ func (r *renderer) write(resources []*yaml.RNode, prune bool) (map[string][]byte
 		if pkg != "" && pkg != "." {
 			p = path.Join(pkg, p)
 		}
-		if err := n.PipeE(yaml.SetAnnotation(kioutil.PathAnnotation, p)); err != nil {
+		if err := yamlfast.SetAnnotation(n, kioutil.PathAnnotation, p); err != nil {
 			return nil, err
 		}
-		if err := n.PipeE(yaml.SetAnnotation(kioutil.LegacyPathAnnotation, p)); err != nil {
+		if err := yamlfast.SetAnnotation(n, kioutil.LegacyPathAnnotation, p); err != nil {
 			return nil, err
 		}
-		if err := n.PipeE(yaml.ClearAnnotation(pkgPathAnnotation)); err != nil {
+		if err := yamlfast.ClearAnnotation(n, pkgPathAnnotation); err != nil {
 			return nil, err
 		}
 	}
-	if err := kioutil.DefaultPathAndIndexAnnotation("", resources); err != nil {
+	if err := defaultPathAndIndexAnnotation(resources); err != nil {
 		return nil, err
 	}
 	byFile := map[string][]*yaml.RNode{}
 	for _, n := range resources {
-		p, _, _ := kioutil.GetFileAnnotations(n)
+		p, _ := yamlfast.FileAnnotations(n)
 		clean := path.Clean(p)
 		if path.IsAbs(clean) || clean == ".." || strings.HasPrefix(clean, "../") {
 			return nil, fmt.Errorf("%w: resource %s/%s has path %q outside the package", ErrInvalidResource, n.GetKind(), n.GetName(), p)
@@ -58,15 +59,11 @@ func (r *renderer) write(resources []*yaml.RNode, prune bool) (map[string][]byte
 			return nil, fmt.Errorf("%w: resource path %q is a directory", ErrInvalidResource, p)
 		}
 		nodes := byFile[p]
-		if err := kioutil.SortNodes(nodes); err != nil {
+		if err := sortNodes(nodes); err != nil {
 			return nil, err
 		}
 		var buf bytes.Buffer
-		w := kio.ByteWriter{
-			Writer:           &buf,
-			ClearAnnotations: []string{kioutil.PathAnnotation, kioutil.LegacyPathAnnotation, pkgPathAnnotation},
-		}
-		if err := w.Write(nodes); err != nil {
+		if err := writeNodes(&buf, nodes, kioutil.PathAnnotation, kioutil.LegacyPathAnnotation, pkgPathAnnotation); err != nil {
 			return nil, fmt.Errorf("writing %s: %w", p, err)
 		}
 		out[p] = buf.Bytes()

@@ -25,6 +25,8 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/fn/framework"
 	"sigs.k8s.io/kustomize/kyaml/kio/kioutil"
 	"sigs.k8s.io/kustomize/kyaml/yaml"
+
+	"kpo.dev/kpo/internal/render/yamlfast"
 )
 
 // StderrSetter is implemented by built-ins that, like their container images,
@@ -147,7 +149,7 @@ func decodeConfig(fc *yaml.RNode, v any) error {
 // isLocalConfig reports whether a resource is annotated
 // config.kubernetes.io/local-config: "true", i.e. meant for the client side only.
 func isLocalConfig(rn *yaml.RNode) bool {
-	v, ok := rn.GetAnnotations()[localConfigAnnotation]
+	v, ok := yamlfast.Annotation(rn, localConfigAnnotation)
 	return ok && strings.EqualFold(strings.TrimSpace(v), "true")
 }
 

@@ -6,6 +6,8 @@ import (
 
 	"sigs.k8s.io/kustomize/kyaml/fn/framework"
 	"sigs.k8s.io/kustomize/kyaml/yaml"
+
+	"kpo.dev/kpo/internal/render/yamlfast"
 )
 
 // SetLabels is the set-labels function: it adds or replaces labels in
@@ -28,6 +30,7 @@ type SetLabels struct {
 
 	keys  []string
 	count int
+	path  []string // scratch space for update
 }
 
 // Process implements framework.ResourceListProcessor.
@@ -194,26 +197,28 @@ func (f *SetLabels) update(o *yaml.RNode, create bool, path ...string) error {
 	for _, key := range f.keys {
 		value := f.Labels[key]
 		f.count++
-		field, err := o.Pipe(yaml.Lookup(append(slices.Clone(path), key)...))
+		full := append(f.path[:0], path...)
+		full = append(full, key)
+		f.path = full
+		field, err := yamlfast.Lookup(o, full...)
 		if err != nil {
 			return fmt.Errorf("cannot read %v: %w", path, err)
 		}
-		if field != nil && field.YNode().Value == value {
+		if field != nil && field.Value == value {
 			continue
 		}
-		if field != nil && field.YNode().Kind == yaml.ScalarNode {
+		if field != nil && field.Kind == yaml.ScalarNode {
 			// Replace in place, so a line comment on the label stays.
-			field.YNode().Value, field.YNode().Tag = value, yaml.NodeTagString
+			field.Value, field.Tag = value, yaml.NodeTagString
 			continue
 		}
 		if field == nil && !create {
 			continue
 		}
-		parent, err := o.Pipe(yaml.LookupCreate(yaml.MappingNode, path...))
-		if err != nil {
-			return fmt.Errorf("cannot set label %s in %v: %w", key, path, err)
-		}
-		if err := parent.PipeE(yaml.SetField(key, yaml.NewStringRNode(value))); err != nil {
+		// yaml.LookupCreate(path) then yaml.SetField(key, yaml.NewStringRNode(value))
+		v := &yaml.Node{Kind: yaml.ScalarNode}
+		v.SetString(value)
+		if err := yamlfast.SetField(o, v, full...); err != nil {
 			return fmt.Errorf("cannot set label %s in %v: %w", key, path, err)
 		}
 	}

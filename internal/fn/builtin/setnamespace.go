@@ -8,6 +8,8 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/fn/framework"
 	"sigs.k8s.io/kustomize/kyaml/openapi"
 	"sigs.k8s.io/kustomize/kyaml/yaml"
+
+	"kpo.dev/kpo/internal/render/yamlfast"
 )
 
 const (
@@ -169,19 +171,21 @@ func scope(o *yaml.RNode) resourceScope {
 // upstreamOriginNamespace returns the namespace a resource had upstream, from
 // the upstream-identifier annotation; ok is false when it has no upstream origin.
 func upstreamOriginNamespace(o *yaml.RNode) (string, bool) {
-	parts := strings.Split(o.GetAnnotations()[upstreamIdentifierAnnotation], "|")
-	if len(parts) != 4 {
+	id, _ := yamlfast.Annotation(o, upstreamIdentifierAnnotation)
+	if strings.Count(id, "|") != 3 {
 		return "", false
 	}
+	parts := strings.Split(id, "|")
 	return parts[2], true
 }
 
 // upstreamOriginName returns the name a resource had upstream, or its name.
 func upstreamOriginName(o *yaml.RNode) string {
-	parts := strings.Split(o.GetAnnotations()[upstreamIdentifierAnnotation], "|")
-	if len(parts) != 4 {
+	id, _ := yamlfast.Annotation(o, upstreamIdentifierAnnotation)
+	if strings.Count(id, "|") != 3 {
 		return o.GetName()
 	}
+	parts := strings.Split(id, "|")
 	return parts[3]
 }
 
@@ -195,20 +199,22 @@ func (f *SetNamespace) visitResource(o *yaml.RNode, visit func(origin string, cu
 				origin = defaultNamespace
 			}
 		}
-		ns := o.GetNamespace()
+		current := o.GetNamespace()
+		ns := current
 		visit(origin, &ns)
-		if ns != o.GetNamespace() {
-			if err := o.SetNamespace(ns); err != nil {
+		if ns != current {
+			if err := setMetaField(o, "namespace", ns); err != nil {
 				return err
 			}
 		}
 	case scopeCluster:
 		switch {
 		case isGVK(o, "", "v1", "Namespace"):
-			name := o.GetName()
+			current := o.GetName()
+			name := current
 			visit(upstreamOriginName(o), &name)
-			if name != o.GetName() {
-				return o.SetName(name)
+			if name != current {
+				return setMetaField(o, "name", name)
 			}
 		case isGVK(o, "apiextensions.k8s.io", "", "CustomResourceDefinition"):
 			return visitNestedNamespace(o, visit, "spec", "conversion", "webhook", "clientConfig", "service", "namespace")
@@ -235,6 +241,24 @@ func (f *SetNamespace) visitResource(o *yaml.RNode, visit func(origin string, cu
 		}
 	}
 	return nil
+}
+
+// setMetaField is RNode.SetNamespace (for a non-empty namespace) and RNode.SetName: it sets
+// metadata.<field> to a plain scalar, creating metadata when needed.
+func setMetaField(o *yaml.RNode, field, value string) error {
+	if value == "" {
+		if field == "namespace" {
+			return o.SetNamespace(value)
+		}
+		return o.SetName(value)
+	}
+	if field == "namespace" {
+		// SetNamespace looks metadata up first, which fails when o is not a mapping.
+		if _, err := yamlfast.Lookup(o, "metadata"); err != nil {
+			return err
+		}
+	}
+	return yamlfast.SetField(o, &yaml.Node{Kind: yaml.ScalarNode, Value: value}, "metadata", field)
 }
 
 // visitNestedNamespace visits a namespace field only where it is set.
@@ -265,7 +289,7 @@ func dependsOnKey(o *yaml.RNode) string {
 func (f *SetNamespace) updateDependsOn(objects []*yaml.RNode, before map[string]bool) (int, []string, error) {
 	count, old := 0, map[string]bool{}
 	for _, o := range objects {
-		value, ok := o.GetAnnotations()[dependsOnAnnotation]
+		value, ok := yamlfast.Annotation(o, dependsOnAnnotation)
 		if !ok || value == "" {
 			continue
 		}

@@ -7,10 +7,12 @@ import (
 	"math"
 	"math/big"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode"
 
 	starjson "go.starlark.net/lib/json"
 	starmath "go.starlark.net/lib/math"
@@ -157,14 +159,17 @@ func (f *Starlark) Process(rl *framework.ResourceList) error {
 			return fail(rl, fmt.Errorf("ctx.resource_list[\"items\"][%d] must be a resource (a dict), got %s", i, v.Type()))
 		}
 		item := yaml.NewRNode(node)
+		var orig *yaml.Node
 		if idx, ok := item.GetAnnotations()[starlarkItemAnnotation]; ok {
 			if n, err := strconv.Atoi(idx); err == nil && n >= 0 && n < len(originals) {
-				restoreFormatting(originals[n].YNode(), item.YNode())
+				orig = originals[n].YNode()
+				restoreFormatting(orig, item.YNode())
 			}
 			if err := removeAnnotation(item, starlarkItemAnnotation); err != nil {
 				return fail(rl, err)
 			}
 		}
+		sortNewKeys(orig, item.YNode())
 		result = append(result, item)
 	}
 	rl.Items = result
@@ -340,6 +345,109 @@ func starlarkToYAML(v starlark.Value) (*yaml.Node, error) {
 		return n, nil
 	}
 	return nil, fmt.Errorf("cannot convert a Starlark %s to YAML", v.Type())
+}
+
+// sortNewKeys orders the keys the script added as the catalog function writes them. The
+// catalog function turns the script's values into Go maps and marshals them, so every
+// mapping comes out with its keys sorted (yaml's key order); kpt then puts the keys an input
+// resource already had back in their order (kyaml's SyncOrder, which Render also applies)
+// and leaves the added keys after them. So: in a new resource every mapping is sorted; in a
+// resource from the input, the keys each mapping did not have are sorted among themselves.
+func sortNewKeys(orig, out *yaml.Node) {
+	if out == nil {
+		return
+	}
+	if orig != nil && orig.Kind == yaml.DocumentNode && len(orig.Content) > 0 {
+		orig = orig.Content[0]
+	}
+	if orig != nil && orig.Kind != out.Kind {
+		orig = nil
+	}
+	switch out.Kind {
+	case yaml.MappingNode:
+		var added []int // key indexes
+		for i := 0; i+1 < len(out.Content); i += 2 {
+			var origValue *yaml.Node
+			known := false
+			if orig != nil {
+				for j := 0; j+1 < len(orig.Content); j += 2 {
+					if orig.Content[j].Value == out.Content[i].Value {
+						origValue, known = orig.Content[j+1], true
+						break
+					}
+				}
+			}
+			if !known {
+				added = append(added, i)
+			}
+			sortNewKeys(origValue, out.Content[i+1])
+		}
+		pairs := make([][2]*yaml.Node, len(added))
+		for k, i := range added {
+			pairs[k] = [2]*yaml.Node{out.Content[i], out.Content[i+1]}
+		}
+		sort.SliceStable(pairs, func(a, b int) bool { return yamlKeyLess(pairs[a][0].Value, pairs[b][0].Value) })
+		for k, i := range added {
+			out.Content[i], out.Content[i+1] = pairs[k][0], pairs[k][1]
+		}
+	case yaml.SequenceNode:
+		for i, c := range out.Content {
+			var o *yaml.Node
+			if orig != nil && i < len(orig.Content) {
+				o = orig.Content[i]
+			}
+			sortNewKeys(o, c)
+		}
+	}
+}
+
+// yamlKeyLess is the order in which go.yaml.in/yaml/v3 marshals the string keys of a map:
+// letters by code point, runs of digits by their numeric value.
+func yamlKeyLess(a, b string) bool {
+	ar, br := []rune(a), []rune(b)
+	digits := false
+	for i := 0; i < len(ar) && i < len(br); i++ {
+		if ar[i] == br[i] {
+			digits = unicode.IsDigit(ar[i])
+			continue
+		}
+		al := unicode.IsLetter(ar[i])
+		bl := unicode.IsLetter(br[i])
+		if al && bl {
+			return ar[i] < br[i]
+		}
+		if al || bl {
+			if digits {
+				return al
+			}
+			return bl
+		}
+		var ai, bi int
+		var an, bn int64
+		if ar[i] == '0' || br[i] == '0' {
+			for j := i - 1; j >= 0 && unicode.IsDigit(ar[j]); j-- {
+				if ar[j] != '0' {
+					an = 1
+					bn = 1
+					break
+				}
+			}
+		}
+		for ai = i; ai < len(ar) && unicode.IsDigit(ar[ai]); ai++ {
+			an = an*10 + int64(ar[ai]-'0')
+		}
+		for bi = i; bi < len(br) && unicode.IsDigit(br[bi]); bi++ {
+			bn = bn*10 + int64(br[bi]-'0')
+		}
+		if an != bn {
+			return an < bn
+		}
+		if ai != bi {
+			return ai < bi
+		}
+		return ar[i] < br[i]
+	}
+	return len(ar) < len(br)
 }
 
 // restoreFormatting copies comments and styles from an input node to the node

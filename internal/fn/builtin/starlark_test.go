@@ -1,10 +1,13 @@
 package builtin
 
 import (
+	"slices"
+	"sort"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
+	goyaml "go.yaml.in/yaml/v3"
 	"sigs.k8s.io/kustomize/kyaml/fn/framework"
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 )
@@ -48,4 +51,37 @@ func TestStarlark_defaultLimits_areSet(t *testing.T) {
 	f := p.(*Starlark)
 	g.Expect(f.MaxSteps).To(Equal(uint64(DefaultStarlarkMaxSteps)))
 	g.Expect(f.Timeout).To(Equal(DefaultStarlarkTimeout))
+}
+
+func TestYamlKeyLess_isTheOrderYAMLMarshalsMapKeysIn(t *testing.T) {
+	g := NewWithT(t)
+	keys := []string{"name", "image", "ports", "a10", "a9", "a09", "B", "b", "_x", "x1y", "x10y", "x2", "env", "", "é", "1", "10", "2a"}
+	m := map[string]int{}
+	for _, k := range keys {
+		m[k] = 0
+	}
+	out, err := goyaml.Marshal(m)
+	g.Expect(err).NotTo(HaveOccurred())
+	var doc goyaml.Node
+	g.Expect(goyaml.Unmarshal(out, &doc)).To(Succeed())
+	var want []string
+	for i := 0; i < len(doc.Content[0].Content); i += 2 {
+		want = append(want, doc.Content[0].Content[i].Value)
+	}
+	got := slices.Clone(keys)
+	sort.SliceStable(got, func(i, j int) bool { return yamlKeyLess(got[i], got[j]) })
+	g.Expect(got).To(Equal(want))
+}
+
+func TestStarlark_addedKeys_comeOutSortedAfterTheExistingOnes(t *testing.T) {
+	g := NewWithT(t)
+	fc := yaml.MustParse("apiVersion: fn.kpt.dev/v1alpha1\nkind: StarlarkRun\nmetadata:\n  name: add\nsource: |\n" +
+		"  for r in ctx.resource_list[\"items\"]:\n" +
+		"    r[\"data\"][\"zeta\"] = \"z\"\n" +
+		"    r[\"data\"][\"alpha\"] = {\"y\": 1, \"x\": 2}\n")
+	rl := &framework.ResourceList{FunctionConfig: fc, Items: []*yaml.RNode{
+		yaml.MustParse("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  b: \"1\"\n  a: \"2\"\n"),
+	}}
+	g.Expect(NewStarlark().Process(rl)).To(Succeed())
+	g.Expect(rl.Items[0].MustString()).To(Equal("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  b: \"1\"\n  a: \"2\"\n  alpha:\n    x: 2\n    y: 1\n  zeta: z\n"))
 }
