@@ -74,13 +74,8 @@ if [ ! -x "${DEST}/kube-apiserver" ]; then
         go mod edit -replace "${mod}=${mod}@${staging_version}"
       done
     go mod edit -require "k8s.io/kubernetes@v${K8S_VERSION}"
-    cat > main.go <<'GO'
-package main
-
-import _ "k8s.io/kubernetes/cmd/kube-apiserver"
-GO
-    # A blank import of a main package is not allowed; build the package path directly.
-    rm main.go
+    # A main package cannot be imported; a build-tagged file makes `go mod tidy` resolve its
+    # dependencies, and the package is then built by path.
     cat > tools.go <<'GO'
 //go:build tools
 
@@ -88,7 +83,7 @@ package tools
 
 import _ "k8s.io/kubernetes/cmd/kube-apiserver"
 GO
-    go mod tidy >&2 || true
+    go mod tidy >&2
     go build -trimpath -ldflags=-s -o "${DEST}/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver >&2
   )
   mv "${DEST}/kube-apiserver.tmp" "${DEST}/kube-apiserver"
