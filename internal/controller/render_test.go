@@ -140,7 +140,7 @@ func TestPackageRevision_jobEvaluatedFunction_rendersEndToEnd(t *testing.T) {
 	})
 	g.Eventually(func() (string, error) {
 		return gitRepo.ReadFile("refs/heads/drafts/web/w", "web/app.yaml")
-	}, timeout, interval).Should(ContainSubstring("namespace: "+ns))
+	}, timeout, interval).Should(ContainSubstring("namespace: " + ns))
 	g.Expect(functionNode.Runs(jobSetNamespaceImage)).To(BeNumerically(">", runsBefore), "the function ran as a Job")
 	g.Eventually(func(g Gomega) {
 		jobs := &batchv1.JobList{}

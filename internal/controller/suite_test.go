@@ -15,22 +15,16 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	kpov1 "kpo.dev/kpo/api/v1alpha1"
 	"kpo.dev/kpo/internal/controller"
 	"kpo.dev/kpo/internal/fn"
 	"kpo.dev/kpo/internal/fn/job"
 	"kpo.dev/kpo/internal/fn/job/jobtest"
-	"kpo.dev/kpo/internal/git"
 	"kpo.dev/kpo/internal/gitserver"
 	"kpo.dev/kpo/internal/testenv"
 )
@@ -59,58 +53,28 @@ func runSuite(m *testing.M) int {
 	}
 	defer func() { _ = env.Stop() }()
 
-	scheme := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
-	utilruntime.Must(kpov1.AddToScheme(scheme))
-
-	if err := testenv.InstallConfig(context.Background(), env.Config); err != nil {
-		fmt.Fprintln(os.Stderr, "installing config:", err)
-		return 1
-	}
-	if err := testenv.WaitForPolicies(context.Background(), env.Config); err != nil {
+	binDir, err := os.MkdirTemp("", "kpo-fn-bin-")
+	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	// The manager runs as its own identity, the one the admission policies exempt.
-	mgr, err := ctrl.NewManager(testenv.ManagerConfig(env.Config), ctrl.Options{
-		Scheme:                 scheme,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Cache:                  controller.CacheOptions(),
+	defer os.RemoveAll(binDir)
+	kpo, err := testenv.StartKpo(env, func(mgr ctrl.Manager, opts *controller.Options) error {
+		selector, err := startFunctionNode(env, mgr, binDir)
+		if err != nil {
+			return fmt.Errorf("starting the function node: %w", err)
+		}
+		opts.Render = selector.Render
+		return nil
 	})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "creating manager:", err)
-		return 1
-	}
-	cacheDir, err := os.MkdirTemp("", "kpo-git-cache-")
-	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer os.RemoveAll(cacheDir)
-	selector, err := startFunctionNode(env, mgr, cacheDir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "starting the function node:", err)
-		return 1
-	}
-	if err := controller.SetupWithManager(mgr, controller.Options{
-		GitCache: git.NewCache(cacheDir), RepositoryWorkers: 4, Render: selector.Render,
-	}); err != nil {
-		fmt.Fprintln(os.Stderr, "setting up controllers:", err)
-		return 1
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := mgr.Start(ctx); err != nil {
-			fmt.Fprintln(os.Stderr, "manager:", err)
-		}
-	}()
-	defer func() { cancel(); <-done }()
+	defer kpo.Stop()
 
 	adminConfig = env.Config
-	k8sClient, err = client.New(env.Config, client.Options{Scheme: scheme})
+	k8sClient, err = client.New(env.Config, client.Options{Scheme: testenv.Scheme()})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

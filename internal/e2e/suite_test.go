@@ -14,18 +14,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	kpov1 "kpo.dev/kpo/api/v1alpha1"
 	"kpo.dev/kpo/internal/controller"
 	"kpo.dev/kpo/internal/fn"
-	"kpo.dev/kpo/internal/git"
 	"kpo.dev/kpo/internal/testenv"
 )
 
@@ -55,57 +49,26 @@ func runSuite(m *testing.M) int {
 	}
 	defer func() { _ = env.Stop() }()
 
-	scheme := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
-	utilruntime.Must(kpov1.AddToScheme(scheme))
-
-	ctx := context.Background()
-	if err := testenv.InstallConfig(ctx, env.Config); err != nil {
-		fmt.Fprintln(os.Stderr, "e2e: installing config:", err)
-		return 1
-	}
-	if err := testenv.WaitForPolicies(ctx, env.Config); err != nil {
+	// kpo's manager, in process, as its own identity (the one the admission policies exempt);
+	// rendering uses the built-in functions.
+	kpo, err := testenv.StartKpo(env, func(_ ctrl.Manager, opts *controller.Options) error {
+		opts.Render = fn.NewSelector(nil, nil, 0).Render
+		return nil
+	})
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
-
-	// kpo's manager, in process, as its own identity (the one the admission policies exempt),
-	// set up as internal/controller's suite sets it up; rendering uses the built-in functions.
-	mgr, err := ctrl.NewManager(testenv.ManagerConfig(env.Config), ctrl.Options{
-		Scheme:                 scheme,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Cache:                  controller.CacheOptions(),
-	})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "e2e: creating manager:", err)
-		return 1
-	}
+	defer kpo.Stop()
+	ctx := context.Background()
 	workDir, err := os.MkdirTemp("", "kpo-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
 	defer os.RemoveAll(workDir)
-	if err := controller.SetupWithManager(mgr, controller.Options{
-		GitCache:          git.NewCache(filepath.Join(workDir, "git-cache")),
-		RepositoryWorkers: 4,
-		Render:            fn.NewSelector(nil, nil, 0).Render,
-	}); err != nil {
-		fmt.Fprintln(os.Stderr, "e2e: setting up controllers:", err)
-		return 1
-	}
-	mgrCtx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := mgr.Start(mgrCtx); err != nil {
-			fmt.Fprintln(os.Stderr, "e2e: manager:", err)
-		}
-	}()
-	defer func() { cancel(); <-done }()
 
-	k8sClient, err = client.New(env.Config, client.Options{Scheme: scheme})
+	k8sClient, err = client.New(env.Config, client.Options{Scheme: testenv.Scheme()})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
