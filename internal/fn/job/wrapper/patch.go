@@ -11,4 +11,6 @@ func jsonMergePatch(cm *corev1.ConfigMap) ([]byte, error) {
 	return json.Marshal(map[string]any{"binaryData": cm.BinaryData})
 }
 
-func metav1PatchOptions() metav1.PatchOptions { return metav1.PatchOptions{FieldManager: "kpo-fn-wrapper"} }
+func metav1PatchOptions() metav1.PatchOptions {
+	return metav1.PatchOptions{FieldManager: "kpo-fn-wrapper"}
+}

@@ -196,4 +196,3 @@ func Upload(ctx context.Context, cs kubernetes.Interface, dir, ns, name string) 
 	_, err = cs.CoreV1().ConfigMaps(ns).Patch(ctx, name, types.MergePatchType, patch, metav1PatchOptions())
 	return err
 }
-
