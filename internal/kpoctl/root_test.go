@@ -47,6 +47,12 @@ func TestRun_usageErrors_nameTheFix(t *testing.T) {
 		{[]string{"repo", "sync"}, "error: name the repositories to sync, or pass --all\n"},
 		{[]string{"rpkg", "get", "-o", "wide"}, "error: unknown output format \"wide\": use -o table, yaml, json or name\n"},
 		{[]string{"repo", "reg", "ssh://example.com/x.git"}, "error: repository URL \"ssh://example.com/x.git\" is not an http://, https:// or file:// URL\n"},
+		{[]string{"rpkg", "upgrade", "d.app.v1", "--all-downstreams", "b.app.v2"}, "error: --all-downstreams upgrades the downstreams of an upstream: drop the PACKAGE_REVISION argument\n"},
+		{[]string{"rpkg", "upgrade", "d.app.v1", "--workspace", "w", "-l", "a=b"}, "error: --repository and --selector select downstreams of --all-downstreams UPSTREAM: the draft of a single upgrade goes to the repository of PACKAGE_REVISION\n"},
+		{[]string{"rpkg", "upgrade", "--all-downstreams", "b.app.v2", "--strategy", "rebase"}, "error: unknown --strategy \"rebase\": use resource-merge, fast-forward, force-delete-replace or copy-merge\n"},
+		{[]string{"rpkg", "rollback"}, "error: name the package to roll back by one of its revisions, or pass --all-downstreams UPSTREAM\n"},
+		{[]string{"rpkg", "rollback", "--all-downstreams", "b.app.v2", "--to", "1"}, "error: --to applies to one package: with --all-downstreams every downstream goes back to its own previous published revision\n"},
+		{[]string{"rpkg", "rollback", "d.app.v2", "--repository", "east"}, "error: --repository and --selector select downstreams of --all-downstreams UPSTREAM: a rollback of PACKAGE_REVISION stays in its repository\n"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

@@ -30,7 +30,7 @@ func newRpkgCommand(o *globalOptions) *cobra.Command {
 	}
 	cmd.AddCommand(
 		newRpkgGetCommand(o),
-		newRpkgInitCommand(o), newRpkgCloneCommand(o), newRpkgCopyCommand(o), newRpkgUpgradeCommand(o),
+		newRpkgInitCommand(o), newRpkgCloneCommand(o), newRpkgCopyCommand(o), newRpkgUpgradeCommand(o), newRpkgRollbackCommand(o),
 		newRpkgPullCommand(o), newRpkgPushCommand(o),
 		newLifecycleCommand(o, proposeTransition), newLifecycleCommand(o, approveTransition),
 		newLifecycleCommand(o, rejectTransition), newLifecycleCommand(o, proposeDeleteTransition),
@@ -192,6 +192,12 @@ func (o *globalOptions) createDraft(ctx context.Context, target draftTarget, sou
 	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &kpov1.PackageRevision{}); err == nil {
 		return fmt.Errorf("package %s already has workspace %s in repository %s (package revision %s): choose another --workspace",
 			target.packageName, target.workspace, target.repository, name)
+	}
+	if old := (&kpov1.PackageDraft{}); c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, old) == nil && !old.DeletionTimestamp.IsZero() {
+		// A failed draft of an earlier run, on its way out: wait for it to go.
+		if err := o.waitGone(ctx, kindPackageDraft, old); err != nil {
+			return err
+		}
 	}
 	draft := &kpov1.PackageDraft{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},

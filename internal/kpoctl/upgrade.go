@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -17,17 +19,32 @@ type upgradeOptions struct {
 	revision int
 	strategy string
 	discover string
+	// allDownstreams names the upstream whose downstreams are all upgraded.
+	allDownstreams string
+	filter         downstreamFilter
 }
 
 func newRpkgUpgradeCommand(o *globalOptions) *cobra.Command {
 	u := &upgradeOptions{}
 	cmd := &cobra.Command{
-		Use:   "upgrade [PACKAGE_REVISION]",
-		Short: "Start a draft that moves a downstream package to a newer upstream revision",
+		Use:   "upgrade [PACKAGE_REVISION | --all-downstreams UPSTREAM]",
+		Short: "Start drafts that move downstream packages to a newer upstream revision",
 		Long: `Start a new draft of a downstream package that merges a newer revision of its upstream, as
 kpt pkg update does (three-way: the old upstream, the new upstream and the current revision).
 With --discover=upstream, list the revisions whose upstream has a newer published revision; with
---discover=downstream, list the downstream revisions behind each latest upstream revision.`,
+--discover=downstream, list the downstream revisions behind each latest upstream revision.
+
+With --all-downstreams UPSTREAM, start one upgrade draft for every downstream package of the
+upstream package UPSTREAM names (any of its revisions): for each package whose latest published
+revision is based on an older revision of that package (status.upstreamRevision), an upgrade
+from that revision to the target. The target is UPSTREAM itself when it is a published
+revision, else revision --revision, else the latest published revision. --repository and
+--selector (-l) narrow the downstreams. Each draft's workspace is --workspace, by default
+upgrade-v<DOWNSTREAM REVISION>-to-upstream-v<TARGET REVISION>; a downstream already at the target,
+or whose upgrade an existing PackageDraft already requests, is skipped, so running the command
+again creates nothing twice. Every draft is reported (created, skipped, or its failure, such as
+MergeConflict with the conflicting fields); a failed draft is removed so a later run retries it,
+and the command fails when any draft failed. --timeout applies to the whole batch.`,
 		Example: `  # Which packages can be upgraded?
   kpoctl rpkg upgrade --discover=upstream
 
@@ -35,40 +52,138 @@ With --discover=upstream, list the revisions whose upstream has a newer publishe
   kpoctl rpkg upgrade deployments.my-app.v1 --workspace upgrade-1 --strategy resource-merge
 
   # ... or to upstream revision 2
-  kpoctl rpkg upgrade deployments.my-app.v1 --revision 2 --workspace upgrade-2`,
+  kpoctl rpkg upgrade deployments.my-app.v1 --revision 2 --workspace upgrade-2
+
+  # Upgrade every downstream of blueprints.basens to its revision 2
+  kpoctl rpkg upgrade --all-downstreams blueprints.basens.v2
+
+  # ... only those of deployment repositories, to the latest revision of basens
+  kpoctl rpkg upgrade --all-downstreams blueprints.basens.main -l kpo.dev/deployment=true`,
 		Args: maxArgs(1, "PACKAGE_REVISION"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			switch u.discover {
 			case "upstream", "downstream":
-				if len(args) > 0 {
-					return errors.New("--discover lists candidates for every package: drop the PACKAGE_REVISION argument")
+				if len(args) > 0 || u.allDownstreams != "" {
+					return errors.New("--discover lists candidates for every package: drop the PACKAGE_REVISION argument and --all-downstreams")
 				}
 				return u.runDiscover(ctx, o)
 			case "":
 			default:
 				return fmt.Errorf("unknown --discover=%s: use upstream or downstream", u.discover)
 			}
+			if err := u.validStrategy(); err != nil {
+				return err
+			}
+			if u.allDownstreams != "" {
+				if len(args) > 0 {
+					return errors.New("--all-downstreams upgrades the downstreams of an upstream: drop the PACKAGE_REVISION argument")
+				}
+				return u.runAll(ctx, o)
+			}
+			if u.filter.repository != "" || u.filter.selector != "" {
+				return errors.New("--repository and --selector select downstreams of --all-downstreams UPSTREAM: the draft of a single upgrade goes to the repository of PACKAGE_REVISION")
+			}
 			if len(args) != 1 {
-				return errors.New("name the package revision to upgrade, or pass --discover=upstream")
+				return errors.New("name the package revision to upgrade, pass --all-downstreams UPSTREAM, or pass --discover=upstream")
 			}
 			return u.run(ctx, o, args[0])
 		},
 	}
 	f := cmd.Flags()
 	f.IntVar(&u.revision, "revision", 0, "Upstream revision number to upgrade to (default: the latest).")
-	f.StringVar(&u.t.workspace, "workspace", "", "Workspace name of the new draft (required).")
+	f.StringVar(&u.t.workspace, "workspace", "", "Workspace name of the new draft (required; with --all-downstreams, default upgrade-v<N>-to-upstream-v<M>).")
 	f.StringVar(&u.strategy, "strategy", string(kpov1.ResourceMerge), "Merge strategy: resource-merge, fast-forward, force-delete-replace or copy-merge.")
 	f.StringVar(&u.discover, "discover", "", "List upgrade candidates instead: upstream or downstream.")
+	f.StringVar(&u.allDownstreams, "all-downstreams", "", "Upgrade every downstream of the upstream package this revision belongs to.")
+	u.filter.flags(f, "upgrade")
 	return cmd
 }
 
-func (u *upgradeOptions) run(ctx context.Context, o *globalOptions, name string) error {
+func (u *upgradeOptions) validStrategy() error {
 	switch kpov1.UpdateStrategy(u.strategy) {
 	case kpov1.ResourceMerge, kpov1.FastForward, kpov1.ForceDeleteReplace, kpov1.CopyMerge:
-	default:
-		return fmt.Errorf("unknown --strategy %q: use resource-merge, fast-forward, force-delete-replace or copy-merge", u.strategy)
+		return nil
 	}
+	return fmt.Errorf("unknown --strategy %q: use resource-merge, fast-forward, force-delete-replace or copy-merge", u.strategy)
+}
+
+// runAll starts an upgrade draft for every downstream of the upstream package.
+func (u *upgradeOptions) runAll(ctx context.Context, o *globalOptions) error {
+	x, err := o.listRevisions(ctx)
+	if err != nil {
+		return err
+	}
+	up, err := x.get(u.allDownstreams)
+	if err != nil {
+		return err
+	}
+	pub := x.published(up.Spec.Repository, up.Spec.PackageName)
+	var target *kpov1.PackageRevision
+	switch {
+	case u.revision != 0:
+		if isPublished(up) && up.Status.Revision != u.revision {
+			return fmt.Errorf("--revision %d contradicts %s, which is revision %d: name the package by any revision and pick the target with --revision, or drop --revision",
+				u.revision, up.Name, up.Status.Revision)
+		}
+		for _, r := range pub {
+			if r.Status.Revision == u.revision {
+				target = r
+			}
+		}
+	case isPublished(up):
+		target = up
+	case len(pub) > 0:
+		target = pub[len(pub)-1]
+	}
+	if target == nil {
+		return fmt.Errorf("package %s of repository %s has no published revision%s to upgrade to: list them with `kpoctl rpkg get --repository %s --name %s --lifecycle Published`",
+			up.Spec.PackageName, up.Spec.Repository, revisionSuffix(u.revision), up.Spec.Repository, up.Spec.PackageName)
+	}
+	ds, err := x.downstreams(up, u.filter)
+	if err != nil {
+		return err
+	}
+	var items []*bulkItem
+	for _, d := range ds {
+		it := &bulkItem{subject: d.pr.Name}
+		items = append(items, it)
+		switch {
+		case d.based.Name == target.Name:
+			it.skip = "already based on " + target.Name
+			continue
+		case d.based.Status.Revision > target.Status.Revision:
+			it.skip = fmt.Sprintf("based on %s, newer than %s", d.based.Name, target.Name)
+			continue
+		}
+		ws := u.t.workspace
+		if ws == "" {
+			ws = fmt.Sprintf("upgrade-v%d-to-upstream-v%d", d.pr.Status.Revision, target.Status.Revision)
+		}
+		it.target = draftTarget{repository: d.pr.Spec.Repository, packageName: d.pr.Spec.PackageName, workspace: ws}
+		it.action = fmt.Sprintf("upgrade of %s from %s to %s", d.pr.Name, d.based.Name, target.Name)
+		it.source = kpov1.PackageDraftSource{Upgrade: &kpov1.UpgradeSource{
+			OldUpstream: kpov1.LocalReference{Name: d.based.Name},
+			NewUpstream: kpov1.LocalReference{Name: target.Name},
+			Current:     kpov1.LocalReference{Name: d.pr.Name},
+			Strategy:    kpov1.UpdateStrategy(u.strategy),
+		}}
+	}
+	if len(items) == 0 {
+		_, err := fmt.Fprintf(o.streams.Out, "No published downstream of package %s of repository %s%s.\n", up.Spec.PackageName, up.Spec.Repository, u.filter.describe())
+		return err
+	}
+	return o.runBulk(ctx, x, items, "upgrades")
+}
+
+func revisionSuffix(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return " " + strconv.Itoa(n)
+}
+
+func (u *upgradeOptions) run(ctx context.Context, o *globalOptions, name string) error {
 	c, ns, err := o.client()
 	if err != nil {
 		return err
@@ -77,8 +192,14 @@ func (u *upgradeOptions) run(ctx context.Context, o *globalOptions, name string)
 	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, current); err != nil {
 		return apiError(kindPackageRevision, name, err)
 	}
-	oldUp, err := o.upstreamOf(ctx, current)
-	if err != nil {
+	// The upstream revision the manager found (status.upstreamRevision), else the one whose
+	// commit the upstreamLock pins.
+	oldUp := &kpov1.PackageRevision{}
+	if up := current.Status.UpstreamRevision; up != "" {
+		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: up}, oldUp); err != nil {
+			return apiError(kindPackageRevision, up, err)
+		}
+	} else if oldUp, err = o.upstreamOf(ctx, current); err != nil {
 		return err
 	}
 	revs, err := o.publishedRevisions(ctx, oldUp.Spec.Repository, oldUp.Spec.PackageName)
@@ -131,15 +252,13 @@ func (o *globalOptions) publishedRevisions(ctx context.Context, repo, pkg string
 	return out, nil
 }
 
-// runDiscover lists the downstream revisions whose upstream has a newer published revision.
+// runDiscover lists the downstream revisions whose upstream has a newer published revision: those
+// the manager labels kpo.dev/upstream-behind=true, with their status.upstreamRevision and
+// status.latestUpstreamRevision.
 func (u *upgradeOptions) runDiscover(ctx context.Context, o *globalOptions) error {
-	c, ns, err := o.client()
+	x, err := o.listRevisions(ctx)
 	if err != nil {
 		return err
-	}
-	list := &kpov1.PackageRevisionList{}
-	if err := c.List(ctx, list, client.InNamespace(ns)); err != nil {
-		return fmt.Errorf("listing package revisions: %w", err)
 	}
 	t := &table{}
 	if u.discover == "upstream" {
@@ -147,37 +266,30 @@ func (u *upgradeOptions) runDiscover(ctx context.Context, o *globalOptions) erro
 	} else {
 		t.header = []string{"UPSTREAM LATEST", "LATEST REVISION", "DOWNSTREAM", "DOWNSTREAM UPSTREAM", "UPSTREAM REVISION"}
 	}
-	for i := range list.Items {
-		pr := &list.Items[i]
-		if pr.Status.UpstreamLock == nil || pr.Status.Revision < 0 {
+	revision := func(name string) string {
+		if pr := x.byName[name]; pr != nil {
+			return strconv.Itoa(pr.Status.Revision)
+		}
+		return "?"
+	}
+	for i := range x.items {
+		pr := &x.items[i]
+		if pr.Labels[kpov1.UpstreamBehindLabel] != "true" || pr.Status.Revision < 0 {
 			continue
 		}
-		oldUp, err := o.upstreamOf(ctx, pr)
-		if err != nil || oldUp.Status.Revision <= 0 {
-			continue
-		}
-		revs, err := o.publishedRevisions(ctx, oldUp.Spec.Repository, oldUp.Spec.PackageName)
-		if err != nil {
-			return err
-		}
-		var latest *kpov1.PackageRevision
-		for j := range revs {
-			if latest == nil || revs[j].Status.Revision > latest.Status.Revision {
-				latest = &revs[j]
-			}
-		}
-		if latest == nil || latest.Status.Revision <= oldUp.Status.Revision {
-			continue
-		}
+		based, latest := pr.Status.UpstreamRevision, pr.Status.LatestUpstreamRevision
 		if u.discover == "upstream" {
-			t.rows = append(t.rows, []string{pr.Name, oldUp.Name, strconv.Itoa(oldUp.Status.Revision), latest.Name, strconv.Itoa(latest.Status.Revision)})
+			t.rows = append(t.rows, []string{pr.Name, based, revision(based), latest, revision(latest)})
 		} else {
-			t.rows = append(t.rows, []string{latest.Name, strconv.Itoa(latest.Status.Revision), pr.Name, oldUp.Name, strconv.Itoa(oldUp.Status.Revision)})
+			t.rows = append(t.rows, []string{latest, revision(latest), pr.Name, based, revision(based)})
 		}
 	}
 	if len(t.rows) == 0 {
 		_, err := fmt.Fprintln(o.streams.Out, "All package revisions are up to date with their upstreams.")
 		return err
+	}
+	if u.discover == "downstream" {
+		slices.SortStableFunc(t.rows, func(a, b []string) int { return strings.Compare(a[0], b[0]) })
 	}
 	return t.write(o.streams.Out)
 }
