@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/tools/record"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -47,6 +48,7 @@ func (r *PackageDraftReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&kpov1.PackageDraft{}).
 		Watches(&kpov1.PackageRevision{}, handler.EnqueueRequestsFromMapFunc(draftOfRevision)).
+		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
 		Named("packagedraft").
 		Complete(r)
 }

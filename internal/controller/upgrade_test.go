@@ -95,6 +95,14 @@ func TestPackageDraft_upgrade_mergesUpstreamChangesKeepingLocalOnesAndReportsCon
 		}, timeout, interval).Should(Succeed())
 	}
 
+	g.Eventually(func(g Gomega) {
+		behind := &kpov1.PackageRevisionList{}
+		g.Expect(k8sClient.List(context.Background(), behind, client.InNamespace(ns),
+			client.MatchingLabels{kpov1.UpstreamBehindLabel: "true"})).To(Succeed())
+		g.Expect(behind.Items).To(HaveLen(1), "only south, not upgraded, is still behind")
+		g.Expect(behind.Items[0].Name).To(Equal(current["south"]))
+	}, timeout, interval).Should(Succeed())
+
 	newDraft(t, ns, "south-up", "south", "app", "upgrade", upgradeSource(v1.Name, v2.Name, current["south"]))
 	c := draftCondition(t, ns, "south-up", metav1.ConditionFalse)
 	g.Expect(c.Reason).To(Equal(kpov1.MergeConflictReason))

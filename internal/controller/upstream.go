@@ -64,7 +64,9 @@ func (r *PackageRevisionReconciler) reconcileUpstream(ctx context.Context, pr *k
 	}
 	pr.Status.UpstreamRevision = nameOf(based)
 	pr.Status.LatestUpstreamRevision = nameOf(latest)
-	behind := based != nil && latest != nil && latest.Status.Revision > based.Status.Revision
+	// Only the newest published revision of a package needs upgrading; older ones are history.
+	behind := based != nil && latest != nil && latest.Status.Revision > based.Status.Revision &&
+		pr.Labels[kpov1.LatestRevisionLabel] == "true"
 	if behind == (pr.Labels[kpov1.UpstreamBehindLabel] == "true") {
 		return nil
 	}
