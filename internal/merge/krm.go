@@ -87,14 +87,30 @@ func addMergeComments(files map[string][]byte) (map[string][]byte, error) {
 }
 
 // parseCache keeps the resources parsed from a file (path and content) so a later read of the
-// same bytes needs no second parse.
-type parseCache map[string][]*yaml.RNode
+// same bytes needs no second parse. It also remembers, per path and input content, what
+// adding merge comments made of a file, so a file that two trees share (origin and upstream
+// usually share most) is parsed and commented once.
+type parseCache struct {
+	nodes    map[string][]*yaml.RNode // by path and content after merge comments
+	comments map[string]*commentedFile
+}
+
+// commentedFile is one file with merge comments added: its resources and its bytes.
+type commentedFile struct {
+	nodes []*yaml.RNode
+	out   []byte
+	ok    bool // false when the file did not parse or could not be written
+}
+
+func newParseCache() *parseCache {
+	return &parseCache{nodes: map[string][]*yaml.RNode{}, comments: map[string]*commentedFile{}}
+}
 
 func cacheKey(p string, data []byte) string { return p + "\x00" + string(data) }
 
 // read returns the resources of a file, from the cache when it has them.
-func (c parseCache) read(p string, data []byte, extra map[string]string) ([]*yaml.RNode, error) {
-	cached, ok := c[cacheKey(p, data)]
+func (c *parseCache) read(p string, data []byte, extra map[string]string) ([]*yaml.RNode, error) {
+	cached, ok := c.nodes[cacheKey(p, data)]
 	if !ok {
 		return readFile(p, data, extra)
 	}
@@ -110,48 +126,65 @@ func (c parseCache) read(p string, data []byte, extra map[string]string) ([]*yam
 	return nodes, nil
 }
 
-func addMergeCommentsCached(files map[string][]byte, cache parseCache) (map[string][]byte, error) {
+// commentFile parses one file and adds the merge comments to its resources; a file that got
+// any is re-serialised. Files are independent here: writeFiles groups by path.
+func commentFile(p string, data []byte) *commentedFile {
+	nodes, err := readFile(p, data, nil)
+	if err != nil {
+		return &commentedFile{}
+	}
+	changed := false
+	for _, n := range nodes {
+		if addMergeComment(n) {
+			changed = true
+		}
+	}
+	f := &commentedFile{nodes: nodes, out: data, ok: true}
+	if changed {
+		written, err := writeFiles(nodes)
+		if err != nil {
+			return &commentedFile{}
+		}
+		f.out = written[p]
+	}
+	return f
+}
+
+func addMergeCommentsCached(files map[string][]byte, cache *parseCache) (map[string][]byte, error) {
+	if cache == nil {
+		cache = newParseCache()
+	}
 	out := maps.Clone(files)
 	if out == nil {
 		out = map[string][]byte{}
 	}
-	var paths []string
+	var paths, todo []string
 	for _, p := range slices.Sorted(maps.Keys(files)) {
-		if isYAMLFile(p) {
-			paths = append(paths, p)
+		if !isYAMLFile(p) {
+			continue
+		}
+		paths = append(paths, p)
+		if _, ok := cache.comments[cacheKey(p, files[p])]; !ok {
+			todo = append(todo, p)
 		}
 	}
-	nodesOf := make([][]*yaml.RNode, len(paths))
-	changedOf := make([]bool, len(paths))
-	errs := make([]error, len(paths))
-	parallel(len(paths), func(i int) {
-		nodesOf[i], errs[i] = readFile(paths[i], files[paths[i]], nil)
-		for _, n := range nodesOf[i] {
-			if addMergeComment(n) {
-				changedOf[i] = true
-			}
-		}
+	done := make([]*commentedFile, len(todo))
+	parallel(len(todo), func(i int) {
+		done[i] = commentFile(todo[i], files[todo[i]])
 	})
-	parsed := map[string][]*yaml.RNode{}
-	var changed []*yaml.RNode
+	for i, p := range todo {
+		cache.comments[cacheKey(p, files[p])] = done[i]
+	}
+	commented := make([]*commentedFile, len(paths))
 	for i, p := range paths {
-		if errs[i] != nil {
-			return out, nil //nolint:nilerr // best effort, as kpt's addmergecomment
-		}
-		parsed[p] = nodesOf[i]
-		if changedOf[i] {
-			changed = append(changed, nodesOf[i]...)
+		commented[i] = cache.comments[cacheKey(p, files[p])]
+		if !commented[i].ok {
+			return out, nil // best effort, as kpt's addmergecomment
 		}
 	}
-	written, err := writeFiles(changed)
-	if err != nil {
-		return out, nil //nolint:nilerr // best effort, as kpt's addmergecomment
-	}
-	maps.Copy(out, written)
-	if cache != nil {
-		for p, nodes := range parsed {
-			cache[cacheKey(p, out[p])] = nodes
-		}
+	for i, p := range paths {
+		out[p] = commented[i].out
+		cache.nodes[cacheKey(p, out[p])] = commented[i].nodes
 	}
 	return out, nil
 }

@@ -79,7 +79,7 @@ func Update(in Input) (Result, error) {
 // update is Update; withComments false leaves out kpt's merge-comment steps, which is what
 // kpt's updaters do when called on their own (its keep-tagged-null fixture is such a call).
 func update(in Input, withComments bool) (Result, error) {
-	cache := parseCache{}
+	cache := newParseCache()
 	comments := func(files map[string][]byte) (map[string][]byte, error) { return addMergeCommentsCached(files, cache) }
 	if !withComments {
 		comments = func(files map[string][]byte) (map[string][]byte, error) {
@@ -156,7 +156,7 @@ func update(in Input, withComments bool) (Result, error) {
 type updater struct {
 	origin, upstream, local map[string][]byte
 	in                      Input
-	cache                   parseCache
+	cache                   *parseCache
 	conflicts               []Conflict
 }
 

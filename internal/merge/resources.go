@@ -31,7 +31,7 @@ type resourceTuple struct {
 // the package's own files, relative to the package directory pkg. It returns the package's new
 // own files: the local non-YAML files untouched, YAML files rewritten from the merged
 // resources, and YAML files whose resources are all gone removed.
-func mergeResources(cache parseCache, pkg string, origin, updated, local map[string][]byte) (map[string][]byte, []Conflict, error) {
+func mergeResources(cache *parseCache, pkg string, origin, updated, local map[string][]byte) (map[string][]byte, []Conflict, error) {
 	var tuples []*resourceTuple
 	index := map[string]*resourceTuple{}
 	add := func(files map[string][]byte, source string, set func(*resourceTuple, *yaml.RNode) bool) error {
