@@ -8,8 +8,11 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/retry"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
@@ -76,11 +79,10 @@ func (r *PackageRevisionReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		}
 	}
 
-	base := pr.DeepCopy()
 	cm := r.contentConfigMap(ctx, pr)
+	st := &revisionStatus{}
 	defer func() {
-		setRevisionConditions(pr, cm, retErr)
-		if err := r.Status().Patch(ctx, pr, client.MergeFrom(base)); err != nil && !apierrors.IsNotFound(err) {
+		if err := r.patchStatus(ctx, req.NamespacedName, st, retErr); err != nil {
 			retErr = errors.Join(retErr, fmt.Errorf("patching status: %w", err))
 		}
 		result, retErr = resultFor(result, retErr)
@@ -89,13 +91,49 @@ func (r *PackageRevisionReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		return ctrl.Result{}, &stepError{Reason: kpov1.RepositoryNotReadyReason, RetryAfter: maxRetryAfter,
 			Err: fmt.Errorf("repository %q does not exist", pr.Spec.Repository)}
 	}
-	if err := r.reconcileContent(ctx, pr, repo, cm); err != nil {
+	if err := r.reconcileContent(ctx, pr, repo, cm, st); err != nil {
 		return ctrl.Result{}, err
 	}
 	if err := r.reconcileLifecycle(ctx, pr, repo); err != nil {
 		return ctrl.Result{}, err
 	}
-	return ctrl.Result{}, r.reconcileUpstream(ctx, pr)
+	return ctrl.Result{}, r.reconcileUpstream(ctx, pr, st)
+}
+
+// revisionStatus is what one reconcile learned for the status. The steps re-read Git into the
+// same object (through the sync), and the cache may lag behind, so the status is written at
+// the end onto the freshest copy, with optimistic locking, never from a stale one.
+type revisionStatus struct {
+	rendered *renderOutcome
+	upstream *[2]string // status.upstreamRevision, status.latestUpstreamRevision
+}
+
+func (s *revisionStatus) apply(pr *kpov1.PackageRevision) {
+	if s.rendered != nil {
+		setRendered(pr, *s.rendered)
+	}
+	if s.upstream != nil {
+		pr.Status.UpstreamRevision, pr.Status.LatestUpstreamRevision = s.upstream[0], s.upstream[1]
+	}
+}
+
+// patchStatus applies st and the conditions that follow from the reconcile's outcome to the
+// current object, retrying on conflict with a fresh read.
+func (r *PackageRevisionReconciler) patchStatus(ctx context.Context, key types.NamespacedName, st *revisionStatus, outcome error) error {
+	err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+		pr := &kpov1.PackageRevision{}
+		if err := r.Get(ctx, key, pr); err != nil {
+			return err
+		}
+		before := pr.DeepCopy()
+		st.apply(pr)
+		setRevisionConditions(pr, r.contentConfigMap(ctx, pr), outcome)
+		if equality.Semantic.DeepEqual(before.Status, pr.Status) {
+			return nil
+		}
+		return r.Status().Patch(ctx, pr, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+	})
+	return client.IgnoreNotFound(err)
 }
 
 // repository returns the PackageRevision's Repository, or nil when it is gone or being deleted.
@@ -125,7 +163,7 @@ func (r *PackageRevisionReconciler) contentConfigMap(ctx context.Context, pr *kp
 // reconcileContent commits a user's edit of a Draft's content ConfigMap to the draft branch.
 // Content that is not valid (paths, YAML, Kptfile) is refused with reason InvalidContent and
 // nothing is committed: the last good commit stays.
-func (r *PackageRevisionReconciler) reconcileContent(ctx context.Context, pr *kpov1.PackageRevision, repo *kpov1.Repository, cm *corev1.ConfigMap) error {
+func (r *PackageRevisionReconciler) reconcileContent(ctx context.Context, pr *kpov1.PackageRevision, repo *kpov1.Repository, cm *corev1.ConfigMap, st *revisionStatus) error {
 	if cm == nil || pr.Status.Lifecycle != kpov1.LifecycleDraft {
 		return nil
 	}
@@ -144,7 +182,7 @@ func (r *PackageRevisionReconciler) reconcileContent(ctx context.Context, pr *kp
 		return terminal(kpov1.InvalidContentReason, fmt.Errorf("content not committed, the draft keeps commit %s: %w", shortHash(pr.Status.Commit), err))
 	}
 	rendered := renderFiles(ctx, r.render, files)
-	setRendered(pr, rendered)
+	st.rendered = &rendered
 	if rendered.err != nil {
 		if pr.Annotations[kpov1.PushOnRenderFailureAnnotation] != "true" {
 			return terminal(rendered.reason, rendered.err)
