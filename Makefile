@@ -44,7 +44,7 @@ vet: ## go vet.
 
 .PHONY: test
 test: manifests generate fmt vet ## Run every test against a real kube-apiserver, etcd and Git server.
-	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" FLUX_ASSETS="$$(hack/flux-assets.sh)" go test ./... -count=1 -timeout 30m
+	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" FLUX_ASSETS="$$(hack/flux-assets.sh)" go test $$(go list ./... | grep -v /internal/e2e/node) -count=1 -timeout 30m
 
 .PHONY: envtest
 envtest: ## Obtain kube-apiserver and etcd (downloaded, or built from the Go module proxy) and print their directory.
@@ -53,6 +53,10 @@ envtest: ## Obtain kube-apiserver and etcd (downloaded, or built from the Go mod
 .PHONY: e2e-flux
 e2e-flux: ## Run only the Flux end-to-end test (builds Flux's controllers from the Go module proxy on first use).
 	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" FLUX_ASSETS="$$(hack/flux-assets.sh)" go test ./internal/e2e/... -count=1 -v -timeout 20m
+
+.PHONY: e2e
+e2e: ## Run the node tier: a real single-node cluster on this machine (needs root; apt-installs containerd), function Jobs in real pods. E2E_FLAGS='-bench . -benchtime 1x' adds the latency benchmark.
+	hack/node/cluster.sh run go test ./internal/e2e/node/ -count=1 -v -timeout 30m $(E2E_FLAGS)
 
 .PHONY: bench
 bench: ## Run the benchmarks and write bench/report.txt.

@@ -143,9 +143,12 @@ func (e *Evaluator) objects(run, image string, input []byte, timeout time.Durati
 	if ep, ok := e.Entrypoints[render.ImageName(image)]; ok {
 		entrypoint = ep
 	}
+	// The group is set as well as the user: an image that declares no user would otherwise run
+	// its processes with group root (GID 0), as a real node showed (internal/e2e/node).
 	restricted := &corev1.SecurityContext{
 		RunAsNonRoot:             ptr.To(true),
 		RunAsUser:                ptr.To[int64](65532),
+		RunAsGroup:               ptr.To[int64](65532),
 		AllowPrivilegeEscalation: ptr.To(false),
 		ReadOnlyRootFilesystem:   ptr.To(true),
 		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
@@ -173,7 +176,8 @@ func (e *Evaluator) objects(run, image string, input []byte, timeout time.Durati
 					AutomountServiceAccountToken: ptr.To(false),
 					EnableServiceLinks:           ptr.To(false),
 					SecurityContext: &corev1.PodSecurityContext{
-						RunAsNonRoot: ptr.To(true), RunAsUser: ptr.To[int64](65532), FSGroup: ptr.To[int64](65532),
+						RunAsNonRoot: ptr.To(true), RunAsUser: ptr.To[int64](65532), RunAsGroup: ptr.To[int64](65532),
+						FSGroup:        ptr.To[int64](65532),
 						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 					},
 					InitContainers: []corev1.Container{{
@@ -185,7 +189,7 @@ func (e *Evaluator) objects(run, image string, input []byte, timeout time.Durati
 					Containers: []corev1.Container{
 						{
 							Name: functionName, Image: image, ImagePullPolicy: corev1.PullIfNotPresent,
-							Command: []string{wrapperPath, "run", "--input", path.Join(inputDir, inputKey), "--output-dir", outputDir, "--", entrypoint},
+							Command:         []string{wrapperPath, "run", "--input", path.Join(inputDir, inputKey), "--output-dir", outputDir, "--", entrypoint},
 							SecurityContext: restricted, Resources: limits,
 							VolumeMounts: []corev1.VolumeMount{mount("bin", wrapperDir, true), mount("input", inputDir, true), mount("out", outputDir, false)},
 						},

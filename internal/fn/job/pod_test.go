@@ -45,3 +45,17 @@ func TestAllowed_exactAndPrefixPatterns(t *testing.T) {
 	g.Expect(e.Allowed("example.com/fn:v2")).To(BeFalse())
 	g.Expect((&Evaluator{}).Allowed("anything")).To(BeFalse())
 }
+
+// An image that declares no user runs with group root unless the pod sets the group too: on a
+// real node (internal/e2e/node) the function's processes had GID 0 before this.
+func TestObjects_podRunsWithANonRootGroup(t *testing.T) {
+	g := NewWithT(t)
+	e := &Evaluator{Namespace: "kpo-fn", WrapperImage: "wrapper:v1", ServiceAccount: "uploader"}
+	_, _, job := e.objects("run-1", "example.com/fns/no-user:v1", nil, time.Minute)
+	spec := job.Spec.Template.Spec
+	g.Expect(spec.SecurityContext.RunAsGroup).To(HaveValue(BeEquivalentTo(65532)))
+	for _, c := range append(spec.InitContainers, spec.Containers...) {
+		g.Expect(c.SecurityContext.RunAsUser).To(HaveValue(BeEquivalentTo(65532)), c.Name)
+		g.Expect(c.SecurityContext.RunAsGroup).To(HaveValue(BeEquivalentTo(65532)), c.Name)
+	}
+}
