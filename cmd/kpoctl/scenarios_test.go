@@ -16,21 +16,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/yaml"
 
-	kpov1 "kpo.dev/kpo/api/v1alpha1"
-	"kpo.dev/kpo/internal/controller"
-	"kpo.dev/kpo/internal/git"
 	"kpo.dev/kpo/internal/gitserver"
 	"kpo.dev/kpo/internal/kpoctl"
 	"kpo.dev/kpo/internal/testenv"
@@ -99,49 +92,14 @@ func runSuite(m *testing.M) int {
 		return 1
 	}
 	defer func() { _ = env.Stop() }()
-	ctx := context.Background()
-	if err := testenv.InstallConfig(ctx, env.Config); err != nil {
-		fmt.Fprintln(os.Stderr, "installing config:", err)
-		return 1
-	}
-	if err := testenv.WaitForPolicies(ctx, env.Config); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	scheme := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
-	utilruntime.Must(kpov1.AddToScheme(scheme))
-	mgr, err := ctrl.NewManager(testenv.ManagerConfig(env.Config), ctrl.Options{
-		Scheme:                 scheme,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Cache:                  controller.CacheOptions(),
-	})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "creating manager:", err)
-		return 1
-	}
-	cacheDir, err := os.MkdirTemp("", "kpo-git-cache-")
+	kpo, err := testenv.StartKpo(env, nil)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer os.RemoveAll(cacheDir)
-	if err := controller.SetupWithManager(mgr, controller.Options{GitCache: git.NewCache(cacheDir), RepositoryWorkers: 4}); err != nil {
-		fmt.Fprintln(os.Stderr, "setting up controllers:", err)
-		return 1
-	}
-	mctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := mgr.Start(mctx); err != nil {
-			fmt.Fprintln(os.Stderr, "manager:", err)
-		}
-	}()
-	defer func() { cancel(); <-done }()
+	defer kpo.Stop()
 
-	if adminClient, err = client.New(env.Config, client.Options{Scheme: scheme}); err != nil {
+	if adminClient, err = client.New(env.Config, client.Options{Scheme: testenv.Scheme()}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

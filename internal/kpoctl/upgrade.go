@@ -252,9 +252,11 @@ func (o *globalOptions) publishedRevisions(ctx context.Context, repo, pkg string
 	return out, nil
 }
 
-// runDiscover lists the downstream revisions whose upstream has a newer published revision: those
-// the manager labels kpo.dev/upstream-behind=true, with their status.upstreamRevision and
-// status.latestUpstreamRevision.
+// runDiscover lists the downstream revisions whose upstream has a newer published revision: the
+// newest published revision of each package whose status.upstreamRevision is older than the
+// newest published revision of that upstream package. It is computed from the revisions
+// themselves, so it is right as soon as an approval returns (the manager's
+// kpo.dev/upstream-behind label follows a moment later).
 func (u *upgradeOptions) runDiscover(ctx context.Context, o *globalOptions) error {
 	x, err := o.listRevisions(ctx)
 	if err != nil {
@@ -274,10 +276,18 @@ func (u *upgradeOptions) runDiscover(ctx context.Context, o *globalOptions) erro
 	}
 	for i := range x.items {
 		pr := &x.items[i]
-		if pr.Labels[kpov1.UpstreamBehindLabel] != "true" || pr.Status.Revision < 0 {
+		if pr.Labels[kpov1.LatestRevisionLabel] != "true" || !isPublished(pr) {
 			continue
 		}
-		based, latest := pr.Status.UpstreamRevision, pr.Status.LatestUpstreamRevision
+		basedRev := x.byName[pr.Status.UpstreamRevision]
+		if basedRev == nil {
+			continue
+		}
+		newest := x.newestPublished(basedRev)
+		if newest == nil || newest.Status.Revision <= basedRev.Status.Revision {
+			continue
+		}
+		based, latest := basedRev.Name, newest.Name
 		if u.discover == "upstream" {
 			t.rows = append(t.rows, []string{pr.Name, based, revision(based), latest, revision(latest)})
 		} else {
@@ -292,4 +302,16 @@ func (u *upgradeOptions) runDiscover(ctx context.Context, o *globalOptions) erro
 		slices.SortStableFunc(t.rows, func(a, b []string) int { return strings.Compare(a[0], b[0]) })
 	}
 	return t.write(o.streams.Out)
+}
+
+// newestPublished is the published revision of the package of `of` with the highest revision number.
+func (x *revisionIndex) newestPublished(of *kpov1.PackageRevision) *kpov1.PackageRevision {
+	var newest *kpov1.PackageRevision
+	for i := range x.items {
+		c := &x.items[i]
+		if samePackage(c, of) && isPublished(c) && (newest == nil || c.Status.Revision > newest.Status.Revision) {
+			newest = c
+		}
+	}
+	return newest
 }
