@@ -99,6 +99,11 @@ func mergeResources(cache *parseCache, pkg string, origin, updated, local map[st
 		}
 		w := &walks[i]
 		w.before = t.dest.Copy()
+		if unchangedUpstream(t.origin, t.dest) {
+			// Not changed locally: every field the walk visits takes upstream's value.
+			w.merged = t.updated.Copy()
+			return
+		}
 		w.merged, w.err = walk.Walker{
 			Visitor:               mergeVisitor{},
 			VisitKeysAsScalars:    true,
