@@ -71,30 +71,7 @@ func (f *ApplySetters) Process(rl *framework.ResourceList) error {
 }
 
 func (f *ApplySetters) walk(o *yaml.RNode, path string) error {
-	switch o.YNode().Kind {
-	case yaml.DocumentNode:
-		return f.walk(yaml.NewRNode(o.YNode().Content[0]), path)
-	case yaml.MappingNode:
-		if err := f.setLists(o, path); err != nil {
-			return err
-		}
-		return o.VisitFields(func(n *yaml.MapNode) error {
-			return f.walk(n.Value, path+"."+n.Key.YNode().Value)
-		})
-	case yaml.SequenceNode:
-		items, err := o.Elements()
-		if err != nil {
-			return err
-		}
-		for i, item := range items {
-			if err := f.walk(item, fmt.Sprintf("%s[%d]", path, i)); err != nil {
-				return err
-			}
-		}
-	case yaml.ScalarNode:
-		return f.setScalar(o.YNode(), path)
-	}
-	return nil
+	return walkFields(o, path, f.setLists, f.setScalar)
 }
 
 // setLists applies list setters: `field: # kpt-set: ${name}` on a block list, or

@@ -139,30 +139,9 @@ func (f *SearchReplace) putValueByPath(o *yaml.RNode) error {
 }
 
 func (f *SearchReplace) walk(o *yaml.RNode, path string) error {
-	switch o.YNode().Kind {
-	case yaml.DocumentNode:
-		return f.walk(yaml.NewRNode(o.YNode().Content[0]), path)
-	case yaml.MappingNode:
-		if err := f.commentLists(o, path); err != nil {
-			return err
-		}
-		return o.VisitFields(func(n *yaml.MapNode) error {
-			return f.walk(n.Value, path+"."+n.Key.YNode().Value)
-		})
-	case yaml.SequenceNode:
-		items, err := o.Elements()
-		if err != nil {
-			return err
-		}
-		for i, item := range items {
-			if err := f.walk(item, fmt.Sprintf("%s[%d]", path, i)); err != nil {
-				return err
-			}
-		}
-	case yaml.ScalarNode:
-		return f.matchScalar(o.YNode(), strings.TrimPrefix(path, "."))
-	}
-	return nil
+	return walkFields(o, path, f.commentLists, func(n *yaml.Node, path string) error {
+		return f.matchScalar(n, strings.TrimPrefix(path, "."))
+	})
 }
 
 // commentLists puts put-comment on the keys of list fields matched by by-path.
