@@ -13,6 +13,7 @@ import (
 
 	kpov1 "kpo.dev/kpo/api/v1alpha1"
 	"kpo.dev/kpo/internal/gitserver"
+	"kpo.dev/kpo/internal/kpotest"
 )
 
 // newEmptyRepository creates a Git repository with one commit on main and registers it.
@@ -79,48 +80,6 @@ func waitDraft(t testing.TB, ns, name string) string {
 	return d.Status.PackageRevision
 }
 
-func getRevision(g Gomega, ns, name string) *kpov1.PackageRevision {
-	pr := &kpov1.PackageRevision{}
-	g.Expect(k8sClient.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, pr)).To(Succeed())
-	return pr
-}
-
-// setLifecycle patches spec.lifecycle as `kubectl patch` would, with the given client.
-func setLifecycle(c client.Client, ns, name string, l kpov1.Lifecycle) error {
-	pr := &kpov1.PackageRevision{}
-	if err := c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, pr); err != nil {
-		return err
-	}
-	patch := client.MergeFrom(pr.DeepCopy())
-	pr.Spec.Lifecycle = l
-	return c.Patch(context.Background(), pr, patch)
-}
-
-// waitLifecycle waits until Git holds lifecycle l for the revision and it is Ready.
-func waitLifecycle(t testing.TB, ns, name string, l kpov1.Lifecycle) *kpov1.PackageRevision {
-	t.Helper()
-	var pr *kpov1.PackageRevision
-	NewWithT(t).Eventually(func(g Gomega) {
-		pr = getRevision(g, ns, name)
-		g.Expect(pr.Status.Lifecycle).To(Equal(l))
-		c := meta.FindStatusCondition(pr.Status.Conditions, kpov1.ReadyCondition)
-		g.Expect(c).NotTo(BeNil())
-		g.Expect(c.Status).To(Equal(metav1.ConditionTrue), c.Message)
-		g.Expect(c.ObservedGeneration).To(Equal(pr.Generation))
-	}, timeout, interval).Should(Succeed())
-	return pr
-}
-
-// publish proposes and approves a draft as the admin and waits for it.
-func publish(t testing.TB, ns, name string) *kpov1.PackageRevision {
-	t.Helper()
-	g := NewWithT(t)
-	g.Expect(setLifecycle(k8sClient, ns, name, kpov1.LifecycleProposed)).To(Succeed())
-	waitLifecycle(t, ns, name, kpov1.LifecycleProposed)
-	g.Expect(setLifecycle(k8sClient, ns, name, kpov1.LifecyclePublished)).To(Succeed())
-	return waitLifecycle(t, ns, name, kpov1.LifecyclePublished)
-}
-
 func contentOf(g Gomega, ns, name string) *corev1.ConfigMap {
 	cm := &corev1.ConfigMap{}
 	g.Expect(k8sClient.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, cm)).To(Succeed())
@@ -156,4 +115,27 @@ func newDraftFixture(t testing.TB) (string, *gitserver.Repo, string) {
 	name := waitDraft(t, ns, "web")
 	waitLifecycle(t, ns, name, kpov1.LifecycleDraft)
 	return ns, gitRepo, name
+}
+
+// revisions drives PackageRevisions as the tests' admin.
+func revisions() kpotest.Revisions {
+	return kpotest.Revisions{Client: k8sClient, Timeout: timeout, Interval: interval}
+}
+
+func getRevision(g Gomega, ns, name string) *kpov1.PackageRevision {
+	return revisions().Get(g, ns, name)
+}
+
+func setLifecycle(c client.Client, ns, name string, l kpov1.Lifecycle) error {
+	return kpotest.SetLifecycle(c, ns, name, l)
+}
+
+func waitLifecycle(t testing.TB, ns, name string, l kpov1.Lifecycle) *kpov1.PackageRevision {
+	t.Helper()
+	return revisions().WaitLifecycle(t, ns, name, l)
+}
+
+func publish(t testing.TB, ns, name string) *kpov1.PackageRevision {
+	t.Helper()
+	return revisions().Publish(t, ns, name)
 }

@@ -18,6 +18,7 @@ import (
 
 	kpov1 "kpo.dev/kpo/api/v1alpha1"
 	"kpo.dev/kpo/internal/gitserver"
+	"kpo.dev/kpo/internal/kpotest"
 )
 
 const (
@@ -109,48 +110,6 @@ func newDraft(t testing.TB, ns, name, repo, pkg, ws string, source kpov1.Package
 	return rev
 }
 
-func getRevision(g Gomega, ns, name string) *kpov1.PackageRevision {
-	pr := &kpov1.PackageRevision{}
-	g.Expect(k8sClient.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, pr)).To(Succeed())
-	return pr
-}
-
-// setLifecycle patches spec.lifecycle as `kubectl patch` would, as the admin.
-func setLifecycle(ns, name string, l kpov1.Lifecycle) error {
-	pr := &kpov1.PackageRevision{}
-	if err := k8sClient.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, pr); err != nil {
-		return err
-	}
-	patch := client.MergeFrom(pr.DeepCopy())
-	pr.Spec.Lifecycle = l
-	return k8sClient.Patch(context.Background(), pr, patch)
-}
-
-// waitLifecycle waits until Git holds lifecycle l for the revision and it is Ready.
-func waitLifecycle(t testing.TB, ns, name string, l kpov1.Lifecycle) *kpov1.PackageRevision {
-	t.Helper()
-	var pr *kpov1.PackageRevision
-	NewWithT(t).Eventually(func(g Gomega) {
-		pr = getRevision(g, ns, name)
-		g.Expect(pr.Status.Lifecycle).To(Equal(l))
-		c := meta.FindStatusCondition(pr.Status.Conditions, kpov1.ReadyCondition)
-		g.Expect(c).NotTo(BeNil())
-		g.Expect(c.Status).To(Equal(metav1.ConditionTrue), c.Message)
-		g.Expect(c.ObservedGeneration).To(Equal(pr.Generation))
-	}, kpoTimeout, interval).Should(Succeed())
-	return pr
-}
-
-// publish proposes and approves a draft as the admin (an approver) and waits for the tag.
-func publish(t testing.TB, ns, name string) *kpov1.PackageRevision {
-	t.Helper()
-	g := NewWithT(t)
-	g.Expect(setLifecycle(ns, name, kpov1.LifecycleProposed)).To(Succeed())
-	waitLifecycle(t, ns, name, kpov1.LifecycleProposed)
-	g.Expect(setLifecycle(ns, name, kpov1.LifecyclePublished)).To(Succeed())
-	return waitLifecycle(t, ns, name, kpov1.LifecyclePublished)
-}
-
 // editContent updates a content ConfigMap as `kubectl edit` would.
 func editContent(t testing.TB, ns, name string, edit func(data map[string]string)) {
 	t.Helper()
@@ -229,4 +188,27 @@ func readyCondition(g Gomega, obj *unstructured.Unstructured) (string, string) {
 		}
 	}
 	return "", "no Ready condition yet"
+}
+
+// revisions drives PackageRevisions as the admin (an approver).
+func revisions() kpotest.Revisions {
+	return kpotest.Revisions{Client: k8sClient, Timeout: kpoTimeout, Interval: interval}
+}
+
+func getRevision(g Gomega, ns, name string) *kpov1.PackageRevision {
+	return revisions().Get(g, ns, name)
+}
+
+func setLifecycle(ns, name string, l kpov1.Lifecycle) error {
+	return kpotest.SetLifecycle(k8sClient, ns, name, l)
+}
+
+func waitLifecycle(t testing.TB, ns, name string, l kpov1.Lifecycle) *kpov1.PackageRevision {
+	t.Helper()
+	return revisions().WaitLifecycle(t, ns, name, l)
+}
+
+func publish(t testing.TB, ns, name string) *kpov1.PackageRevision {
+	t.Helper()
+	return revisions().Publish(t, ns, name)
 }
