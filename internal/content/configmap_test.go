@@ -164,6 +164,11 @@ func TestFromConfigMap_refusesBadKeys_namingEachOne(t *testing.T) {
 			want:       []string{`key "..__etc__passwd": path "../etc/passwd" escapes the package`},
 		},
 		{
+			name: "key of a file in a .git directory",
+			data: map[string]string{"Kptfile": "", "sub__.git__config": "[core]\n"},
+			want: []string{`key "sub__.git__config": path "sub/.git/config" contains ".git", a name Git reserves for its own data`},
+		},
+		{
 			name: "every bad key is reported",
 			data: map[string]string{"ok.yaml": "", "a_": "", "_41": ""},
 			want: []string{`key "a_"`, `key "_41" is not in canonical form: write it as "A"`},

@@ -56,8 +56,9 @@ const upperHex = "0123456789ABCDEF"
 
 // ValidatePath checks that path names a file inside a package and fits in a ConfigMap key:
 // it is not empty, relative, valid UTF-8, without NUL bytes or backslashes, without empty,
-// "." or ".." segments, and its encoded key is at most MaxKeyLength characters. The error
-// says what is wrong and how to fix it, and wraps ErrInvalidPath.
+// "." or ".." segments, without a ".git" segment (which Git refuses), and its encoded key
+// is at most MaxKeyLength characters. The error says what is wrong and how to fix it, and
+// wraps ErrInvalidPath.
 func ValidatePath(path string) error {
 	if err := validatePathSyntax(path); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidPath, err)
@@ -91,8 +92,53 @@ func validatePathSyntax(path string) error {
 		case "":
 			return fmt.Errorf(`path %q contains an empty segment: remove the doubled or trailing "/"`, path)
 		}
+		if isDotGit(segment) {
+			return fmt.Errorf(`path %q contains %q, a name Git reserves for its own data (Git refuses ".git" in any letter case, and names Windows or macOS would read as ".git"): rename that file or directory`, path, segment)
+		}
 	}
 	return nil
+}
+
+// isDotGit tells whether Git refuses segment as a path element because it is, or a
+// Windows or macOS file system would treat it as, ".git" (Git's verify_path and fsck:
+// is_ntfs_dotgit and is_hfs_dotgit). Such a file would pass here and only fail when the
+// commit is written or pushed, far from the ConfigMap the user edited, so it is refused
+// up front.
+func isDotGit(segment string) bool {
+	// macOS (HFS+) ignores some zero-width code points when comparing names.
+	if strings.ContainsFunc(segment, isHFSIgnorable) {
+		segment = strings.Map(func(r rune) rune {
+			if isHFSIgnorable(r) {
+				return -1
+			}
+			return r
+		}, segment)
+	}
+	lower := strings.ToLower(segment)
+	if lower == ".git" {
+		return true
+	}
+	// NTFS drops trailing dots and spaces, reads "name:stream" as name, and has the 8.3
+	// short name "git~1" for ".git".
+	for _, name := range []string{".git", "git~1"} {
+		if rest, ok := strings.CutPrefix(lower, name); ok {
+			rest, _, _ = strings.Cut(rest, ":")
+			if strings.Trim(rest, " .") == "" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// isHFSIgnorable reports the code points HFS+ ignores in file names (Git's
+// next_hfs_char).
+func isHFSIgnorable(r rune) bool {
+	switch {
+	case r >= 0x200C && r <= 0x200F, r >= 0x202A && r <= 0x202E, r >= 0x206A && r <= 0x206F, r == 0xFEFF:
+		return true
+	}
+	return false
 }
 
 // EncodeKey returns the ConfigMap key of a package file path (see the package

@@ -37,6 +37,11 @@ var roundTripPaths = []struct{ path, key string }{
 	{"tab\there", "tab_09here"},
 	{"new\nline", "new_0Aline"},
 	{"percent%25", "percent_2525"},
+	{".github/workflows/ci.yaml", ".github__workflows__ci.yaml"},
+	{".gitkeep", ".gitkeep"},
+	{"mirror.git/x", "mirror.git__x"},
+	{".git-blame-ignore-revs", ".git-blame-ignore-revs"},
+	{"git~2", "git_7E2"},
 }
 
 func TestEncodeKey_knownPaths_giveReadableKeysThatDecodeBack(t *testing.T) {
@@ -76,6 +81,14 @@ func TestValidatePath_refusesPathsOutsideOrUnfitForAConfigMap(t *testing.T) {
 		{"invalid UTF-8", "a\xffb", "is not valid UTF-8"},
 		{"key too long", strings.Repeat("a", 254), "encodes to a ConfigMap key of 254 characters, over the limit of 253: shorten"},
 		{"key too long after escaping", strings.Repeat("_", 85), "encodes to a ConfigMap key of 255 characters"},
+		{".git", ".git", `path ".git" contains ".git", a name Git reserves for its own data`},
+		{".git directory", ".git/config", `contains ".git", a name Git reserves`},
+		{"nested .git directory", "sub/.git/config", `path "sub/.git/config" contains ".git"`},
+		{".git in another case", "sub/.GiT", `contains ".GiT", a name Git reserves`},
+		{".git with trailing dots and spaces (NTFS)", "a/.git. ./x", "a name Git reserves"},
+		{".git with a stream name (NTFS)", ".git::$INDEX_ALLOCATION/x", "a name Git reserves"},
+		{".git short name (NTFS)", "GIT~1/config", "a name Git reserves"},
+		{".git with an ignorable code point (HFS+)", ".g\u200cit/config", "a name Git reserves"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -119,6 +132,11 @@ func TestDecodeKey_refusesKeysThatAreNotACanonicalEncoding(t *testing.T) {
 		{"escaped backslash", "a_5Cb", "contains a backslash"},
 		{"invalid UTF-8", "a_FFb", "is not valid UTF-8"},
 		{"too long", strings.Repeat("a", 254), "over the limit of 253"},
+		{".git", ".git", `key ".git": path ".git" contains ".git", a name Git reserves for its own data`},
+		{".git directory", ".git__config", `contains ".git", a name Git reserves`},
+		{"nested .git directory", "sub__.git__config", `path "sub/.git/config" contains ".git"`},
+		{".git in upper case", "a__.GIT", `contains ".GIT"`},
+		{"escaped NTFS .git", "_2Egit_20", "a name Git reserves"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -139,7 +157,8 @@ func FuzzEncodeKeyRoundTrip(f *testing.F) {
 		f.Add(tt.path)
 		f.Add(tt.key)
 	}
-	for _, s := range []string{"", ".", "..", "../x", "/x", "a//b", `a\b`, "a\x00", "\xff", "_", "__", "_2F", "_zz", "..."} {
+	for _, s := range []string{"", ".", "..", "../x", "/x", "a//b", `a\b`, "a\x00", "\xff", "_", "__", "_2F", "_zz", "...",
+		".git", "sub__.git__config", "a/.GIT/x", "git~1", "_2Egit_2E", ".g\u200dit"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {

@@ -63,6 +63,11 @@ func TestValidate_reportsEveryProblemNamingItsFile(t *testing.T) {
 			want:  []string{`path "../x.yaml" escapes the package`},
 		},
 		{
+			name:  "path with a .git element",
+			files: map[string][]byte{"Kptfile": []byte(validKptfile), "sub/.git/config": []byte("[core]\n")},
+			want:  []string{`invalid package file path: path "sub/.git/config" contains ".git", a name Git reserves for its own data`},
+		},
+		{
 			name: "several problems",
 			files: map[string][]byte{
 				"Kptfile": []byte("kind: Kptfile\n"),

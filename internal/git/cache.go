@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	gogit "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
@@ -45,9 +46,13 @@ type Cache struct {
 
 // entry is one local clone; mu serialises writers (fetch, commit, push) against readers.
 type entry struct {
-	mu   sync.RWMutex
-	dir  string
+	mu  sync.RWMutex
+	dir string
+	// repo is nil until Open loads the clone from disk.
 	repo *gogit.Repository
+	// suspect is set by a reader that met an error looking like local damage; the next
+	// Fetch then checks the whole clone.
+	suspect atomic.Bool
 }
 
 // NewCache returns a cache keeping its clones below dir (created when needed).
@@ -66,6 +71,10 @@ type Repo struct {
 // Open returns a handle on the clone for key, creating an empty bare repository with remote
 // "origin" at url when there is none. It does not fetch. url may be http(s)://, file:// or
 // a local path; userinfo in url is removed and, when creds is empty, used as basic auth.
+//
+// The first Open of a key in a process checks the clone left on disk (see entry.verify)
+// and, when a crash or a full disk damaged it, replaces it by an empty repository, so the
+// next Fetch downloads everything again instead of failing forever.
 func (c *Cache) Open(ctx context.Context, key, rawURL string, creds Credentials) (*Repo, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -74,14 +83,16 @@ func (c *Cache) Open(ctx context.Context, key, rawURL string, creds Credentials)
 	if err != nil {
 		return nil, err
 	}
-	e, err := c.entry(key)
-	if err != nil {
-		return nil, err
-	}
+	e := c.entry(key)
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.repo == nil {
+		if err := e.load(ctx); err != nil {
+			return nil, err
+		}
+	}
 	if err := e.setRemote(remoteURL); err != nil {
-		return nil, fmt.Errorf("configuring remote %s: %w", redactURL(remoteURL), err)
+		return nil, fmt.Errorf("configuring remote %s: %w", RedactURL(remoteURL), err)
 	}
 	return &Repo{e: e, url: remoteURL, creds: creds}, nil
 }
@@ -104,26 +115,17 @@ func (c *Cache) keyDir(key string) string {
 	return filepath.Join(c.dir, hex.EncodeToString(sum[:16])+".git")
 }
 
-func (c *Cache) entry(key string) (*entry, error) {
+// entry returns the entry for key; Open loads it from disk, outside the cache's lock,
+// since checking a clone can take a while.
+func (c *Cache) entry(key string) *entry {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.entries[key]; ok {
-		return e, nil
+		return e
 	}
-	dir := c.keyDir(key)
-	repo, err := gogit.PlainOpen(dir)
-	if errors.Is(err, gogit.ErrRepositoryNotExists) {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, err
-		}
-		repo, err = gogit.PlainInit(dir, true)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("opening local clone %s: %w", dir, err)
-	}
-	e := &entry{dir: dir, repo: repo}
+	e := &entry{dir: c.keyDir(key)}
 	c.entries[key] = e
-	return e, nil
+	return e
 }
 
 // setRemote makes origin point at url, with a mirror fetch refspec.
@@ -163,7 +165,7 @@ func normalizeURL(raw string, creds Credentials) (string, Credentials, error) {
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return "", creds, fmt.Errorf("invalid repository URL %q", redactURL(raw))
+		return "", creds, fmt.Errorf("invalid repository URL %q", RedactURL(raw))
 	}
 	if u.User != nil {
 		if creds.Username == "" && creds.Password == "" && creds.BearerToken == "" {
@@ -180,9 +182,56 @@ func (r *Repo) URL() string { return r.url }
 
 // Fetch mirrors the remote's branches and tags into the clone: forced updates, and refs
 // deleted on the remote are deleted locally. Being up to date is not an error.
+//
+// A failed fetch whose error is not about the network, the credentials or the remote
+// repository leads to a check of the clone (see entry.verify); when it finds damage, the
+// clone is rebuilt from the remote, once, and fetched again. A network or authentication
+// error never leads to a rebuild, nor does any error on a clone that checks out fine.
 func (r *Repo) Fetch(ctx context.Context) error {
 	r.e.mu.Lock()
 	defer r.e.mu.Unlock()
+	if r.e.suspect.Swap(false) {
+		if damage := r.e.verify(true); damage != nil {
+			if err := r.e.rebuildFor(ctx, r.url, damage); err != nil {
+				return err
+			}
+		}
+	}
+	err := r.fetch(ctx)
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
+		classify(err) != nil {
+		return remoteError("fetching", r.url, r.creds, err)
+	}
+	damage := r.e.verify(looksDamaged(err))
+	if damage == nil {
+		return remoteError("fetching", r.url, r.creds, err)
+	}
+	if err := r.e.rebuildFor(ctx, r.url, damage); err != nil {
+		return err
+	}
+	if err := r.fetch(ctx); err != nil {
+		return fmt.Errorf("after rebuilding the damaged local clone: %w", remoteError("fetching", r.url, r.creds, err))
+	}
+	return nil
+}
+
+// rebuildFor rebuilds the clone and points it at remoteURL again.
+func (e *entry) rebuildFor(ctx context.Context, remoteURL string, reason error) error {
+	if err := e.rebuild(ctx, reason); err != nil {
+		return err
+	}
+	if err := e.setRemote(remoteURL); err != nil {
+		return fmt.Errorf("configuring remote %s: %w", RedactURL(remoteURL), err)
+	}
+	return nil
+}
+
+// fetch is one fetch into the clone as it is. It returns go-git's error as is, for the
+// caller to classify.
+func (r *Repo) fetch(ctx context.Context) error {
 	err := r.e.repo.FetchContext(ctx, &gogit.FetchOptions{
 		RemoteName: remoteName,
 		RemoteURL:  r.url,
@@ -200,7 +249,7 @@ func (r *Repo) Fetch(ctx context.Context) error {
 		// Nothing on the remote: mirror that.
 		return r.e.removeRefs(func(plumbing.ReferenceName) bool { return true })
 	}
-	return remoteError("fetching", r.url, r.creds, err)
+	return err
 }
 
 // removeRefs deletes the local branches and tags for which match is true.

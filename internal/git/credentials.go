@@ -124,3 +124,27 @@ func (c Credentials) redact(s string) string {
 	}
 	return s
 }
+
+// RedactURL returns raw without its userinfo, so it can go into an error, a log line or a
+// status condition: everything between "://" and the last "@" after it is removed. The
+// whole userinfo goes, not only the password, because hosts such as GitHub take a token as
+// the user name (https://TOKEN@github.com/…).
+//
+// It works on the text rather than on url.Parse's result so that any input is safe: a
+// secret that is not percent-encoded can make url.Parse fail, or succeed and read part of
+// the secret as the host, a port, the path or the fragment ("/", "?" and "#" end the
+// host). The price is that a URL with an "@" in its path loses more than its userinfo.
+// Without "://", text up to the last "@" is removed only when a ":" precedes it, so
+// scp-like "git@host:repo" addresses (whose user is not a secret) come back unchanged.
+func RedactURL(raw string) string {
+	if scheme, rest, ok := strings.Cut(raw, "://"); ok {
+		if at := strings.LastIndexByte(rest, '@'); at >= 0 {
+			return scheme + "://" + rest[at+1:]
+		}
+		return raw
+	}
+	if at := strings.LastIndexByte(raw, '@'); at >= 0 && strings.Contains(raw[:at], ":") {
+		return raw[at+1:]
+	}
+	return raw
+}

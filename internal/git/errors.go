@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"strings"
 	"syscall"
 
@@ -35,6 +34,13 @@ var (
 	ErrNoChanges = errors.New("no changes")
 	// ErrInvalidCredentials: a Secret does not hold usable credentials.
 	ErrInvalidCredentials = errors.New("invalid credentials")
+	// ErrSymlink: a package holds a symbolic link. kpo refuses such packages rather than
+	// dropping the link (a copy would silently lose it) or following it (it could point
+	// outside the package). The error names the path and the link target.
+	ErrSymlink = errors.New("package contains a symlink")
+	// ErrSubmodule: a package holds a Git submodule (gitlink). kpo cannot store the
+	// submodule's content, so it refuses the package instead of silently dropping it.
+	ErrSubmodule = errors.New("package contains a submodule")
 )
 
 // classify maps an error from go-git or the network to one of the sentinels, or nil.
@@ -103,29 +109,19 @@ func unwrapAll(err error) []error {
 // secret. The cause stays in the chain only when its text holds no secret.
 func remoteError(op, rawURL string, creds Credentials, err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("%s %s: %w", op, redactURL(rawURL), err)
+		return fmt.Errorf("%s %s: %w", op, RedactURL(rawURL), err)
 	}
 	kind := classify(err)
 	msg := err.Error()
 	clean := creds.redact(msg)
 	switch {
 	case kind != nil && clean == msg:
-		return fmt.Errorf("%s %s: %w: %w", op, redactURL(rawURL), kind, err)
+		return fmt.Errorf("%s %s: %w: %w", op, RedactURL(rawURL), kind, err)
 	case kind != nil:
-		return fmt.Errorf("%s %s: %w: %s", op, redactURL(rawURL), kind, clean)
+		return fmt.Errorf("%s %s: %w: %s", op, RedactURL(rawURL), kind, clean)
 	case clean == msg:
-		return fmt.Errorf("%s %s: %w", op, redactURL(rawURL), err)
+		return fmt.Errorf("%s %s: %w", op, RedactURL(rawURL), err)
 	default:
-		return fmt.Errorf("%s %s: %s", op, redactURL(rawURL), clean)
+		return fmt.Errorf("%s %s: %s", op, RedactURL(rawURL), clean)
 	}
-}
-
-// redactURL removes the userinfo from a URL; other strings are returned unchanged.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
-		return raw
-	}
-	u.User = nil
-	return u.String()
 }

@@ -164,7 +164,8 @@ const kptCommitPrefix = "kpt:"
 type KptCommit struct {
 	Package       string
 	WorkspaceName string
-	Revision      int
+	// Revision is the published revision number; 0 for a draft or proposed revision.
+	Revision int
 	// Task is the task that made the commit, kept as JSON.
 	Task json.RawMessage
 }
@@ -176,12 +177,13 @@ type kptCommitJSON struct {
 	Task          json.RawMessage `json:"task,omitempty"`
 }
 
-// ParseKptCommit finds the first line of message starting with "kpt:" whose rest is a JSON
-// object and parses it. revision may be a number or a string ("3" or "v3", as Porch wrote
-// it); unknown fields are ignored.
+// ParseKptCommit finds the first line of message starting with "kpt:" (after leading and
+// trailing white space, as Porch reads it) whose rest is a JSON object and parses it.
+// revision may be a string ("3" as Porch and kpo write it, or "v3") or, as older kpo
+// versions wrote it, a number; unknown fields are ignored.
 func ParseKptCommit(message string) (KptCommit, bool) {
 	for _, line := range strings.Split(message, "\n") {
-		rest, ok := strings.CutPrefix(strings.TrimRight(line, "\r"), kptCommitPrefix)
+		rest, ok := strings.CutPrefix(strings.TrimSpace(line), kptCommitPrefix)
 		if !ok {
 			continue
 		}
@@ -202,14 +204,15 @@ func ParseKptCommit(message string) (KptCommit, bool) {
 	return KptCommit{}, false
 }
 
-// parseRevision accepts a missing value or null (0), a number, or a string "N"/"vN".
+// parseRevision accepts a missing value or null (0), a number, or a string "N"/"vN". A
+// negative value (Porch's -1 for a revision that has none) is 0: not published.
 func parseRevision(raw json.RawMessage) (int, bool) {
 	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
 		return 0, true
 	}
 	var n int
 	if err := json.Unmarshal(raw, &n); err == nil {
-		return n, n >= 0
+		return max(n, 0), true
 	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
@@ -220,21 +223,27 @@ func parseRevision(raw json.RawMessage) (int, bool) {
 		return 0, true
 	}
 	n, err := strconv.Atoi(s)
-	if err != nil || n < 0 {
+	if err != nil {
 		return 0, false
 	}
-	return n, true
+	return max(n, 0), true
 }
 
-// Line formats the metadata line: kpt:{"package":…,"workspaceName":…,"revision":N,"task":…}
-// with revision as a number (task omitted when empty).
+// Line formats the metadata line:
+//
+//	kpt:{"package":…,"workspaceName":…,"revision":"N","task":…}
+//
+// revision is a JSON string, "0" for a revision that is not published, because Porch
+// declares every field of the line as a string (its gitAnnotation) and refuses a commit
+// whose line does not unmarshal; a negative Revision is written as "0". task is omitted
+// when empty.
 func (k KptCommit) Line() string {
 	out := struct {
 		Package       string          `json:"package"`
 		WorkspaceName string          `json:"workspaceName"`
-		Revision      int             `json:"revision"`
+		Revision      string          `json:"revision"`
 		Task          json.RawMessage `json:"task,omitempty"`
-	}{k.Package, k.WorkspaceName, k.Revision, k.Task}
+	}{k.Package, k.WorkspaceName, strconv.Itoa(max(k.Revision, 0)), k.Task}
 	b, err := json.Marshal(out)
 	if err != nil {
 		// Only an invalid Task can fail; drop it rather than write a broken line.

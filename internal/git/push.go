@@ -117,7 +117,7 @@ func (r *Repo) PushRefs(ctx context.Context, updates []RefUpdate) error {
 	}
 	if err != nil {
 		if status != nil && r.lostRace(ctx, pending) {
-			return fmt.Errorf("pushing to %s: a ref changed on the remote during the push: %w", redactURL(r.url), ErrNonFastForward)
+			return fmt.Errorf("pushing to %s: a ref changed on the remote during the push: %w", RedactURL(r.url), ErrNonFastForward)
 		}
 		return fail(err)
 	}
@@ -151,7 +151,7 @@ func (r *Repo) lostRace(ctx context.Context, cmds []*packp.Command) bool {
 func (r *Repo) receivePackSession(ctx context.Context) (transport.ReceivePackSession, *packp.AdvRefs, error) {
 	ep, err := transport.NewEndpoint(r.url)
 	if err != nil {
-		return nil, nil, fmt.Errorf("invalid repository URL %s", redactURL(r.url))
+		return nil, nil, fmt.Errorf("invalid repository URL %s", RedactURL(r.url))
 	}
 	ep.CaBundle = r.creds.CABundle
 	cl, err := client.NewClient(ep)

@@ -60,6 +60,10 @@ func (e *entry) commit(rev string) (*object.Commit, error) {
 	}
 	c, err := e.repo.CommitObject(h)
 	if err != nil {
+		if !errors.Is(err, plumbing.ErrObjectNotFound) {
+			// The object exists but does not read: damage, unlike an unknown hash.
+			_ = e.noteDamage(err)
+		}
 		return nil, fmt.Errorf("commit %s: %w", h, ErrNotFound)
 	}
 	return c, nil
@@ -74,7 +78,7 @@ func (e *entry) subtree(rev, dir string) (*object.Tree, error) {
 	}
 	root, err := c.Tree()
 	if err != nil {
-		return nil, err
+		return nil, e.noteDamage(err)
 	}
 	dir = cleanDir(dir)
 	if dir == "" {
@@ -84,7 +88,7 @@ func (e *entry) subtree(rev, dir string) (*object.Tree, error) {
 	if errors.Is(err, object.ErrDirectoryNotFound) || errors.Is(err, object.ErrEntryNotFound) {
 		return nil, nil
 	}
-	return t, err
+	return t, e.noteDamage(err)
 }
 
 // cleanDir turns "", "/", "/a/b/", "a/b" into "" or "a/b".
@@ -115,7 +119,7 @@ func (r *Repo) ListPackages(commit, directory string) ([]string, error) {
 			}
 			sub, err := r.e.repo.TreeObject(entry.Hash)
 			if err != nil {
-				return err
+				return r.e.noteDamage(err)
 			}
 			p := path.Join(prefix, entry.Name)
 			if hasFile(sub, KptfileName) {
@@ -145,11 +149,20 @@ func hasFile(t *object.Tree, name string) bool {
 }
 
 // ReadTree returns every file below dir at commit, keyed by slash-separated path relative to
-// dir, with exact content. Only regular and executable files are returned (symlinks and
-// submodules are skipped). A missing dir gives an error wrapping ErrNotFound.
+// dir, with exact content. A missing dir gives an error wrapping ErrNotFound.
+//
+// kpo stores a package as plain files, so a package it cannot store that way is refused
+// rather than copied incompletely: a symlink gives an error wrapping ErrSymlink and a
+// submodule one wrapping ErrSubmodule, each naming the path (and the link target or the
+// submodule commit). Links are never followed: their target may lie outside the package.
 func (r *Repo) ReadTree(commit, dir string) (map[string][]byte, error) {
 	r.e.mu.RLock()
 	defer r.e.mu.RUnlock()
+	if r.e.suspect.Load() {
+		// go-git keeps an object that failed to read in its cache, so reading it again
+		// could give truncated content without an error.
+		return nil, fmt.Errorf("%w: an earlier read failed; the next fetch checks and rebuilds it", errDamaged)
+	}
 	t, err := r.e.subtree(commit, dir)
 	if err != nil {
 		return nil, err
@@ -158,26 +171,91 @@ func (r *Repo) ReadTree(commit, dir string) (map[string][]byte, error) {
 		return nil, fmt.Errorf("directory %q at %s: %w", cleanDir(dir), commit, ErrNotFound)
 	}
 	files := map[string][]byte{}
-	err = t.Files().ForEach(func(f *object.File) error {
-		if f.Mode != filemode.Regular && f.Mode != filemode.Executable && f.Mode != filemode.Deprecated {
-			return nil
+	var unstorable []error
+	if err := r.e.readFiles(t, "", files, &unstorable); err != nil {
+		return nil, r.e.noteDamage(err)
+	}
+	if len(unstorable) > 0 {
+		return nil, errors.Join(unstorable...)
+	}
+	return files, nil
+}
+
+// readFiles adds every file of t to files, keyed by path below prefix, and an error to
+// unstorable for every entry kpo cannot store, so one error lists them all. It walks the
+// tree itself rather than with object.Tree.Files, which skips submodules without a word.
+func (e *entry) readFiles(t *object.Tree, prefix string, files map[string][]byte, unstorable *[]error) error {
+	for _, entry := range t.Entries {
+		p := path.Join(prefix, entry.Name)
+		switch entry.Mode {
+		case filemode.Dir:
+			sub, err := e.repo.TreeObject(entry.Hash)
+			if err != nil {
+				return fmt.Errorf("reading directory %q: %w", p, err)
+			}
+			if err := e.readFiles(sub, p, files, unstorable); err != nil {
+				return err
+			}
+		case filemode.Regular, filemode.Executable, filemode.Deprecated:
+			b, err := e.blob(entry.Hash)
+			if err != nil {
+				return fmt.Errorf("reading file %q: %w", p, err)
+			}
+			files[p] = b
+		case filemode.Symlink:
+			target, err := e.blob(entry.Hash)
+			if err != nil {
+				return fmt.Errorf("reading symlink %q: %w", p, err)
+			}
+			*unstorable = append(*unstorable, &unstorableError{kind: ErrSymlink,
+				msg: fmt.Sprintf("package file %q is a symlink to %q: kpo does not store or follow symlinks; replace it with a copy of the file",
+					p, shorten(string(target)))})
+		case filemode.Submodule:
+			*unstorable = append(*unstorable, &unstorableError{kind: ErrSubmodule,
+				msg: fmt.Sprintf("package file %q is a Git submodule (commit %s): kpo stores packages as plain files and cannot store a submodule; replace it with a copy of its files",
+					p, entry.Hash)})
+		default:
+			*unstorable = append(*unstorable, fmt.Errorf("package file %q has file mode %s, which kpo cannot store", p, entry.Mode))
 		}
-		rd, err := f.Reader()
-		if err != nil {
-			return err
-		}
-		defer func() { _ = rd.Close() }()
-		b, err := io.ReadAll(rd)
-		if err != nil {
-			return err
-		}
-		files[f.Name] = b
-		return nil
-	})
+	}
+	return nil
+}
+
+// blob returns the content of the blob h.
+func (e *entry) blob(h plumbing.Hash) ([]byte, error) {
+	b, err := e.repo.BlobObject(h)
 	if err != nil {
 		return nil, err
 	}
-	return files, nil
+	rd, err := b.Reader()
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = rd.Close() }()
+	return io.ReadAll(rd)
+}
+
+// unstorableError is the error for a tree entry kpo cannot store as a file. Its message
+// reads on its own; it wraps kind (ErrSymlink or ErrSubmodule) for errors.Is.
+type unstorableError struct {
+	kind error
+	msg  string
+}
+
+func (e *unstorableError) Error() string { return e.msg }
+
+func (e *unstorableError) Unwrap() error { return e.kind }
+
+// maxTargetInError bounds the link target quoted in an error: a target can be as long as
+// a path, and the error ends up in a status condition.
+const maxTargetInError = 200
+
+// shorten cuts a link target for an error message.
+func shorten(target string) string {
+	if len(target) <= maxTargetInError {
+		return target
+	}
+	return strings.ToValidUTF8(target[:maxTargetInError], "") + "…"
 }
 
 // NewCommit is a commit to create with CreateCommit.
@@ -193,8 +271,15 @@ type NewCommit struct {
 	// Message is the commit message.
 	Message string
 	// AuthorName and AuthorEmail default to DefaultAuthorName and DefaultAuthorEmail; they
-	// are also the committer.
+	// are also the committer unless CommitterName is set.
 	AuthorName, AuthorEmail string
+	// AllowEmpty makes a commit even when the tree equals the single parent's: a new draft
+	// that starts as a copy of what the branch holds still needs a commit of its own, which
+	// records its package, workspace and creator.
+	AllowEmpty bool
+	// CommitterName and CommitterEmail, when CommitterName is set, record who wrote the commit
+	// on the author's behalf (the manager committing a user's edit).
+	CommitterName, CommitterEmail string
 	// Time is the author and committer time; now when zero.
 	Time time.Time
 }
@@ -238,7 +323,7 @@ func (r *Repo) CreateCommit(nc NewCommit) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if len(parents) == 1 && base != nil && base.Hash == tree {
+	if len(parents) == 1 && base != nil && base.Hash == tree && !nc.AllowEmpty {
 		return parents[0].String(), fmt.Errorf("commit on %s: %w", parents[0], ErrNoChanges)
 	}
 
@@ -253,9 +338,13 @@ func (r *Repo) CreateCommit(nc NewCommit) (string, error) {
 	if sig.Email == "" {
 		sig.Email = DefaultAuthorEmail
 	}
+	committer := sig
+	if nc.CommitterName != "" {
+		committer = object.Signature{Name: nc.CommitterName, Email: nc.CommitterEmail, When: when}
+	}
 	c := &object.Commit{
 		Author:       sig,
-		Committer:    sig,
+		Committer:    committer,
 		Message:      nc.Message,
 		TreeHash:     tree,
 		ParentHashes: parents,

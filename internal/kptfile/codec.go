@@ -33,7 +33,7 @@ func Decode(data []byte) (*Kptfile, error) {
 	}
 	// Unknown fields, type errors and rule violations are all collected, so one round of
 	// fixes is enough. Unknown fields do not stop decoding: the decoder ignores them.
-	errs := checkKnownFields(doc, reflect.TypeFor[Kptfile](), "")
+	errs := (&fieldChecker{}).check(doc, reflect.TypeFor[Kptfile](), "")
 	var k Kptfile
 	if err := doc.Decode(&k); err != nil {
 		errs = append(errs, errors.New(describeYAMLError(err)))
@@ -104,14 +104,42 @@ func describeYAMLError(err error) string {
 	return strings.TrimPrefix(err.Error(), "yaml: ")
 }
 
-// checkKnownFields walks n alongside the Go type t and reports every mapping key that t
-// does not define, by field path and line. It leaves type mismatches to the decoder.
-func checkKnownFields(n *yaml.Node, t reflect.Type, at string) []error {
-	for n.Kind == yaml.AliasNode && n.Alias != nil {
-		n = n.Alias
-	}
+// fieldChecker walks a YAML node tree alongside a Go type; see check.
+type fieldChecker struct {
+	// seen holds the aliased nodes already checked, per type.
+	seen map[aliasTarget]bool
+}
+
+type aliasTarget struct {
+	n *yaml.Node
+	t reflect.Type
+}
+
+// check walks n alongside the Go type t and reports every mapping key that t does not
+// define, by field path and line. It also reports every null item of a sequence: the
+// decoder drops those without a word, so the item would vanish on the next write and the
+// ones after it would move up. It leaves type mismatches to the decoder.
+//
+// A node reached through an alias is checked once per type, under the path it was first
+// reached by: walking it again for every alias would take time quadratic (or worse, with
+// nested aliases) in the size of the file, enough for a Kptfile of a few hundred
+// kilobytes to hold up a reconcile for minutes.
+func (c *fieldChecker) check(n *yaml.Node, t reflect.Type, at string) []error {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
+	}
+	if n.Kind == yaml.AliasNode {
+		for n.Kind == yaml.AliasNode && n.Alias != nil {
+			n = n.Alias
+		}
+		key := aliasTarget{n, t}
+		if c.seen[key] {
+			return nil
+		}
+		if c.seen == nil {
+			c.seen = map[aliasTarget]bool{}
+		}
+		c.seen[key] = true
 	}
 	var errs []error
 	switch {
@@ -124,15 +152,20 @@ func checkKnownFields(n *yaml.Node, t reflect.Type, at string) []error {
 				errs = append(errs, unknownFieldError(key, at, t))
 				continue
 			}
-			errs = append(errs, checkKnownFields(value, f.Type, join(at, key.Value))...)
+			errs = append(errs, c.check(value, f.Type, join(at, key.Value))...)
 		}
 	case t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode:
 		for i, item := range n.Content {
-			errs = append(errs, checkKnownFields(item, t.Elem(), fmt.Sprintf("%s[%d]", at, i))...)
+			itemAt := fmt.Sprintf("%s[%d]", at, i)
+			if item.ShortTag() == "!!null" {
+				errs = append(errs, fmt.Errorf(`line %d: %s is empty (null): fill it in or remove its "-"`, item.Line, itemAt))
+				continue
+			}
+			errs = append(errs, c.check(item, t.Elem(), itemAt)...)
 		}
 	case t.Kind() == reflect.Map && n.Kind == yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			errs = append(errs, checkKnownFields(n.Content[i+1], t.Elem(), join(at, n.Content[i].Value))...)
+			errs = append(errs, c.check(n.Content[i+1], t.Elem(), join(at, n.Content[i].Value))...)
 		}
 	}
 	return errs
