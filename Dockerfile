@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 # The kpo image: the manager (/manager, the Deployment's command) and every command under ./cmd
-# (/kpoctl, /kpo-fn-wrapper, ...), static, on distroless as a non-root user.
+# (/kpoctl, /kpo-fn-wrapper, ...), static, on distroless as a non-root user. /kpo-fn must stay
+# next to /manager: the manager runs starlark in it, under a memory and time budget.
 
 FROM golang:1.26 AS builder
 ARG TARGETOS=linux

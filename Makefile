@@ -75,8 +75,9 @@ verify: manifests generate fmt ## Fail when generated files or go.mod are out of
 ##@ Build
 
 .PHONY: build
-build: manifests generate fmt vet ## Build the manager and kpoctl.
+build: manifests generate fmt vet ## Build the manager, kpo-fn (its function sandbox, found next to it) and kpoctl.
 	go build -o $(LOCALBIN)/manager ./cmd
+	go build -o $(LOCALBIN)/kpo-fn ./cmd/kpo-fn
 	@if [ -d cmd/kpoctl ]; then go build -o $(LOCALBIN)/kpoctl ./cmd/kpoctl; fi
 
 .PHONY: run

@@ -1,24 +1,38 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/resource"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"kpo.dev/kpo/internal/fn"
 	"kpo.dev/kpo/internal/fn/job"
+	"kpo.dev/kpo/internal/fn/sandbox"
 	"kpo.dev/kpo/internal/render"
 )
 
-// functionFlags configure how KRM functions that kpo does not build in are evaluated.
+// sandboxOff is the --function-sandbox-binary value that runs user-code built-ins in process.
+const sandboxOff = "none"
+
+// functionFlags configure how KRM functions are evaluated: the sandbox of the built-ins that
+// run user code, and the functions kpo does not build in.
 type functionFlags struct {
 	namespace, wrapperImage, serviceAccount string
 	allowlist, execFunctions, entrypoints   string
 	timeout                                 time.Duration
 	cacheSize                               int
+
+	sandboxBinary      string
+	sandboxMemory      resource.Quantity
+	sandboxTimeout     time.Duration
+	sandboxParallelism int
 }
 
 func (f *functionFlags) bind(fs *flag.FlagSet) {
@@ -30,6 +44,70 @@ func (f *functionFlags) bind(fs *flag.FlagSet) {
 	fs.StringVar(&f.entrypoints, "function-entrypoints", "", "Comma-separated image=entrypoint pairs for images whose function is not at "+job.DefaultEntrypoint+".")
 	fs.DurationVar(&f.timeout, "function-timeout", 2*time.Minute, "Time limit of one function run.")
 	fs.IntVar(&f.cacheSize, "function-cache-size", render.DefaultCacheSize, "Function results kept in memory; a negative value disables the cache.")
+
+	fs.StringVar(&f.sandboxBinary, "function-sandbox-binary", "", "The kpo-fn binary that runs built-in functions executing the package's own code (starlark) in a child process, under the budgets below. "+
+		"Empty: kpo-fn next to the manager's executable, else in process; \""+sandboxOff+"\": in process (step and time limits only, no memory bound).")
+	f.sandboxMemory = *resource.NewQuantity(sandbox.DefaultMemory, resource.BinarySI)
+	fs.Var(quantityFlag{&f.sandboxMemory}, "function-sandbox-memory", "Memory budget of one sandboxed function run (its whole process).")
+	fs.DurationVar(&f.sandboxTimeout, "function-sandbox-timeout", sandbox.DefaultTimeout, "Time budget of one sandboxed function run.")
+	fs.IntVar(&f.sandboxParallelism, "function-sandbox-parallelism", sandbox.DefaultParallelism, "Sandboxed function runs at once; more wait, so their budgets together stay inside the manager's memory limit.")
+}
+
+// sandbox builds the function sandbox the flags describe; nil runs user code in process.
+func (f *functionFlags) sandbox() (*sandbox.Evaluator, error) {
+	if f.sandboxMemory.Value() <= 0 {
+		return nil, fmt.Errorf("--function-sandbox-memory must be positive, got %s", f.sandboxMemory.String())
+	}
+	if f.sandboxTimeout <= 0 {
+		return nil, fmt.Errorf("--function-sandbox-timeout must be positive, got %s", f.sandboxTimeout)
+	}
+	if f.sandboxParallelism <= 0 {
+		return nil, fmt.Errorf("--function-sandbox-parallelism must be positive, got %d", f.sandboxParallelism)
+	}
+	log := ctrl.Log.WithName("setup")
+	bin := f.sandboxBinary
+	switch bin {
+	case sandboxOff:
+		log.Info("function sandbox disabled: starlark runs in the manager's process without a memory budget")
+		return nil, nil
+	case "":
+		located, err := sandbox.Locate()
+		if errors.Is(err, fs.ErrNotExist) {
+			log.Info("no "+sandbox.BinaryName+" next to the manager: starlark runs in the manager's process without a memory budget; ship "+
+				sandbox.BinaryName+" with the manager or set --function-sandbox-binary", "error", err.Error())
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("--function-sandbox-binary: locating %s: %w", sandbox.BinaryName, err)
+		}
+		bin = located
+	default:
+		if err := sandbox.CheckBinary(bin); err != nil {
+			return nil, fmt.Errorf("--function-sandbox-binary: %w", err)
+		}
+	}
+	log.Info("function sandbox", "binary", bin, "memory", sandbox.FormatBytes(f.sandboxMemory.Value()),
+		"timeout", f.sandboxTimeout.String(), "parallelism", f.sandboxParallelism, "functions", sandbox.UserCodeFunctions)
+	return &sandbox.Evaluator{Binary: bin, Memory: f.sandboxMemory.Value(), Timeout: f.sandboxTimeout, Parallelism: f.sandboxParallelism}, nil
+}
+
+// quantityFlag is a flag.Value of a resource quantity (512Mi, 1Gi, or bytes).
+type quantityFlag struct{ q *resource.Quantity }
+
+func (v quantityFlag) String() string {
+	if v.q == nil {
+		return ""
+	}
+	return v.q.String()
+}
+
+func (v quantityFlag) Set(s string) error {
+	q, err := resource.ParseQuantity(s)
+	if err != nil {
+		return err
+	}
+	*v.q = q
+	return nil
 }
 
 // selector builds the evaluator selection the flags describe.
@@ -46,11 +124,17 @@ func (f *functionFlags) selector(c client.Client, reader client.Reader) (*fn.Sel
 	if len(execs) > 0 {
 		exec = &render.ExecEvaluator{Binaries: execs, Timeout: f.timeout}
 	}
+	box, err := f.sandbox()
+	if err != nil {
+		return nil, err
+	}
 	jobs := &job.Evaluator{
 		Client: c, Reader: reader, Namespace: f.namespace, WrapperImage: f.wrapperImage,
 		ServiceAccount: f.serviceAccount, Allowlist: list(f.allowlist), Entrypoints: entrypoints, Timeout: f.timeout,
 	}
-	return fn.NewSelector(exec, jobs, f.cacheSize), nil
+	s := fn.NewSelector(exec, jobs, f.cacheSize)
+	s.Sandbox = box
+	return s, nil
 }
 
 func list(s string) []string {

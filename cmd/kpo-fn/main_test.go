@@ -106,3 +106,58 @@ functionConfig:
 	g.Expect(code).To(Equal(0), stderr.String())
 	g.Expect(stderr.String()).To(Equal("hello from starlark\n"))
 }
+
+func TestKpoFn_memoryLimit_endsAnAllocationPastItWithOutOfMemory(t *testing.T) {
+	g := NewWithT(t)
+	bin := buildKpoFn(t)
+	cmd := exec.Command(bin, "--memory-limit=256Mi", "starlark")
+	cmd.Stdin = strings.NewReader(`apiVersion: config.kubernetes.io/v1
+kind: ResourceList
+items: []
+functionConfig:
+  apiVersion: fn.kpt.dev/v1alpha1
+  kind: StarlarkRun
+  metadata:
+    name: hostile
+  source: |
+    s = "b" * 400000000
+`)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+
+	err := cmd.Run()
+
+	var exitErr *exec.ExitError
+	g.Expect(errors.As(err, &exitErr)).To(BeTrue(), "want an exit error, got %v", err)
+	g.Expect(exitErr.ExitCode()).To(Equal(2))
+	g.Expect(stderr.String()).To(ContainSubstring("fatal error: out of memory"))
+}
+
+func TestKpoFn_timeout_boundsTheStarlarkScript(t *testing.T) {
+	g := NewWithT(t)
+	input := `apiVersion: config.kubernetes.io/v1
+kind: ResourceList
+items: []
+functionConfig:
+  apiVersion: fn.kpt.dev/v1alpha1
+  kind: StarlarkRun
+  metadata:
+    name: loop
+  source: |
+    while True:
+      pass
+`
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"--timeout=50ms", "starlark"}, strings.NewReader(input), &stdout, &stderr)
+	g.Expect(code).To(Equal(1))
+	g.Expect(stderr.String()).To(ContainSubstring("stopped after running for 50ms"))
+}
+
+func TestKpoFn_badFlags_exitTwoWithUsage(t *testing.T) {
+	for _, args := range [][]string{{"--memory-limit=lots", "starlark"}, {"--nope", "starlark"}, {"--timeout=1s"}, {}} {
+		g := NewWithT(t)
+		var stdout, stderr bytes.Buffer
+		g.Expect(run(args, strings.NewReader(resourceList), &stdout, &stderr)).To(Equal(2), "%v", args)
+		g.Expect(stderr.String()).To(ContainSubstring("kpo-fn"))
+	}
+}

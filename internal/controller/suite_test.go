@@ -25,6 +25,7 @@ import (
 	"kpo.dev/kpo/internal/fn"
 	"kpo.dev/kpo/internal/fn/job"
 	"kpo.dev/kpo/internal/fn/job/jobtest"
+	"kpo.dev/kpo/internal/fn/sandbox"
 	"kpo.dev/kpo/internal/gitserver"
 	"kpo.dev/kpo/internal/testenv"
 )
@@ -92,7 +93,8 @@ const (
 var functionNode *jobtest.Node
 
 // startFunctionNode builds kpo-fn-wrapper and kpo-fn, starts a node-playing helper for the
-// function namespace, and returns the evaluator selection the manager renders with.
+// function namespace, and returns the evaluator selection the manager renders with: Jobs for
+// the function images, kpo-fn as the sandbox of starlark.
 func startFunctionNode(env *testenv.Environment, mgr ctrl.Manager, dir string) (*fn.Selector, error) {
 	for _, pkg := range []string{"cmd/kpo-fn-wrapper", "cmd/kpo-fn"} {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, filepath.Base(pkg)), "./"+pkg)
@@ -131,8 +133,14 @@ func startFunctionNode(env *testenv.Environment, mgr ctrl.Manager, dir string) (
 		WrapperImage: "kpo-fn-wrapper:test", ServiceAccount: "kpo-fn-uploader",
 		Allowlist: []string{"example.com/fns/*"}, Timeout: time.Minute, PollInterval: 20 * time.Millisecond,
 	}
-	return fn.NewSelector(nil, jobs, 64), nil
+	selector := fn.NewSelector(nil, jobs, 64)
+	// starlark runs in kpo-fn child processes, as in the image: see bounded_functions_test.go.
+	selector.Sandbox = &sandbox.Evaluator{Binary: filepath.Join(dir, sandbox.BinaryName), Memory: sandboxMemory, Timeout: time.Minute}
+	return selector, nil
 }
+
+// sandboxMemory is the memory budget of the manager's starlark runs.
+const sandboxMemory = 256 << 20
 
 // logSink is where the manager's log goes besides the buffer: stderr with KPO_TEST_LOG=1.
 func logSink() io.Writer {

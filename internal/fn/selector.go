@@ -1,5 +1,6 @@
 // Package fn chooses how each KRM function of a pipeline is evaluated: in process when kpo
-// builds it in, as a local binary when one is mapped (development), else as a Job.
+// builds it in (in a bounded child process when the built-in runs the package's own code,
+// starlark), as a local binary when one is mapped (development), else as a Job.
 package fn
 
 import (
@@ -10,13 +11,19 @@ import (
 
 	"kpo.dev/kpo/internal/fn/builtin"
 	"kpo.dev/kpo/internal/fn/job"
+	"kpo.dev/kpo/internal/fn/sandbox"
 	"kpo.dev/kpo/internal/kptfile"
 	"kpo.dev/kpo/internal/render"
 )
 
-// Selector picks an evaluator per function. Runs of exec binaries and Jobs are cached by
-// (function, config digest, input digest); built-ins are cheaper than a cache lookup.
+// Selector picks an evaluator per function. Runs of sandboxed built-ins, exec binaries and
+// Jobs are cached by (function, config digest, input digest); the other built-ins are cheaper
+// than a cache lookup.
 type Selector struct {
+	// Sandbox runs the built-ins that execute user code (starlark) in a child process under
+	// a memory and a time budget; nil runs them in process, bounded by their step and time
+	// limits only.
+	Sandbox *sandbox.Evaluator
 	// Exec maps image names to local binaries; nil for none.
 	Exec *render.ExecEvaluator
 	// Job runs everything else that is on its allowlist; nil refuses everything else.
@@ -35,15 +42,24 @@ func NewSelector(exec *render.ExecEvaluator, jobs *job.Evaluator, cacheSize int)
 // Evaluator implements render.Options.Evaluator.
 func (s *Selector) Evaluator(fn kptfile.Function) (render.Evaluator, error) {
 	if fn.Image != "" {
-		if _, ok := builtin.Lookup(fn.Image); ok {
+		if _, ok := builtin.Lookup(fn.Image); ok && !s.sandboxes(fn) {
 			return render.BuiltinEvaluator{}, nil
 		}
 	}
 	return s.cached, nil
 }
 
-// external runs a function that is not built in: a mapped local binary, or a Job.
+// sandboxes reports whether fn runs in the Sandbox.
+func (s *Selector) sandboxes(fn kptfile.Function) bool {
+	return s.Sandbox != nil && s.Sandbox.Runs(fn.Image)
+}
+
+// external runs a function that does not run in process: a sandboxed built-in, a mapped
+// local binary, or a Job.
 func (s *Selector) external(ctx context.Context, fn kptfile.Function, rl *framework.ResourceList) error {
+	if s.sandboxes(fn) {
+		return s.Sandbox.Evaluate(ctx, fn, rl)
+	}
 	if s.Exec != nil {
 		if _, ok := s.Exec.Binaries[render.ImageName(fn.Image)]; ok || (fn.Exec != "" && s.Exec.Binaries[fn.Exec] != "") {
 			return s.Exec.Evaluate(ctx, fn, rl)

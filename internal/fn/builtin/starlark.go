@@ -40,13 +40,16 @@ var starlarkModules = map[string]starlark.StringDict{
 	"encoding/json.star": {"json": starjson.Module},
 	"math.star":          {"math": starmath.Module},
 	"time.star":          {"time": startime.Module},
+	krmfnModuleFile:      {"krmfn": krmfnModule},
 }
 
 // Starlark is the starlark function: it runs a Starlark script that reads and
 // writes ctx.resource_list (items and functionConfig, as in the KRM functions
 // specification). fail() fails the function with the given message, print()
 // writes to stderr. The set built-in, while loops, recursion, top-level control
-// flow and global reassignment are enabled, as in the catalog function.
+// flow and global reassignment are enabled, as in the catalog function. Scripts can
+// load() encoding/json.star, math.star, time.star and the catalog's KRM helpers,
+// krmfn.star (match_gvk, match_name, match_namespace).
 //
 // Starlark has no comments, so comments and scalar styles are copied from each
 // input item to the item the script returns for it.
