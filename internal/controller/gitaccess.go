@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"sync"
 
@@ -42,7 +43,7 @@ func (a *gitAccess) open(ctx context.Context, repo *kpov1.Repository) (*git.Repo
 		return nil, gitStepError("opening the repository cache", err)
 	}
 	if err := src.Fetch(ctx); err != nil {
-		return nil, gitStepError("fetching "+repo.Spec.Git.Repo, err)
+		return nil, gitStepError("fetching "+git.RedactURL(repo.Spec.Git.Repo), err)
 	}
 	return src, nil
 }
@@ -63,7 +64,7 @@ func (a *gitAccess) openURL(ctx context.Context, namespace, url string, secretRe
 		return nil, gitStepError("opening the repository cache", err)
 	}
 	if err := src.Fetch(ctx); err != nil {
-		return nil, gitStepError("fetching "+url, err)
+		return nil, gitStepError("fetching "+git.RedactURL(url), err)
 	}
 	return src, nil
 }
@@ -96,10 +97,11 @@ func (a *gitAccess) credentials(ctx context.Context, namespace string, ref *kpov
 // gitStepError wraps a Git failure with the condition reason it maps to and a message that
 // says what to fix. Failures only an outside change fixes retry after a pause instead of with
 // backoff. Classified failures are described by their sentinel, not by the transport's text.
+// The message never holds the userinfo of a URL (see redactURLs), wherever it came from.
 func gitStepError(doing string, err error) error {
 	var se *stepError
 	if errors.As(err, &se) {
-		return err
+		return redacted(err)
 	}
 	var reason, advice string
 	var sentinel error
@@ -117,9 +119,35 @@ func gitStepError(doing string, err error) error {
 		reason, sentinel = kpov1.BranchNotFoundReason, git.ErrBranchNotFound
 		advice = "create the branch, or set spec.git.createBranch: true"
 	default:
-		return fmt.Errorf("%s: %w", doing, err)
+		return redacted(fmt.Errorf("%s: %w", doing, err))
 	}
-	return &stepError{Reason: reason, RetryAfter: maxRetryAfter, Err: fmt.Errorf("%s: %w: %s", doing, sentinel, advice)}
+	return &stepError{Reason: reason, RetryAfter: maxRetryAfter, Err: redacted(fmt.Errorf("%s: %w: %s", doing, sentinel, advice))}
+}
+
+// urlUserinfo matches the userinfo of a URL in free text: the scheme, then everything up to
+// the last "@" before the host ends ("/", "?", "#" or white space), so that a password
+// holding an unescaped "@" goes too.
+var urlUserinfo = regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9+.-]*://)[^/?#\s]*@`)
+
+// redactURLs removes the userinfo of every URL in s: user names go too, because hosts such
+// as GitHub take a token as the user name. scp-like "git@host:path" has no "://" and is kept.
+func redactURLs(s string) string {
+	return urlUserinfo.ReplaceAllString(s, "$1")
+}
+
+// redactedError is an error whose text has no URL userinfo; errors.Is and errors.As still
+// see the error it wraps.
+type redactedError struct{ err error }
+
+func (e redactedError) Error() string { return redactURLs(e.err.Error()) }
+func (e redactedError) Unwrap() error { return e.err }
+
+// redacted wraps err so that its text holds no URL userinfo; nil stays nil.
+func redacted(err error) error {
+	if _, done := err.(redactedError); done || err == nil {
+		return err
+	}
+	return redactedError{err: err}
 }
 
 // rootCause is the innermost error's text, trimmed; transport errors hold no credentials

@@ -10,6 +10,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/record"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -163,7 +165,9 @@ func createBranch(ctx context.Context, src *git.Repo, repo *kpov1.Repository) (s
 }
 
 // reconcileRevisions discovers the package revisions in Git and makes the PackageRevisions
-// and content ConfigMaps equal to them. It sets status commit, packageCount and lastSyncTime.
+// and content ConfigMaps equal to them. It sets the PackagesValid condition (a revision that
+// cannot be a PackageRevision is named there and skipped, never failing the sync) and, once
+// every other revision is synced, status commit, packageCount and lastSyncTime.
 func (r *RepositoryReconciler) reconcileRevisions(ctx context.Context, repo *kpov1.Repository, state *syncState) error {
 	revs, err := discovery.Discover(state.repo, discovery.Options{
 		Branch: branchOf(repo), Directory: repo.Spec.Git.Directory,
@@ -174,15 +178,47 @@ func (r *RepositoryReconciler) reconcileRevisions(ctx context.Context, repo *kpo
 	state.revisions = revs
 
 	s := &revisionSync{Client: r.Client, repo: repo, src: state.repo}
-	if err := s.apply(ctx, revs, ""); err != nil {
+	err = s.apply(ctx, revs, "")
+	r.reportProblems(repo, s.problems)
+	if err != nil {
 		return err
 	}
 
 	now := metav1Now()
 	repo.Status.Commit = state.head
-	repo.Status.PackageCount = countPackages(revs)
+	repo.Status.PackageCount = countPackages(synced(revs, s.problems))
 	repo.Status.LastSyncTime = &now
 	return nil
+}
+
+// reportProblems sets PackagesValid and emits a warning event when its message changes to
+// name other package revisions.
+func (r *RepositoryReconciler) reportProblems(repo *kpov1.Repository, problems []discovery.Problem) {
+	old := meta.FindStatusCondition(repo.Status.Conditions, kpov1.PackagesValidCondition)
+	var oldMessage string
+	if old != nil {
+		oldMessage = old.Message
+	}
+	setPackagesValid(repo, problems)
+	c := meta.FindStatusCondition(repo.Status.Conditions, kpov1.PackagesValidCondition)
+	if r.Recorder != nil && c.Status == metav1.ConditionFalse && c.Message != oldMessage {
+		r.Recorder.Event(repo, corev1.EventTypeWarning, c.Reason, c.Message)
+	}
+}
+
+// synced returns the revisions of revs that are not in problems.
+func synced(revs []discovery.Revision, problems []discovery.Problem) []discovery.Revision {
+	skip := make(map[string]bool, len(problems))
+	for _, p := range problems {
+		skip[p.Revision.Ref+"\x00"+p.Revision.Package] = true
+	}
+	out := make([]discovery.Revision, 0, len(revs))
+	for _, rev := range revs {
+		if !skip[rev.Ref+"\x00"+rev.Package] {
+			out = append(out, rev)
+		}
+	}
+	return out
 }
 
 // reconcileDelete removes the Repository's PackageRevisions and ConfigMaps and its cached

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"maps"
 	"reflect"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -27,12 +29,19 @@ type revisionSync struct {
 	client.Client
 	repo *kpov1.Repository
 	src  *git.Repo
+	// problems are the revisions of the last apply that could not be synced: refused by
+	// discovery.Validate or by the API server. They never fail the apply.
+	problems []discovery.Problem
 }
 
 // apply creates missing PackageRevisions, updates changed ones and deletes vanished ones,
 // with their content ConfigMaps, and moves the latest-revision label. With pkg set, revs are
-// the revisions of that one package and only its PackageRevisions are considered.
+// the revisions of that one package and only its PackageRevisions are considered. A revision
+// that cannot be a PackageRevision (discovery.Validate, or the API server refuses the object)
+// is left out and recorded in s.problems, so one bad package never stops the others; any
+// other failure is returned once every revision was tried.
 func (s *revisionSync) apply(ctx context.Context, revs []discovery.Revision, pkg string) error {
+	revs, s.problems = discovery.Validate(s.repo.Name, revs)
 	existing := &kpov1.PackageRevisionList{}
 	selector := client.MatchingLabels{kpov1.RepositoryLabel: s.repo.Name}
 	if pkg != "" {
@@ -50,7 +59,12 @@ func (s *revisionSync) apply(ctx context.Context, revs []discovery.Revision, pkg
 	var errs []error
 	for _, rev := range revs {
 		name := s.name(rev)
-		if err := s.applyRevision(ctx, rev, current[name], latest[rev.Package] == name); err != nil {
+		err := s.applyRevision(ctx, rev, current[name], latest[rev.Package] == name)
+		switch {
+		case apierrors.IsInvalid(err):
+			s.problems = append(s.problems, discovery.Problem{Revision: rev, Message: fmt.Sprintf(
+				"the API server refused its PackageRevision %s (%s): rename the package or the branch in Git", name, apiMessage(err))})
+		case err != nil:
 			errs = append(errs, fmt.Errorf("package revision %s: %w", name, err))
 		}
 		delete(current, name)
@@ -127,9 +141,12 @@ func (s *revisionSync) setMeta(pr *kpov1.PackageRevision, rev discovery.Revision
 
 // syncContentAndStatus keeps the content ConfigMap equal to the package's files and patches
 // the Git projection in the status. Files are re-read only when the package's Git tree
-// changed. A package whose files cannot be stored in a ConfigMap gets no ConfigMap
-// (status.resourcesRef unset) and status.contentError says why. Conditions are the
-// PackageRevision reconciler's.
+// changed (or, for a package whose files could not be stored, when its lifecycle changed).
+// A package whose files cannot be stored in a ConfigMap (too large, paths that cannot be
+// keys, a symlink or submodule) gets no ConfigMap (status.resourcesRef unset; one written
+// for an earlier tree is left as it was) and status.contentError says why; one whose files
+// are stored but not valid (YAML, Kptfile) is synced as it is and status.contentWarning says
+// what is wrong. Conditions are the PackageRevision reconciler's.
 func (s *revisionSync) syncContentAndStatus(ctx context.Context, rev discovery.Revision, pr *kpov1.PackageRevision) error {
 	tree, err := s.src.TreeHash(rev.Commit, rev.Path)
 	if err != nil {
@@ -146,15 +163,32 @@ func (s *revisionSync) syncContentAndStatus(ctx context.Context, rev discovery.R
 		st.PublishedBy = rev.PublishedBy
 	}
 
+	lifecycleChanged := before.Status.Lifecycle != st.Lifecycle
+	unstorable := before.Status.ContentError != nil
+	treeChanged := st.Tree != tree || st.Commit == ""
+	// A revision synced before ContentValid existed was never checked: read it once more,
+	// for the check only (its stored content is the tree's already).
+	checkOnly := !treeChanged && !unstorable &&
+		meta.FindStatusCondition(before.Status.Conditions, kpov1.ContentValidCondition) == nil
 	var files map[string][]byte
-	if st.Tree != tree || st.Commit == "" {
-		if files, err = s.src.ReadTree(rev.Commit, rev.Path); err != nil {
+	var readErr *kpov1.ContentError
+	if treeChanged || (unstorable && lifecycleChanged) || checkOnly {
+		files, err = s.src.ReadTree(rev.Commit, rev.Path)
+		if readErr = unstorableTree(err); readErr == nil && err != nil {
 			return fmt.Errorf("reading files: %w", err)
 		}
 		st.Upstream, st.UpstreamLock = upstreamOf(files)
+		st.ContentWarning = contentWarning(files)
+		unstorable = false
+		if checkOnly {
+			files = nil
+		}
 	}
 	st.Commit, st.Tree = rev.Commit, tree
-	if files != nil || before.Status.Lifecycle != st.Lifecycle || st.ResourcesRef == nil {
+	switch {
+	case readErr != nil:
+		st.ResourcesRef, st.ContentError = nil, readErr
+	case files != nil || (!unstorable && (lifecycleChanged || st.ResourcesRef == nil)):
 		st.ContentError = nil
 		if err := s.writeContent(ctx, rev, pr, files); err != nil {
 			var ce *contentError
@@ -166,10 +200,64 @@ func (s *revisionSync) syncContentAndStatus(ctx context.Context, rev discovery.R
 			if errors.Is(err, content.ErrTooLarge) {
 				reason = kpov1.PackageTooLargeReason
 			}
-			st.ContentError = &kpov1.ContentError{Reason: reason, Message: ce.Error()}
+			st.ContentError = &kpov1.ContentError{Reason: reason, Message: truncateMessage(ce.Error())}
 		}
 	}
 	return s.patchStatus(ctx, before, pr)
+}
+
+// unstorableTree returns the content error of a ReadTree failure that is the package's own
+// (it holds something kpo cannot store), or nil for any other outcome.
+func unstorableTree(err error) *kpov1.ContentError {
+	var advice string
+	switch {
+	case errors.Is(err, git.ErrSymlink):
+		advice = "kpo stores no symbolic links: replace the link with a copy of the file it points to (or remove it) in Git"
+	case errors.Is(err, git.ErrSubmodule):
+		advice = "kpo cannot store a submodule's content: copy the files into the package (or remove the submodule) in Git"
+	default:
+		return nil
+	}
+	return &kpov1.ContentError{Reason: kpov1.InvalidContentReason, Message: truncateMessage(err.Error() + ": " + advice)}
+}
+
+// contentWarning checks files read from Git with content.Validate: nil when they are
+// valid, otherwise reason InvalidKptfile (a Kptfile is not valid) or InvalidContent, and a
+// message naming every file and its error.
+func contentWarning(files map[string][]byte) *kpov1.ContentError {
+	if files == nil {
+		return nil
+	}
+	err := content.Validate(files)
+	if err == nil {
+		return nil
+	}
+	reason := kpov1.InvalidContentReason
+	if errors.Is(err, kptfile.ErrInvalid) {
+		reason = kpov1.InvalidKptfileReason
+	}
+	return &kpov1.ContentError{Reason: reason, Message: truncateMessage(
+		"the package is synced as Git holds it, but its files are not valid; fix them in Git or in a new draft: " + err.Error())}
+}
+
+// maxMessageLength keeps status messages well below a condition message's 32 KiB.
+const maxMessageLength = 4096
+
+// truncateMessage shortens msg to maxMessageLength bytes, on a character boundary.
+func truncateMessage(msg string) string {
+	if len(msg) <= maxMessageLength {
+		return msg
+	}
+	return strings.ToValidUTF8(msg[:maxMessageLength-len(" … (truncated)")], "") + " … (truncated)"
+}
+
+// apiMessage is the API server's message for a refused object, without the rest of the chain.
+func apiMessage(err error) string {
+	var status apierrors.APIStatus
+	if errors.As(err, &status) {
+		return status.Status().Message
+	}
+	return err.Error()
 }
 
 func (s *revisionSync) patchStatus(ctx context.Context, before, pr *kpov1.PackageRevision) error {
@@ -196,7 +284,11 @@ func (s *revisionSync) writeContent(ctx context.Context, rev discovery.Revision,
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: pr.Name, Namespace: pr.Namespace}}
 	if files == nil {
 		if err := s.Get(ctx, client.ObjectKeyFromObject(cm), cm); apierrors.IsNotFound(err) {
-			if files, err = s.src.ReadTree(rev.Commit, rev.Path); err != nil {
+			files, err = s.src.ReadTree(rev.Commit, rev.Path)
+			if ce := unstorableTree(err); ce != nil {
+				return &contentError{err: errors.New(ce.Message)}
+			}
+			if err != nil {
 				return fmt.Errorf("reading files: %w", err)
 			}
 		} else if err != nil {
@@ -272,8 +364,9 @@ func mergeMaps(base, over map[string]string) map[string]string {
 	return out
 }
 
-// upstreamOf returns the Kptfile's upstream and upstreamLock; a package without a valid
-// Kptfile has neither.
+// upstreamOf returns the Kptfile's upstream and upstreamLock, their URLs without userinfo (a
+// Kptfile written by `kpt pkg get https://user:token@…` holds the token); a package without
+// a valid Kptfile has neither.
 func upstreamOf(files map[string][]byte) (*kpov1.Upstream, *kpov1.Upstream) {
 	data, ok := files[kptfile.FileName]
 	if !ok {
@@ -285,10 +378,10 @@ func upstreamOf(files map[string][]byte) (*kpov1.Upstream, *kpov1.Upstream) {
 	}
 	var up, lock *kpov1.Upstream
 	if u := kf.Upstream; u != nil && u.Git != nil {
-		up = &kpov1.Upstream{Type: string(u.Type), Git: &kpov1.UpstreamGit{Repo: u.Git.Repo, Directory: u.Git.Directory, Ref: u.Git.Ref}}
+		up = &kpov1.Upstream{Type: string(u.Type), Git: &kpov1.UpstreamGit{Repo: git.RedactURL(u.Git.Repo), Directory: u.Git.Directory, Ref: u.Git.Ref}}
 	}
 	if l := kf.UpstreamLock; l != nil && l.Git != nil {
-		lock = &kpov1.Upstream{Type: string(l.Type), Git: &kpov1.UpstreamGit{Repo: l.Git.Repo, Directory: l.Git.Directory, Ref: l.Git.Ref, Commit: l.Git.Commit}}
+		lock = &kpov1.Upstream{Type: string(l.Type), Git: &kpov1.UpstreamGit{Repo: git.RedactURL(l.Git.Repo), Directory: l.Git.Directory, Ref: l.Git.Ref, Commit: l.Git.Commit}}
 	}
 	return up, lock
 }
