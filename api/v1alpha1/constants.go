@@ -18,7 +18,9 @@ const (
 	// published revision than the one it is based on: `kubectl get rpkg -l
 	// kpo.dev/upstream-behind=true` lists the downstreams to upgrade.
 	UpstreamBehindLabel = "kpo.dev/upstream-behind"
-	// DraftLabel on a PackageRevision names the PackageDraft that produced it.
+	// DraftLabel on a PackageRevision names the PackageDraft that produced it. Only the manager
+	// sets it (admission policy), after checking the Kpo-Draft trailer of the draft's first
+	// commit in Git: a label cannot make a PackageDraft adopt someone else's revision.
 	DraftLabel = "kpo.dev/draft"
 	// LifecycleLabel on a content ConfigMap mirrors its PackageRevision's lifecycle, so the
 	// admission policy can keep all but Draft content read-only.
@@ -35,6 +37,17 @@ const (
 	ApprovedByAnnotation = "kpo.dev/approved-by"
 	// PushOnRenderFailureAnnotation on a PackageRevision commits content even when render fails.
 	PushOnRenderFailureAnnotation = "kpo.dev/push-on-render-failure"
+	// ApprovedCommitAnnotation is stamped by the admission policy, next to ApprovedByAnnotation,
+	// with the commit the approver could see (status.commit) when approving. The manager
+	// publishes exactly that commit; a proposal that moved since is refused and stays Proposed
+	// (reason ApprovedContentChanged). Empty on a PackageDraft approved when created: the
+	// approval then covers the commit the PackageDraft creates, nothing edited after it.
+	ApprovedCommitAnnotation = "kpo.dev/approved-commit"
+	// EditedByAnnotation on a content ConfigMap lists, comma-separated, the verified identities
+	// that edited it since the manager's last commit: the admission policy appends the requesting
+	// user to it on every content edit, and the manager writes them as the author and
+	// co-authors of the edit commit, then clears it.
+	EditedByAnnotation = "kpo.dev/edited-by"
 	// ContentCommitAnnotation on a content ConfigMap records the Git commit it was read from.
 	ContentCommitAnnotation = "kpo.dev/commit"
 	// ContentDigestAnnotation on a content ConfigMap is the digest of the files the manager
@@ -129,4 +142,56 @@ const (
 	LocalChangesReason = "LocalChanges"
 	// LifecycleConflictReason: the declared lifecycle cannot be reached from the current one.
 	LifecycleConflictReason = "LifecycleConflict"
+	// ApprovedContentChangedReason: the proposal moved after it was approved; nothing was
+	// published. Withdraw the approval (spec.lifecycle: Proposed), review, and approve again.
+	ApprovedContentChangedReason = "ApprovedContentChanged"
+	// SelfApprovalForbiddenReason: the repository forbids self-approval and the approver edited
+	// the revision; another approver must publish it.
+	SelfApprovalForbiddenReason = "SelfApprovalForbidden"
+	// ContentPendingReason: the content ConfigMap holds an edit that is not committed yet (or
+	// the ConfigMap and the Git head disagree); the revision is not Ready until they agree.
+	ContentPendingReason = "ContentPending"
+)
+
+// Conditions and reasons of the sync's per-package checks: one package that cannot be
+// represented never fails a whole Repository, and content that is synced but not valid is
+// reported instead of passing silently.
+const (
+	// PackagesValidCondition on a Repository says whether every package revision found in Git
+	// could be synced. False (reason InvalidPackages) names each one that could not — a
+	// package path too long for spec.packageName, a workspace name too long, a name that
+	// collides with another package's, or an object the API server refused — with why and how
+	// to fix it; those revisions get no PackageRevision (an existing one is removed), while
+	// every other package is synced and Ready stays True (Synced). True (reason Valid) after
+	// a sync that found no such revision. The condition is set by each full sync that got as
+	// far as listing the packages; its observedGeneration says which generation that was.
+	PackagesValidCondition = "PackagesValid"
+	// ContentValidCondition on a PackageRevision says whether the files last read from Git
+	// are valid (internal/content.Validate: YAML, every Kptfile, paths). False with reason
+	// InvalidKptfile or InvalidContent is a warning: the revision is synced as Git holds it
+	// (its ConfigMap exists and Ready is True), but rendering, upgrades or deployment will
+	// likely fail until the files are fixed in Git or in a new draft; the message names each
+	// file and its error (status.contentWarning holds the same). False with the reason of
+	// status.contentError (InvalidContent, PackageTooLarge) when the files could not be
+	// stored at all; Ready is then False too. Unknown (Progressing) before the first read.
+	ContentValidCondition = "ContentValid"
+)
+
+// Reasons of PackagesValid and ContentValid.
+const (
+	// ValidReason: PackagesValid or ContentValid is True.
+	ValidReason = "Valid"
+	// InvalidPackagesReason: some package revisions found in Git could not be synced; the
+	// PackagesValid message names them.
+	InvalidPackagesReason = "InvalidPackages"
+)
+
+// Limits of a PackageRevision's names; they equal the MaxLength markers of
+// PackageRevisionSpec, so the sync can refuse a package with a message that says how to fix
+// it before the API server refuses its object.
+const (
+	// MaxPackageNameLength bounds spec.packageName: the package path below the directory.
+	MaxPackageNameLength = 200
+	// MaxWorkspaceNameLength bounds spec.workspaceName.
+	MaxWorkspaceNameLength = 63
 )

@@ -90,8 +90,12 @@ type CloneSource struct {
 
 // GitSource is a package in any Git repository.
 type GitSource struct {
-	// Repo URL.
+	// Repo URL: https://, http:// or file://, without credentials (user:password@): put them
+	// in the Secret named by secretRef.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:Pattern=`^(https?|file)://`
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#]*@')",message="spec.source.clone.git.repo must not hold credentials (user:password@ or token@ before the host): put them in a Secret and name it in spec.source.clone.git.secretRef"
 	Repo string `json:"repo"`
 	// Ref: a branch, tag or commit.
 	// +kubebuilder:validation:MinLength=1
@@ -138,6 +142,12 @@ type PackageDraftStatus struct {
 	// PackageRevision is the name of the PackageRevision produced.
 	// +optional
 	PackageRevision string `json:"packageRevision,omitempty"`
+
+	// Commit is the Git commit the produced revision stands at. A declarative approval
+	// (spec.lifecycle set to Published) binds to it: the admission policy records it in the
+	// kpo.dev/approved-commit annotation, and the manager publishes that commit or nothing.
+	// +optional
+	Commit string `json:"commit,omitempty"`
 }
 
 // PackageDraft is the authoring request a user or a GitOps pipeline applies to start a draft:

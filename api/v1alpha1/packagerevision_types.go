@@ -43,8 +43,9 @@ type PackageRevisionSpec struct {
 	// Lifecycle: Draft → Proposed (propose), Proposed → Draft (reject), Proposed → Published
 	// (approve; needs the packagerevisions/approval permission), Published → DeletionProposed,
 	// DeletionProposed → Published (reject deletion).
+	// An approval the manager has not carried out yet (status.lifecycle still Proposed) can be
+	// withdrawn: Published → Proposed.
 	// +kubebuilder:default=Draft
-	// +kubebuilder:validation:XValidation:rule="self == oldSelf || (oldSelf == 'Draft' && self == 'Proposed') || (oldSelf == 'Proposed' && (self == 'Draft' || self == 'Published')) || (oldSelf == 'Published' && self == 'DeletionProposed') || (oldSelf == 'DeletionProposed' && self == 'Published')",message="illegal lifecycle transition: allowed are Draft→Proposed, Proposed→Draft, Proposed→Published, Published→DeletionProposed and DeletionProposed→Published"
 	// +optional
 	Lifecycle Lifecycle `json:"lifecycle,omitempty"`
 
@@ -187,6 +188,12 @@ type PackageRevisionStatus struct {
 	// +optional
 	ContentError *ContentError `json:"contentError,omitempty"`
 
+	// ContentWarning says what is wrong with the files last read from Git when they are
+	// synced but not valid (reason InvalidKptfile or InvalidContent; the message names each
+	// file and its error). The ContentValid condition mirrors it. Unset when they are valid.
+	// +optional
+	ContentWarning *ContentError `json:"contentWarning,omitempty"`
+
 	// RenderResults of the last render.
 	// +optional
 	RenderResults []RenderResult `json:"renderResults,omitempty"`
@@ -198,6 +205,7 @@ type PackageRevisionStatus struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=rpkg,categories=kpo
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.spec.lifecycle) || !has(self.spec.lifecycle) || self.spec.lifecycle == oldSelf.spec.lifecycle || (oldSelf.spec.lifecycle == 'Draft' && self.spec.lifecycle == 'Proposed') || (oldSelf.spec.lifecycle == 'Proposed' && (self.spec.lifecycle == 'Draft' || self.spec.lifecycle == 'Published')) || (oldSelf.spec.lifecycle == 'Published' && self.spec.lifecycle == 'DeletionProposed') || (oldSelf.spec.lifecycle == 'DeletionProposed' && self.spec.lifecycle == 'Published') || (oldSelf.spec.lifecycle == 'Published' && self.spec.lifecycle == 'Proposed' && has(oldSelf.status) && has(oldSelf.status.lifecycle) && oldSelf.status.lifecycle == 'Proposed')",message="illegal lifecycle transition: allowed are Draft→Proposed, Proposed→Draft, Proposed→Published, Published→DeletionProposed, DeletionProposed→Published, and Published→Proposed while the approval is not carried out yet (status.lifecycle Proposed)"
 // +kubebuilder:selectablefield:JSONPath=`.spec.repository`
 // +kubebuilder:selectablefield:JSONPath=`.spec.packageName`
 // +kubebuilder:selectablefield:JSONPath=`.spec.lifecycle`

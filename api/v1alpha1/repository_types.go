@@ -37,6 +37,22 @@ type RepositorySpec struct {
 	// Sync sets how often the repository is re-read.
 	// +optional
 	Sync *RepositorySync `json:"sync,omitempty"`
+
+	// Approval sets rules the manager checks before it publishes a revision of this
+	// repository, on top of the packagerevisions/approval permission.
+	// +optional
+	Approval *ApprovalRules `json:"approval,omitempty"`
+}
+
+// ApprovalRules are the repository's own rules for publishing.
+type ApprovalRules struct {
+	// ForbidSelfApproval ("four eyes"): an approver cannot publish a revision whose content they
+	// edited. The editors are the authors (and co-authors) of the revision's edit commits in
+	// Git, which the manager writes from the verified identities the API server stamps on each
+	// content edit. A refused approval keeps the revision Proposed, with reason
+	// SelfApprovalForbidden.
+	// +optional
+	ForbidSelfApproval bool `json:"forbidSelfApproval,omitempty"`
 }
 
 // GitRepository locates packages in a Git repository.
@@ -44,10 +60,13 @@ type RepositorySpec struct {
 // +kubebuilder:validation:XValidation:rule="self.branch == oldSelf.branch",message="git.branch is immutable: register a new Repository instead"
 // +kubebuilder:validation:XValidation:rule="self.directory == oldSelf.directory",message="git.directory is immutable: register a new Repository instead"
 type GitRepository struct {
-	// Repo is the URL of the repository: https://, http:// or file://.
+	// Repo is the URL of the repository: https://, http:// or file://. It must not hold
+	// credentials (user:password@): they would show in every status, event and log line
+	// that names the URL. Put them in the Secret named by secretRef.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:Pattern=`^(https?|file)://`
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#]*@')",message="spec.git.repo must not hold credentials (user:password@ or token@ before the host): put them in a Secret and name it in spec.git.secretRef"
 	Repo string `json:"repo"`
 
 	// Branch holds the published packages.

@@ -91,9 +91,9 @@ func (b *draftBuilder) cloneRevision(ctx context.Context, name string) (map[stri
 			return nil, err
 		}
 	}
-	files, err := src.ReadTree(pr.Status.Commit, upPath)
+	files, err := readPackage(src, pr.Status.Commit, upPath, name)
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", name, err)
+		return nil, err
 	}
 	tag := strings.TrimPrefix(git.TagRef(upPath, pr.Status.Revision), "refs/tags/")
 	return b.withUpstream(files, upRepo.Spec.Git.Repo, upPath, tag, pr.Status.Commit)
@@ -110,9 +110,9 @@ func (b *draftBuilder) cloneGit(ctx context.Context, g *kpov1.GitSource) (map[st
 		return nil, terminal(kpov1.SourceNotFoundReason, err)
 	}
 	dir := strings.Trim(g.Directory, "/")
-	files, err := src.ReadTree(commit, dir)
+	files, err := readPackage(src, commit, dir, fmt.Sprintf("directory %q at %s of %s", "/"+dir, g.Ref, git.RedactURL(g.Repo)))
 	if errors.Is(err, git.ErrNotFound) {
-		return nil, terminal(kpov1.SourceNotFoundReason, fmt.Errorf("directory %q does not exist at %s of %s", "/"+dir, g.Ref, g.Repo))
+		return nil, terminal(kpov1.SourceNotFoundReason, fmt.Errorf("directory %q does not exist at %s of %s", "/"+dir, g.Ref, git.RedactURL(g.Repo)))
 	}
 	if err != nil {
 		return nil, err
@@ -131,9 +131,18 @@ func (b *draftBuilder) copyRevision(ctx context.Context, name string) (map[strin
 			"copy makes a new revision of the same package: %s is package %q of repository %q; use clone for another package",
 			name, pr.Spec.PackageName, pr.Spec.Repository))
 	}
-	files, err := b.src.ReadTree(pr.Status.Commit, pkgPath)
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", name, err)
+	return readPackage(b.src, pr.Status.Commit, pkgPath, name)
+}
+
+// readPackage reads the files of a draft's source package. A package kpo cannot hold (it has a
+// symlink) is refused for good with reason InvalidContent; what names the source in messages.
+func readPackage(src *git.Repo, commit, dir, what string) (map[string][]byte, error) {
+	files, err := src.ReadTree(commit, dir)
+	switch {
+	case errors.Is(err, git.ErrSymlink):
+		return nil, terminal(kpov1.InvalidContentReason, fmt.Errorf("reading %s: %w", what, err))
+	case err != nil:
+		return nil, fmt.Errorf("reading %s: %w", what, err)
 	}
 	return files, nil
 }

@@ -28,9 +28,9 @@ func (b *draftBuilder) upgradeRevision(ctx context.Context, u *kpov1.UpgradeSour
 			"an upgrade makes a new revision of the current package: %s is package %q of repository %q, the draft is %q of %q",
 			current.Name, current.Spec.PackageName, current.Spec.Repository, b.draft.Spec.PackageName, b.repo.Name))
 	}
-	local, err := b.src.ReadTree(current.Status.Commit, curPath)
+	local, err := readPackage(b.src, current.Status.Commit, curPath, current.Name)
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", current.Name, err)
+		return nil, err
 	}
 	origin, _, _, err := b.readPublished(ctx, u.OldUpstream.Name)
 	if err != nil {
@@ -80,9 +80,8 @@ func (b *draftBuilder) readPublished(ctx context.Context, name string) (files ma
 			return nil, "", "", err
 		}
 	}
-	files, err = src.ReadTree(pr.Status.Commit, path)
-	if err != nil {
-		return nil, "", "", fmt.Errorf("reading %s: %w", name, err)
+	if files, err = readPackage(src, pr.Status.Commit, path, name); err != nil {
+		return nil, "", "", err
 	}
 	return files, repo.Spec.Git.Repo, path, nil
 }

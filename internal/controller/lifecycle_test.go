@@ -37,7 +37,7 @@ func TestPackageRevision_initEditProposeApprove_publishesV1InPorchLayout(t *test
 	g.Expect(cm.Data).To(HaveKey("README.md"))
 	msg, err := gitOut(t, gitRepo, "log", "-1", "--format=%B", "refs/heads/drafts/apps/web/first")
 	g.Expect(err).NotTo(HaveOccurred(), msg)
-	g.Expect(msg).To(ContainSubstring(`kpt:{"package":"apps/web","workspaceName":"first","revision":0,"task":{"type":"init"}}`))
+	g.Expect(msg).To(ContainSubstring(`kpt:{"package":"apps/web","workspaceName":"first","revision":"0","task":{"type":"init"}}`))
 
 	// Editing the content ConfigMap commits to the draft branch.
 	editContent(t, ns, name, func(d map[string]string) { d["deploy.yaml"] = deployYAML })

@@ -19,14 +19,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	kpov1 "kpo.dev/kpo/api/v1alpha1"
-	"kpo.dev/kpo/internal/content"
 	"kpo.dev/kpo/internal/discovery"
 	"kpo.dev/kpo/internal/git"
 )
-
-// draftTrailer records in a draft's first commit which PackageDraft created it, so a draft
-// branch left by an interrupted reconcile is adopted instead of refused as a duplicate.
-const draftTrailer = "Kpo-Draft: "
 
 // PackageDraftReconciler turns a PackageDraft into a draft revision: it builds the content
 // (init, clone, copy), commits it to drafts/<package>/<workspace>, and creates the
@@ -111,12 +106,12 @@ func (r *PackageDraftReconciler) reconcileRevision(ctx context.Context, draft *k
 	pr := &kpov1.PackageRevision{}
 	err := r.Get(ctx, client.ObjectKey{Namespace: draft.Namespace, Name: name}, pr)
 	switch {
-	case err == nil && pr.Labels[kpov1.DraftLabel] == draft.Name:
-		draft.Status.PackageRevision = name
+	case err == nil && draft.Status.PackageRevision == name && pr.Labels[kpov1.DraftLabel] == draft.Name:
+		// Adopted before: the manager labelled it after checking Git, and only the manager can.
+		draft.Status.Commit = pr.Status.Commit
 		return pr, nil
 	case err == nil:
-		return nil, terminal(kpov1.DuplicateWorkspaceReason, fmt.Errorf(
-			"package %q already has workspace %q (PackageRevision %s): choose another workspaceName", draft.Spec.PackageName, draft.Spec.WorkspaceName, name))
+		return r.adopt(ctx, draft, repo, pr)
 	case !apierrors.IsNotFound(err):
 		return nil, err
 	case draft.Status.PackageRevision != "":
@@ -130,16 +125,59 @@ func (r *PackageDraftReconciler) reconcileRevision(ctx context.Context, draft *k
 	if err := r.Get(ctx, client.ObjectKey{Namespace: draft.Namespace, Name: name}, pr); err != nil {
 		return nil, fmt.Errorf("reading the new package revision: %w", err)
 	}
-	patch := client.MergeFrom(pr.DeepCopy())
-	pr.Labels = mergeMaps(pr.Labels, map[string]string{kpov1.DraftLabel: draft.Name})
-	if err := r.Patch(ctx, pr, patch); err != nil {
-		return nil, fmt.Errorf("labelling the new package revision: %w", err)
-	}
-	draft.Status.PackageRevision = name
 	if r.Recorder != nil {
 		r.Recorder.Eventf(draft, "Normal", kpov1.CreatedReason, "created draft %s", name)
 	}
+	return r.adopt(ctx, draft, repo, pr)
+}
+
+// adopt links a PackageDraft to an existing PackageRevision when, and only when, Git says this
+// PackageDraft created it: the first commit of the revision carries the draft's UID in its
+// Kpo-Draft trailer. That survives a crash between creating the revision and labelling it, and
+// no label or annotation a user can write decides it. Anything else is a duplicate workspace.
+func (r *PackageDraftReconciler) adopt(ctx context.Context, draft *kpov1.PackageDraft, repo *kpov1.Repository, pr *kpov1.PackageRevision) (*kpov1.PackageRevision, error) {
+	creator, err := r.creatorOf(ctx, repo, pr)
+	if err != nil {
+		return nil, err
+	}
+	if creator != string(draft.UID) {
+		return nil, terminal(kpov1.DuplicateWorkspaceReason, fmt.Errorf(
+			"package %q already has workspace %q (PackageRevision %s), which this PackageDraft did not create: choose another workspaceName",
+			draft.Spec.PackageName, draft.Spec.WorkspaceName, pr.Name))
+	}
+	if pr.Labels[kpov1.DraftLabel] != draft.Name {
+		patch := client.MergeFrom(pr.DeepCopy())
+		pr.Labels = mergeMaps(pr.Labels, map[string]string{kpov1.DraftLabel: draft.Name})
+		if err := r.Patch(ctx, pr, patch); err != nil {
+			return nil, fmt.Errorf("labelling package revision %s: %w", pr.Name, err)
+		}
+	}
+	draft.Status.PackageRevision = pr.Name
+	draft.Status.Commit = pr.Status.Commit
 	return pr, nil
+}
+
+// creatorOf reads from Git which PackageDraft (by UID) created a revision; "" for none.
+func (r *PackageDraftReconciler) creatorOf(ctx context.Context, repo *kpov1.Repository, pr *kpov1.PackageRevision) (string, error) {
+	history, err := r.history(ctx, repo, pr)
+	if err != nil {
+		return "", err
+	}
+	return draftCreator(history), nil
+}
+
+// history reads a revision's commits from Git (see revisionHistory).
+func (r *PackageDraftReconciler) history(ctx context.Context, repo *kpov1.Repository, pr *kpov1.PackageRevision) ([]git.Commit, error) {
+	if pr.Status.Commit == "" {
+		return nil, &stepError{Reason: kpov1.ProgressingReason, RetryAfter: time.Second,
+			Err: fmt.Errorf("package revision %s is not read from Git yet", pr.Name)}
+	}
+	defer r.git.lock(repo)()
+	src, err := r.git.open(ctx, repo)
+	if err != nil {
+		return nil, err
+	}
+	return revisionHistory(src, pr.Status.Commit, pr.Spec.PackageName, pr.Spec.WorkspaceName)
 }
 
 // createDraft builds the content and pushes the draft branch, then reads it into a
@@ -166,23 +204,12 @@ func (r *PackageDraftReconciler) createDraft(ctx context.Context, draft *kpov1.P
 	if err != nil {
 		return err
 	}
-	if err := content.Validate(files); err != nil {
-		return terminal(kpov1.InvalidContentReason, fmt.Errorf("the %s source gives invalid content: %w", task, err))
+	rendered, err := prepareContent(ctx, r.render, files, draft.Annotations[kpov1.PushOnRenderFailureAnnotation] == "true",
+		fmt.Sprintf("the %s source gives content that cannot be committed", task))
+	if err != nil {
+		return err
 	}
-	rendered := renderFiles(ctx, r.render, files)
-	switch {
-	case rendered.err == nil:
-		files = rendered.files
-	case draft.Annotations[kpov1.PushOnRenderFailureAnnotation] != "true":
-		return terminal(rendered.reason, rendered.err)
-	}
-	if _, _, err := content.ToConfigMap(files); err != nil {
-		reason := kpov1.InvalidContentReason
-		if errors.Is(err, content.ErrTooLarge) {
-			reason = kpov1.PackageTooLargeReason
-		}
-		return terminal(reason, err)
-	}
+	files = rendered.files
 
 	author, email := commitAuthor(repo)
 	err = withCAS(ctx, src, func(refs map[string]string) ([]git.RefUpdate, error) {
@@ -195,7 +222,7 @@ func (r *PackageDraftReconciler) createDraft(ctx context.Context, draft *kpov1.P
 		}
 		summary := fmt.Sprintf("%s %s\n\n%s%s", capitalize(task), draft.Spec.PackageName, draftTrailer, draft.UID)
 		hash, err := src.CreateCommit(git.NewCommit{
-			Parents: parents, Dir: pkgPath, Files: files,
+			Parents: parents, Dir: pkgPath, Files: files, AllowEmpty: true,
 			Message:    commitMessage(summary, draft.Spec.PackageName, draft.Spec.WorkspaceName, 0, task, ""),
 			AuthorName: author, AuthorEmail: email, Time: time.Now(),
 		})
@@ -213,14 +240,15 @@ func (r *PackageDraftReconciler) createDraft(ctx context.Context, draft *kpov1.P
 // adoptable tells whether ref exists and was created by this PackageDraft (an earlier
 // reconcile pushed it and stopped before recording it).
 func (r *PackageDraftReconciler) adoptable(src *git.Repo, ref string, draft *kpov1.PackageDraft) (bool, error) {
-	c, err := src.CommitInfo(ref)
-	if errors.Is(err, git.ErrNotFound) {
-		return false, nil
+	head, ok, err := refHead(src, ref)
+	if err != nil || !ok {
+		return false, err
 	}
+	history, err := revisionHistory(src, head, draft.Spec.PackageName, draft.Spec.WorkspaceName)
 	if err != nil {
 		return false, err
 	}
-	if strings.Contains(c.Message, draftTrailer+string(draft.UID)) {
+	if draftCreator(history) == string(draft.UID) {
 		return true, nil
 	}
 	return false, terminal(kpov1.DuplicateWorkspaceReason, fmt.Errorf("draft branch %s already exists: choose another workspaceName", ref))
@@ -275,16 +303,20 @@ func (r *PackageDraftReconciler) checkTarget(src *git.Repo, repo *kpov1.Reposito
 }
 
 // reconcileDeclaredLifecycle moves the revision one legal step towards spec.lifecycle:
-// Draft → Proposed → Published, or Proposed → Draft. The approval itself was checked by the
-// admission policy on the PackageDraft; its verified approver is carried over.
+// Draft → Proposed → Published, or Proposed → Draft; an approval not carried out yet is
+// withdrawn (Published → Proposed) when the PackageDraft no longer asks for it. The approval
+// itself was checked by the admission policy on the PackageDraft; its verified approver and the
+// commit it approved are carried over, so the manager publishes that commit or nothing.
 func (r *PackageDraftReconciler) reconcileDeclaredLifecycle(ctx context.Context, draft *kpov1.PackageDraft, pr *kpov1.PackageRevision) error {
-	want := draft.Spec.Lifecycle
-	cur := pr.Spec.Lifecycle
-	if want == "" || cur == want || pr.Status.Lifecycle != cur {
-		return nil
-	}
+	want, cur := draft.Spec.Lifecycle, pr.Spec.Lifecycle
 	var next kpov1.Lifecycle
 	switch {
+	case want == "":
+		return nil
+	case cur == kpov1.LifecyclePublished && pr.Status.Lifecycle == kpov1.LifecycleProposed && want != kpov1.LifecyclePublished:
+		next = kpov1.LifecycleProposed
+	case cur == want || pr.Status.Lifecycle != cur:
+		return nil
 	case cur == kpov1.LifecycleDraft:
 		next = kpov1.LifecycleProposed
 	case cur == kpov1.LifecycleProposed:
@@ -295,15 +327,47 @@ func (r *PackageDraftReconciler) reconcileDeclaredLifecycle(ctx context.Context,
 	}
 	patch := client.MergeFrom(pr.DeepCopy())
 	pr.Spec.Lifecycle = next
-	if next == kpov1.LifecyclePublished {
+	switch next {
+	case kpov1.LifecyclePublished:
+		approved, err := r.approvedCommit(ctx, draft, pr)
+		if err != nil {
+			return err
+		}
 		pr.Annotations = mergeMaps(pr.Annotations, map[string]string{
-			kpov1.ApprovedByAnnotation: draft.Annotations[kpov1.ApprovedByAnnotation],
+			kpov1.ApprovedByAnnotation:     draft.Annotations[kpov1.ApprovedByAnnotation],
+			kpov1.ApprovedCommitAnnotation: approved,
 		})
+	case kpov1.LifecycleProposed:
+		delete(pr.Annotations, kpov1.ApprovedByAnnotation)
+		delete(pr.Annotations, kpov1.ApprovedCommitAnnotation)
 	}
 	if err := r.Patch(ctx, pr, patch); err != nil {
 		return terminal(kpov1.TransitionFailedReason, fmt.Errorf("moving %s to %s: %w", pr.Name, next, err))
 	}
 	return nil
+}
+
+// approvedCommit is the commit a declarative approval covers: the one the PackageDraft's status
+// showed when the approver set spec.lifecycle: Published (stamped by the admission policy), or,
+// for a PackageDraft created approved, the commit it created — read from Git, and only when that
+// commit is this PackageDraft's.
+func (r *PackageDraftReconciler) approvedCommit(ctx context.Context, draft *kpov1.PackageDraft, pr *kpov1.PackageRevision) (string, error) {
+	if c := draft.Annotations[kpov1.ApprovedCommitAnnotation]; c != "" {
+		return c, nil
+	}
+	repo := &kpov1.Repository{}
+	if err := r.Get(ctx, client.ObjectKey{Namespace: draft.Namespace, Name: draft.Spec.Repository}, repo); err != nil {
+		return "", fmt.Errorf("reading repository %q: %w", draft.Spec.Repository, err)
+	}
+	history, err := r.history(ctx, repo, pr)
+	if err != nil {
+		return "", err
+	}
+	if len(history) == 0 || draftCreator(history) != string(draft.UID) {
+		return "", terminal(kpov1.DuplicateWorkspaceReason, fmt.Errorf(
+			"package revision %s was not created by this PackageDraft: it cannot publish it", pr.Name))
+	}
+	return history[len(history)-1].Hash, nil
 }
 
 // reconcileDelete abandons the produced revision while it is still a Draft (its finalizer

@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/retry"
@@ -90,6 +93,9 @@ func (r *PackageRevisionReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	if repo == nil {
 		return ctrl.Result{}, &stepError{Reason: kpov1.RepositoryNotReadyReason, RetryAfter: maxRetryAfter,
 			Err: fmt.Errorf("repository %q does not exist", pr.Spec.Repository)}
+	}
+	if err := r.reconcileContentLifecycle(ctx, pr, cm); err != nil {
+		return ctrl.Result{}, err
 	}
 	if err := r.reconcileContent(ctx, pr, repo, cm, st); err != nil {
 		return ctrl.Result{}, err
@@ -176,18 +182,20 @@ func (r *PackageRevisionReconciler) reconcileContent(ctx context.Context, pr *kp
 			// Committed, but re-reading Git failed afterwards: finish that now.
 			return r.resync(ctx, repo, pr.Spec.PackageName)
 		}
+		if r.render != nil && meta.FindStatusCondition(pr.Status.Conditions, kpov1.RenderedCondition) == nil {
+			// Committed by a PackageDraft, which rendered it: record what its pipeline says.
+			outcome := renderFiles(ctx, r.render, files)
+			st.rendered = &outcome
+		}
 		return nil
 	}
-	if err := content.Validate(files); err != nil {
-		return terminal(kpov1.InvalidContentReason, fmt.Errorf("content not committed, the draft keeps commit %s: %w", shortHash(pr.Status.Commit), err))
+	rendered, err := prepareContent(ctx, r.render, files, pr.Annotations[kpov1.PushOnRenderFailureAnnotation] == "true",
+		fmt.Sprintf("content not committed, the draft keeps commit %s", shortHash(pr.Status.Commit)))
+	if rendered.reason != "" {
+		st.rendered = &rendered
 	}
-	rendered := renderFiles(ctx, r.render, files)
-	st.rendered = &rendered
-	if rendered.err != nil {
-		if pr.Annotations[kpov1.PushOnRenderFailureAnnotation] != "true" {
-			return terminal(rendered.reason, rendered.err)
-		}
-		rendered.files = files
+	if err != nil {
+		return err
 	}
 
 	defer r.git.lock(repo)()
@@ -197,18 +205,16 @@ func (r *PackageRevisionReconciler) reconcileContent(ctx context.Context, pr *kp
 	}
 	path := discovery.PackagePath(repo.Spec.Git.Directory, pr.Spec.PackageName)
 	ref := git.DraftRef(path, pr.Spec.WorkspaceName)
-	author, email := commitAuthor(repo)
+	nc := editCommit(repo, pr, editorsOf(cm))
+	nc.Dir, nc.Files = path, rendered.files
 	var committed string
 	err = withCAS(ctx, src, func(refs map[string]string) ([]git.RefUpdate, error) {
 		head, ok := refs[ref]
 		if !ok {
 			return nil, fmt.Errorf("draft branch %s does not exist", ref)
 		}
-		hash, err := src.CreateCommit(git.NewCommit{
-			Parents: []string{head}, Dir: path, Files: rendered.files,
-			Message:    commitMessage("Edit "+pr.Spec.PackageName, pr.Spec.PackageName, pr.Spec.WorkspaceName, 0, "edit", ""),
-			AuthorName: author, AuthorEmail: email, Time: time.Now(),
-		})
+		nc.Parents, nc.Time = []string{head}, time.Now()
+		hash, err := src.CreateCommit(nc)
 		committed = hash
 		if errors.Is(err, git.ErrNoChanges) {
 			return nil, nil
@@ -227,6 +233,39 @@ func (r *PackageRevisionReconciler) reconcileContent(ctx context.Context, pr *kp
 	return syncPackage(ctx, r.Client, repo, src, pr.Spec.PackageName)
 }
 
+// editorsOf returns the verified identities the admission policy stamped on a content
+// ConfigMap's edits since the last commit.
+func editorsOf(cm *corev1.ConfigMap) []string {
+	var editors []string
+	for _, name := range strings.Split(cm.Annotations[kpov1.EditedByAnnotation], ",") {
+		if name = strings.TrimSpace(name); name != "" && !slices.Contains(editors, name) {
+			editors = append(editors, name)
+		}
+	}
+	return editors
+}
+
+// editCommit is the commit of a content edit: authored by the first editor, the others as
+// co-authors, committed by the manager; without editors the manager is the author.
+func editCommit(repo *kpov1.Repository, pr *kpov1.PackageRevision, editors []string) git.NewCommit {
+	author, email := commitAuthor(repo)
+	summary := "Edit " + pr.Spec.PackageName
+	nc := git.NewCommit{AuthorName: author, AuthorEmail: email}
+	if len(editors) > 0 {
+		nc.AuthorName, nc.AuthorEmail = editors[0], editors[0]
+		nc.CommitterName, nc.CommitterEmail = author, email
+		var trailers []string
+		for _, e := range editors[1:] {
+			trailers = append(trailers, fmt.Sprintf("%s%s <%s>", coAuthorTrailer, e, e))
+		}
+		if len(trailers) > 0 {
+			summary += "\n\n" + strings.Join(trailers, "\n")
+		}
+	}
+	nc.Message = commitMessage(summary, pr.Spec.PackageName, pr.Spec.WorkspaceName, 0, "edit", "")
+	return nc
+}
+
 // writeBack puts the committed (rendered) files into the content ConfigMap with the digest
 // and commit they were committed as, so the edit is not seen again. A user's newer edit makes
 // the update conflict; it is then handled by the next reconcile.
@@ -237,6 +276,7 @@ func (r *PackageRevisionReconciler) writeBack(ctx context.Context, cm *corev1.Co
 	}
 	patch := client.MergeFromWithOptions(cm.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	cm.Data, cm.BinaryData = data, binary
+	delete(cm.Annotations, kpov1.EditedByAnnotation) // they are in the commit now
 	cm.Annotations = mergeMaps(cm.Annotations, map[string]string{
 		kpov1.ContentDigestAnnotation: content.Digest(files),
 		kpov1.ContentCommitAnnotation: commit,
@@ -273,9 +313,9 @@ func (r *PackageRevisionReconciler) reconcileLifecycle(ctx context.Context, pr *
 	rev := pr.Status.Revision
 	switch {
 	case from == kpov1.LifecycleDraft && to == kpov1.LifecycleProposed:
-		err = moveRef(ctx, src, git.DraftRef(path, ws), git.ProposedRef(path, ws))
+		err = r.propose(ctx, src, pr, path)
 	case from == kpov1.LifecycleProposed && to == kpov1.LifecycleDraft:
-		err = moveRef(ctx, src, git.ProposedRef(path, ws), git.DraftRef(path, ws))
+		err = moveRef(ctx, src, git.ProposedRef(path, ws), git.DraftRef(path, ws), "")
 	case from == kpov1.LifecycleProposed && to == kpov1.LifecyclePublished:
 		err = r.approve(ctx, src, repo, pr, path)
 	case from == kpov1.LifecyclePublished && to == kpov1.LifecycleDeletionProposed:
@@ -287,13 +327,83 @@ func (r *PackageRevisionReconciler) reconcileLifecycle(ctx context.Context, pr *
 	default:
 		return terminal(kpov1.LifecycleConflictReason, fmt.Errorf("cannot move from %s to %s", from, to))
 	}
-	if err != nil {
+	var se *stepError
+	switch {
+	case errors.As(err, &se):
+		return err
+	case err != nil:
 		return &stepError{Reason: kpov1.TransitionFailedReason, Err: fmt.Errorf("moving from %s to %s: %w", from, to, err)}
 	}
 	if r.Recorder != nil {
 		r.Recorder.Eventf(pr, corev1.EventTypeNormal, string(to), "moved from %s to %s", from, to)
 	}
 	return syncPackage(ctx, r.Client, repo, src, pr.Spec.PackageName)
+}
+
+// propose moves a draft to proposed only when its content ConfigMap holds exactly what the
+// draft branch holds. An edit not committed yet is committed first (the next reconcile does it,
+// propose waits for it), and the ConfigMap is made read-only — labelled Proposed, with
+// optimistic locking on the version just checked — before the branch moves, so an edit the API
+// server accepts is either in the proposal or refused, never lost.
+func (r *PackageRevisionReconciler) propose(ctx context.Context, src *git.Repo, pr *kpov1.PackageRevision, path string) error {
+	draftRef := git.DraftRef(path, pr.Spec.WorkspaceName)
+	head, ok, err := refHead(src, draftRef)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("draft branch %s does not exist", draftRef)
+	}
+	cm := &corev1.ConfigMap{}
+	switch err := r.git.apiReader.Get(ctx, client.ObjectKey{Namespace: pr.Namespace, Name: pr.Name}, cm); {
+	case apierrors.IsNotFound(err):
+		// No content ConfigMap (the package does not fit one): nothing can be edited.
+		return moveRef(ctx, src, draftRef, git.ProposedRef(path, pr.Spec.WorkspaceName), head)
+	case err != nil:
+		return fmt.Errorf("reading content config map: %w", err)
+	}
+	files, err := content.FromConfigMap(cm.Data, cm.BinaryData)
+	if err != nil {
+		return terminal(kpov1.InvalidContentReason, fmt.Errorf("content config map %s cannot be proposed: %w", cm.Name, err))
+	}
+	if content.Digest(files) != cm.Annotations[kpov1.ContentDigestAnnotation] || cm.Annotations[kpov1.ContentCommitAnnotation] != head {
+		return &stepError{Reason: kpov1.ContentPendingReason, RetryAfter: time.Second,
+			Err: fmt.Errorf("the content of %s was edited after its last commit: committing the edit before proposing", pr.Name)}
+	}
+	if err := r.setContentLifecycle(ctx, cm, kpov1.LifecycleProposed); err != nil {
+		return err
+	}
+	return moveRef(ctx, src, draftRef, git.ProposedRef(path, pr.Spec.WorkspaceName), head)
+}
+
+// setContentLifecycle sets the lifecycle label of a content ConfigMap, which the admission
+// policy reads to allow or refuse edits, with optimistic locking: a ConfigMap edited since it
+// was read is not relabelled.
+func (r *PackageRevisionReconciler) setContentLifecycle(ctx context.Context, cm *corev1.ConfigMap, l kpov1.Lifecycle) error {
+	if cm.Labels[kpov1.LifecycleLabel] == string(l) {
+		return nil
+	}
+	patch := client.MergeFromWithOptions(cm.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	cm.Labels = mergeMaps(cm.Labels, map[string]string{kpov1.LifecycleLabel: string(l)})
+	err := r.Patch(ctx, cm, patch)
+	if apierrors.IsConflict(err) {
+		return &stepError{Reason: kpov1.ContentPendingReason, RetryAfter: time.Second,
+			Err: fmt.Errorf("content config map %s changed while it was checked: checking again", cm.Name)}
+	}
+	if err != nil {
+		return fmt.Errorf("labelling content config map %s %s: %w", cm.Name, l, err)
+	}
+	return nil
+}
+
+// reconcileContentLifecycle keeps the content ConfigMap's lifecycle label equal to the
+// revision's when no transition is under way: a proposal that could not be carried out leaves
+// the content writable again.
+func (r *PackageRevisionReconciler) reconcileContentLifecycle(ctx context.Context, pr *kpov1.PackageRevision, cm *corev1.ConfigMap) error {
+	if cm == nil || pr.Status.Lifecycle == "" || pr.Spec.Lifecycle != pr.Status.Lifecycle {
+		return nil
+	}
+	return r.setContentLifecycle(ctx, cm, pr.Status.Lifecycle)
 }
 
 // approve publishes a proposal: a commit on the registered branch whose parents are the
@@ -308,6 +418,9 @@ func (r *PackageRevisionReconciler) approve(ctx context.Context, src *git.Repo, 
 		proposed, ok := refs[proposedRef]
 		if !ok {
 			return nil, fmt.Errorf("proposed branch %s does not exist", proposedRef)
+		}
+		if err := checkApproval(src, repo, pr, proposed); err != nil {
+			return nil, err
 		}
 		head, ok := refs[branch]
 		if !ok {
@@ -333,6 +446,41 @@ func (r *PackageRevisionReconciler) approve(ctx context.Context, src *git.Repo, 
 			{Name: proposedRef, Old: proposed, New: ""},
 		}, nil
 	})
+}
+
+// checkApproval refuses to publish anything but what the approver approved: the proposal must
+// still stand at the commit recorded with the approval, and, where the repository forbids
+// self-approval, the approver must not be one of the revision's editors. A refused approval
+// publishes nothing and leaves the revision Proposed.
+func checkApproval(src *git.Repo, repo *kpov1.Repository, pr *kpov1.PackageRevision, proposed string) error {
+	approver := pr.Annotations[kpov1.ApprovedByAnnotation]
+	approved, recorded := pr.Annotations[kpov1.ApprovedCommitAnnotation]
+	switch {
+	case !recorded:
+		return terminal(kpov1.ApprovedContentChangedReason, fmt.Errorf(
+			"the approval of %s by %s does not record which commit was approved (annotation %s): nothing was published; "+
+				"ask an administrator to install config/policies, then approve again (spec.lifecycle: Proposed, then Published)",
+			pr.Name, approver, kpov1.ApprovedCommitAnnotation))
+	case approved != proposed:
+		return terminal(kpov1.ApprovedContentChangedReason, fmt.Errorf(
+			"%s was approved by %s at commit %s, but its proposal now stands at %s: nothing was published; "+
+				"review the proposal and approve again (spec.lifecycle: Proposed, then Published)",
+			pr.Name, approver, shortHash(approved), shortHash(proposed)))
+	}
+	if repo.Spec.Approval == nil || !repo.Spec.Approval.ForbidSelfApproval {
+		return nil
+	}
+	history, err := revisionHistory(src, proposed, pr.Spec.PackageName, pr.Spec.WorkspaceName)
+	if err != nil {
+		return err
+	}
+	if slices.Contains(revisionEditors(history), approver) {
+		return terminal(kpov1.SelfApprovalForbiddenReason, fmt.Errorf(
+			"%s edited %s, and repository %s forbids approving a revision one edited (spec.approval.forbidSelfApproval): "+
+				"nothing was published; another approver must publish it (withdraw with spec.lifecycle: Proposed)",
+			approver, pr.Name, repo.Name))
+	}
+	return nil
 }
 
 // reconcileDelete removes a deleted revision's refs from Git — the branch of a draft or a
@@ -411,12 +559,17 @@ func withCAS(ctx context.Context, src *git.Repo, build func(refs map[string]stri
 	return err
 }
 
-// moveRef renames a branch: creates to at from's commit and deletes from, atomically.
-func moveRef(ctx context.Context, src *git.Repo, from, to string) error {
+// moveRef renames a branch: creates to at from's commit and deletes from, atomically. With
+// expected set, from must stand at that commit: a branch that moved is not renamed.
+func moveRef(ctx context.Context, src *git.Repo, from, to, expected string) error {
 	return withCAS(ctx, src, func(refs map[string]string) ([]git.RefUpdate, error) {
 		head, ok := refs[from]
 		if !ok {
 			return nil, fmt.Errorf("branch %s does not exist", from)
+		}
+		if expected != "" && head != expected {
+			return nil, &stepError{Reason: kpov1.ContentPendingReason, RetryAfter: time.Second,
+				Err: fmt.Errorf("branch %s moved to %s, after the content at %s was checked: checking again", from, shortHash(head), shortHash(expected))}
 		}
 		return []git.RefUpdate{{Name: to, New: head}, {Name: from, Old: head}}, nil
 	})
@@ -433,6 +586,20 @@ func deleteRefs(ctx context.Context, src *git.Repo, names ...string) error {
 		}
 		return updates, nil
 	})
+}
+
+// refHead returns the commit a full ref name points at in the clone, and whether it exists.
+func refHead(src *git.Repo, name string) (string, bool, error) {
+	refs, err := src.Refs()
+	if err != nil {
+		return "", false, err
+	}
+	for _, ref := range refs {
+		if ref.Name == name {
+			return ref.Hash, true, nil
+		}
+	}
+	return "", false, nil
 }
 
 // highestRevision is the highest N of the tags <path>/v<N>.

@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	kpov1 "kpo.dev/kpo/api/v1alpha1"
+	"kpo.dev/kpo/internal/content"
 	"kpo.dev/kpo/internal/fn/job"
 	"kpo.dev/kpo/internal/render"
 )
@@ -38,6 +39,32 @@ func renderFiles(ctx context.Context, r Renderer, files map[string][]byte) rende
 		o.err = fmt.Errorf("render failed, content not committed: %w", err)
 	}
 	return o
+}
+
+// prepareContent is the one content pipeline of every path that commits content (draft
+// creation, edits, upgrades): validate, render, and check that the result fits its ConfigMap,
+// all before anything is committed. A failed render goes on with the files as given only when
+// pushOnFailure. The outcome carries what the render said (reason empty when it did not run);
+// what names the content in error messages.
+func prepareContent(ctx context.Context, r Renderer, files map[string][]byte, pushOnFailure bool, what string) (renderOutcome, error) {
+	if err := content.Validate(files); err != nil {
+		return renderOutcome{}, terminal(kpov1.InvalidContentReason, fmt.Errorf("%s: %w", what, err))
+	}
+	out := renderFiles(ctx, r, files)
+	if out.err != nil {
+		if !pushOnFailure {
+			return out, terminal(out.reason, fmt.Errorf("%s: %w", what, out.err))
+		}
+		out.files = files
+	}
+	if _, _, err := content.ToConfigMap(out.files); err != nil {
+		reason := kpov1.InvalidContentReason
+		if errors.Is(err, content.ErrTooLarge) {
+			reason = kpov1.PackageTooLargeReason
+		}
+		return out, terminal(reason, fmt.Errorf("%s: the rendered package: %w", what, err))
+	}
+	return out, nil
 }
 
 // renderFailureReason maps a render error to the Rendered condition's reason.

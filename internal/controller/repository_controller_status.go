@@ -4,12 +4,15 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	kpov1 "kpo.dev/kpo/api/v1alpha1"
+	"kpo.dev/kpo/internal/content"
+	"kpo.dev/kpo/internal/discovery"
 	"kpo.dev/kpo/internal/kptfile"
 )
 
@@ -61,6 +64,7 @@ func shortHash(h string) string {
 // setRevisionConditions derives Ready from the last reconcile of a PackageRevision and its
 // projection of Git, and mirrors the Kptfile's status conditions (readiness gates read them).
 func setRevisionConditions(pr *kpov1.PackageRevision, cm *corev1.ConfigMap, err error) {
+	defer setContentValid(pr)()
 	status, reason, message := metav1.ConditionTrue, kpov1.UpToDateReason, ""
 	switch {
 	case err != nil:
@@ -72,11 +76,30 @@ func setRevisionConditions(pr *kpov1.PackageRevision, cm *corev1.ConfigMap, err 
 	case pr.Spec.Lifecycle != pr.Status.Lifecycle:
 		status, reason = metav1.ConditionFalse, kpov1.ProgressingReason
 		message = fmt.Sprintf("moving from %s to %s", pr.Status.Lifecycle, pr.Spec.Lifecycle)
+	case contentPending(pr, cm) != "":
+		status, reason, message = metav1.ConditionFalse, kpov1.ContentPendingReason, contentPending(pr, cm)
 	default:
 		message = fmt.Sprintf("%s at commit %s", pr.Status.Ref, shortHash(pr.Status.Commit))
 	}
 	setRevisionReady(pr, status, reason, message)
 	mirrorKptfileConditions(pr, cm)
+}
+
+// contentPending says why a Draft's or a proposal's content ConfigMap and its Git head
+// disagree ("" when they agree): an edit not committed yet, or content read from another
+// commit than the one the revision stands at. Such a revision is not Ready.
+func contentPending(pr *kpov1.PackageRevision, cm *corev1.ConfigMap) string {
+	if cm == nil || (pr.Status.Lifecycle != kpov1.LifecycleDraft && pr.Status.Lifecycle != kpov1.LifecycleProposed) {
+		return ""
+	}
+	if c := cm.Annotations[kpov1.ContentCommitAnnotation]; c != pr.Status.Commit {
+		return fmt.Sprintf("content config map %s holds commit %s, the revision stands at %s", cm.Name, shortHash(c), shortHash(pr.Status.Commit))
+	}
+	files, err := content.FromConfigMap(cm.Data, cm.BinaryData)
+	if err != nil || content.Digest(files) != cm.Annotations[kpov1.ContentDigestAnnotation] {
+		return fmt.Sprintf("content config map %s holds an edit that is not committed yet", cm.Name)
+	}
+	return ""
 }
 
 // kptfileReasonPattern is what metav1.Condition accepts as a reason.
@@ -130,6 +153,9 @@ func setDraftReady(draft *kpov1.PackageDraft, pr *kpov1.PackageRevision, err err
 		cond.Message = fmt.Sprintf("package revision %s no longer exists", draft.Status.PackageRevision)
 	case pr == nil:
 		cond.Status, cond.Reason, cond.Message = metav1.ConditionUnknown, kpov1.ProgressingReason, "creating the draft"
+	case want != "" && pr.Status.Lifecycle != want && refusedTransition(pr) != nil:
+		c := refusedTransition(pr)
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, c.Reason, c.Message
 	case want != "" && pr.Status.Lifecycle != want:
 		cond.Status, cond.Reason = metav1.ConditionFalse, kpov1.ProgressingReason
 		cond.Message = fmt.Sprintf("%s is %s, moving to %s", pr.Name, pr.Status.Lifecycle, want)
@@ -138,4 +164,86 @@ func setDraftReady(draft *kpov1.PackageDraft, pr *kpov1.PackageRevision, err err
 	}
 	meta.SetStatusCondition(&draft.Status.Conditions, cond)
 	draft.Status.ObservedGeneration = draft.Generation
+}
+
+// refusedTransition returns the Ready condition of a revision whose lifecycle change was refused
+// for a reason only a person can resolve (the approved content changed, self-approval), so the
+// PackageDraft that asked for it says so too; nil otherwise.
+func refusedTransition(pr *kpov1.PackageRevision) *metav1.Condition {
+	c := readyCondition(pr.Status.Conditions)
+	if c == nil || c.Status != metav1.ConditionFalse {
+		return nil
+	}
+	switch c.Reason {
+	case kpov1.ApprovedContentChangedReason, kpov1.SelfApprovalForbiddenReason, kpov1.LifecycleConflictReason:
+		return c
+	}
+	return nil
+}
+
+// setContentValid returns the func that sets a PackageRevision's ContentValid condition from
+// status.contentError and status.contentWarning (see contentValidCondition). It is meant to
+// be deferred at the start of setRevisionConditions: it reads the condition now, before
+// mirrorKptfileConditions drops every type it does not own, and sets it afterwards, keeping
+// its lastTransitionTime while the status stays the same, so an unchanged revision is never
+// patched.
+func setContentValid(pr *kpov1.PackageRevision) func() {
+	var since metav1.Time
+	var was metav1.ConditionStatus
+	if c := meta.FindStatusCondition(pr.Status.Conditions, kpov1.ContentValidCondition); c != nil {
+		since, was = c.LastTransitionTime, c.Status
+	}
+	return func() {
+		c := contentValidCondition(pr)
+		if c.Status == was {
+			c.LastTransitionTime = since
+		}
+		meta.SetStatusCondition(&pr.Status.Conditions, c)
+	}
+}
+
+// contentValidCondition says whether the files last read from Git are valid: False with
+// status.contentError's reason when they could not be stored, False with
+// status.contentWarning's reason (InvalidKptfile, InvalidContent) when they are stored but
+// not valid, Unknown before the first read, True (Valid) otherwise.
+func contentValidCondition(pr *kpov1.PackageRevision) metav1.Condition {
+	c := metav1.Condition{
+		Type: kpov1.ContentValidCondition, Status: metav1.ConditionTrue, Reason: kpov1.ValidReason,
+		Message: "the files read from Git are valid", ObservedGeneration: pr.Generation,
+	}
+	switch st := pr.Status; {
+	case st.ContentError != nil:
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, st.ContentError.Reason, st.ContentError.Message
+	case st.ContentWarning != nil:
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, st.ContentWarning.Reason, st.ContentWarning.Message
+	case st.Commit == "":
+		c.Status, c.Reason, c.Message = metav1.ConditionUnknown, kpov1.ProgressingReason, "not read from Git yet"
+	}
+	return c
+}
+
+// maxProblemsListed bounds how many package revisions the PackagesValid message names.
+const maxProblemsListed = 10
+
+// setPackagesValid sets a Repository's PackagesValid condition from the package revisions
+// the sync could not represent: True (Valid) when there are none, otherwise False
+// (InvalidPackages) naming the first maxProblemsListed of them, each with why and how to
+// fix it.
+func setPackagesValid(repo *kpov1.Repository, problems []discovery.Problem) {
+	c := metav1.Condition{
+		Type: kpov1.PackagesValidCondition, Status: metav1.ConditionTrue, Reason: kpov1.ValidReason,
+		Message: "every package revision found in Git is synced", ObservedGeneration: repo.Generation,
+	}
+	if len(problems) > 0 {
+		listed := make([]string, 0, min(len(problems), maxProblemsListed))
+		for _, p := range problems[:min(len(problems), maxProblemsListed)] {
+			listed = append(listed, p.String())
+		}
+		msg := fmt.Sprintf("%d package revision(s) found in Git are not synced, the others are: %s", len(problems), strings.Join(listed, "; "))
+		if more := len(problems) - len(listed); more > 0 {
+			msg += fmt.Sprintf("; and %d more", more)
+		}
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, kpov1.InvalidPackagesReason, truncateMessage(msg)
+	}
+	meta.SetStatusCondition(&repo.Status.Conditions, c)
 }

@@ -27,6 +27,7 @@ var ClusterConfigFiles = []string{
 	filepath.Join("config", "policies", "declarative-approval.yaml"),
 	filepath.Join("config", "policies", "manager-creates-revisions.yaml"),
 	filepath.Join("config", "policies", "deletion-guard.yaml"),
+	filepath.Join("config", "policies", "edited-by-stamp.yaml"),
 	filepath.Join("config", "policies", "read-only-content.yaml"),
 	filepath.Join("config", "policies", "manager-owned-labels.yaml"),
 	filepath.Join("config", "functions", "functions.yaml"),
