@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 go build -o bin/manager ./cmd
+# kpo-fn beside the manager: the manager runs user-code functions (starlark) in it, under a
+# memory and time budget.
+go build -o bin/kpo-fn ./cmd/kpo-fn
 if [ -n "${KUBECONFIG:-}" ]; then
   kubectl apply -k config/crd
   kubectl apply -f config/rbac/user_roles.yaml

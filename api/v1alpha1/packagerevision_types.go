@@ -122,7 +122,9 @@ type PackageRevisionStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// Conditions: Ready and Rendered.
+	// Conditions: Ready (the revision equals its Git ref), Rendered (the last render of its
+	// content), ContentValid (the files read from Git are valid), and those mirrored from the
+	// Kptfile status.
 	// +listType=map
 	// +listMapKey=type
 	// +optional

@@ -125,7 +125,8 @@ type RepositoryStatus struct {
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
 	// Conditions: Ready, with reasons Synced, AuthenticationFailed, RepositoryNotFound,
-	// RepositoryUnreachable, BranchNotFound, SecretNotFound, InvalidCredentials, GitError.
+	// RepositoryUnreachable, BranchNotFound, SecretNotFound, InvalidCredentials, GitError; and
+	// PackagesValid, False (InvalidPackages) when packages in Git cannot be synced, naming them.
 	// +listType=map
 	// +listMapKey=type
 	// +optional

@@ -64,7 +64,6 @@ func shortHash(h string) string {
 // setRevisionConditions derives Ready from the last reconcile of a PackageRevision and its
 // projection of Git, and mirrors the Kptfile's status conditions (readiness gates read them).
 func setRevisionConditions(pr *kpov1.PackageRevision, cm *corev1.ConfigMap, err error) {
-	defer setContentValid(pr)()
 	status, reason, message := metav1.ConditionTrue, kpov1.UpToDateReason, ""
 	switch {
 	case err != nil:
@@ -82,6 +81,7 @@ func setRevisionConditions(pr *kpov1.PackageRevision, cm *corev1.ConfigMap, err 
 		message = fmt.Sprintf("%s at commit %s", pr.Status.Ref, shortHash(pr.Status.Commit))
 	}
 	setRevisionReady(pr, status, reason, message)
+	meta.SetStatusCondition(&pr.Status.Conditions, contentValidCondition(pr))
 	mirrorKptfileConditions(pr, cm)
 }
 
@@ -107,7 +107,7 @@ var kptfileReasonPattern = regexp.MustCompile(`^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0
 
 // mirrorKptfileConditions copies the conditions of the Kptfile's status into the
 // PackageRevision's, as Porch does, and removes mirrored ones the Kptfile no longer has. Every
-// condition type other than Ready and Rendered is the Kptfile's.
+// condition type other than Ready, Rendered and ContentValid is the Kptfile's.
 func mirrorKptfileConditions(pr *kpov1.PackageRevision, cm *corev1.ConfigMap) {
 	var want []kptfile.Condition
 	if cm != nil {
@@ -115,7 +115,7 @@ func mirrorKptfileConditions(pr *kpov1.PackageRevision, cm *corev1.ConfigMap) {
 			want = kf.Status.Conditions
 		}
 	}
-	keep := map[string]bool{kpov1.ReadyCondition: true, kpov1.RenderedCondition: true}
+	keep := map[string]bool{kpov1.ReadyCondition: true, kpov1.RenderedCondition: true, kpov1.ContentValidCondition: true}
 	for _, c := range want {
 		if keep[c.Type] || c.Type == "" {
 			continue
@@ -179,27 +179,6 @@ func refusedTransition(pr *kpov1.PackageRevision) *metav1.Condition {
 		return c
 	}
 	return nil
-}
-
-// setContentValid returns the func that sets a PackageRevision's ContentValid condition from
-// status.contentError and status.contentWarning (see contentValidCondition). It is meant to
-// be deferred at the start of setRevisionConditions: it reads the condition now, before
-// mirrorKptfileConditions drops every type it does not own, and sets it afterwards, keeping
-// its lastTransitionTime while the status stays the same, so an unchanged revision is never
-// patched.
-func setContentValid(pr *kpov1.PackageRevision) func() {
-	var since metav1.Time
-	var was metav1.ConditionStatus
-	if c := meta.FindStatusCondition(pr.Status.Conditions, kpov1.ContentValidCondition); c != nil {
-		since, was = c.LastTransitionTime, c.Status
-	}
-	return func() {
-		c := contentValidCondition(pr)
-		if c.Status == was {
-			c.LastTransitionTime = since
-		}
-		meta.SetStatusCondition(&pr.Status.Conditions, c)
-	}
 }
 
 // contentValidCondition says whether the files last read from Git are valid: False with
