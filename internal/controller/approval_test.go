@@ -46,10 +46,7 @@ func syncNow(t testing.TB, ns, name string) {
 
 func TestPackageDraft_relabelledRevision_cannotHijackADeclarativeApproval(t *testing.T) {
 	g := NewWithT(t)
-	ns := newNamespace(t)
-	srv := newGitServer(t)
-	newCredentials(t, ns, "git-creds", gitPassword)
-	gitRepo := newEmptyRepository(t, srv, ns, "catalog")
+	ns, gitRepo := newCatalogFixture(t)
 	alice := userClient(t, ns, "alice", "kpo-author")
 	bob := userClient(t, ns, "bob", "kpo-approver")
 
@@ -169,10 +166,7 @@ func TestPackageRevision_proposalMovedAfterApproval_isNotPublished(t *testing.T)
 
 func TestPackageDraft_declarativeApproval_publishesOnlyTheCommitItsStatusShowed(t *testing.T) {
 	g := NewWithT(t)
-	ns := newNamespace(t)
-	srv := newGitServer(t)
-	newCredentials(t, ns, "git-creds", gitPassword)
-	gitRepo := newEmptyRepository(t, srv, ns, "catalog")
+	ns, gitRepo := newCatalogFixture(t)
 
 	d := newDraft(t, ns, "web", "catalog", "web", "w", initSource(""))
 	patch := client.MergeFrom(d.DeepCopy())
@@ -207,10 +201,7 @@ func TestPackageDraft_declarativeApproval_publishesOnlyTheCommitItsStatusShowed(
 
 func TestRepository_forbidSelfApproval_refusesAnApproverWhoEdited(t *testing.T) {
 	g := NewWithT(t)
-	ns := newNamespace(t)
-	srv := newGitServer(t)
-	newCredentials(t, ns, "git-creds", gitPassword)
-	gitRepo := newEmptyRepository(t, srv, ns, "catalog", func(r *kpov1.Repository) {
+	ns, gitRepo := newCatalogFixture(t, func(r *kpov1.Repository) {
 		r.Spec.Approval = &kpov1.ApprovalRules{ForbidSelfApproval: true}
 	})
 	alice := userClient(t, ns, "alice", "kpo-author")

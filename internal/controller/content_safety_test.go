@@ -16,10 +16,7 @@ import (
 
 func TestPackageRevision_editRacingPropose_isInTheProposalOrRefused(t *testing.T) {
 	g := NewWithT(t)
-	ns := newNamespace(t)
-	srv := newGitServer(t)
-	newCredentials(t, ns, "git-creds", gitPassword)
-	gitRepo := newEmptyRepository(t, srv, ns, "catalog")
+	ns, gitRepo := newCatalogFixture(t)
 
 	const rounds = 8
 	for i := range rounds {

@@ -102,15 +102,22 @@ func gitOut(t testing.TB, repo *gitserver.Repo, args ...string) (string, error) 
 	return string(out), err
 }
 
+// newCatalogFixture registers an empty repository "catalog" on a new Git server in a new
+// namespace; it returns the namespace and the Git repository.
+func newCatalogFixture(t testing.TB, mutate ...func(*kpov1.Repository)) (string, *gitserver.Repo) {
+	t.Helper()
+	ns := newNamespace(t)
+	srv := newGitServer(t)
+	newCredentials(t, ns, "git-creds", gitPassword)
+	return ns, newEmptyRepository(t, srv, ns, "catalog", mutate...)
+}
+
 // newDraftFixture registers a repository "catalog" on a new Git server in a new namespace and
 // creates an init'ed draft of package "web", workspace "w"; it returns the namespace, the Git
 // repository and the draft's PackageRevision name.
 func newDraftFixture(t testing.TB) (string, *gitserver.Repo, string) {
 	t.Helper()
-	ns := newNamespace(t)
-	srv := newGitServer(t)
-	newCredentials(t, ns, "git-creds", gitPassword)
-	gitRepo := newEmptyRepository(t, srv, ns, "catalog")
+	ns, gitRepo := newCatalogFixture(t)
 	newDraft(t, ns, "web", "catalog", "web", "w", initSource(""))
 	name := waitDraft(t, ns, "web")
 	waitLifecycle(t, ns, name, kpov1.LifecycleDraft)
