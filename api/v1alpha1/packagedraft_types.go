@@ -5,17 +5,13 @@ import (
 )
 
 // UpdateStrategy is how an upgrade combines the old upstream, the new upstream and the local
-// package, as kpt pkg update does.
+// package, as kpt pkg update does: one of the values of a Kptfile's upstream.updateStrategy.
+// Those values and what they do are defined once, in kpo.dev/kpo/internal/kptfile (the
+// UpdateStrategy constants and UpdateStrategies); this type only carries one across the API
+// (the manager converts it in its upgrade step), and the enum below must list the same values,
+// which TestUpdateStrategy_enumListsKptfileStrategies checks. Empty means resource-merge.
 // +kubebuilder:validation:Enum=resource-merge;fast-forward;force-delete-replace;copy-merge
 type UpdateStrategy string
-
-// The strategies of kpt pkg update.
-const (
-	ResourceMerge      UpdateStrategy = "resource-merge"
-	FastForward        UpdateStrategy = "fast-forward"
-	ForceDeleteReplace UpdateStrategy = "force-delete-replace"
-	CopyMerge          UpdateStrategy = "copy-merge"
-)
 
 // PackageDraftSpec asks for a new draft revision of a package.
 // +kubebuilder:validation:XValidation:rule="self.repository == oldSelf.repository",message="repository is immutable"
@@ -127,7 +123,8 @@ type UpgradeSource struct {
 	Strategy UpdateStrategy `json:"strategy,omitempty"`
 }
 
-// PackageDraftStatus reports the draft the request produced.
+// PackageDraftStatus reports the draft the request produced. The PackageDraft reconciler is the
+// only writer of every field.
 type PackageDraftStatus struct {
 	// ObservedGeneration is the generation the status describes.
 	// +optional

@@ -52,24 +52,12 @@ type PackageRevisionSpec struct {
 	// ReadinessGates name conditions of the Kptfile status that must be True before publish.
 	// +optional
 	ReadinessGates []ReadinessGate `json:"readinessGates,omitempty"`
-
-	// PackageMetadata are labels and annotations for the package.
-	// +optional
-	PackageMetadata *PackageMetadata `json:"packageMetadata,omitempty"`
 }
 
 // ReadinessGate names a condition that must be True before publication.
 type ReadinessGate struct {
 	// ConditionType is the type of the Kptfile status condition.
 	ConditionType string `json:"conditionType"`
-}
-
-// PackageMetadata are labels and annotations attached to a package.
-type PackageMetadata struct {
-	// +optional
-	Labels map[string]string `json:"labels,omitempty"`
-	// +optional
-	Annotations map[string]string `json:"annotations,omitempty"`
 }
 
 // UpstreamGit is the Git location a package was cloned from, as in the Kptfile.
@@ -117,6 +105,14 @@ type ContentError struct {
 }
 
 // PackageRevisionStatus is the revision as Git holds it.
+//
+// Each field has one writer. The Repository sync (a full sync, or the re-read of one package
+// after a write) owns the Git projection: lifecycle, revision, ref, commit, tree, upstream,
+// upstreamLock, publishedBy, publishedAt, resourcesRef, contentError and contentWarning; it
+// writes them with a merge patch of those fields alone. The PackageRevision reconciler owns
+// observedGeneration, every condition (Ready, Rendered, ContentValid and the ones mirrored from
+// the Kptfile), renderResults, upstreamRevision and latestUpstreamRevision; it writes them at
+// the end of each reconcile onto the freshest object, with optimistic locking.
 type PackageRevisionStatus struct {
 	// ObservedGeneration is the generation the status describes.
 	// +optional

@@ -118,7 +118,9 @@ type LocalReference struct {
 	Name string `json:"name"`
 }
 
-// RepositoryStatus is what the manager last saw in Git.
+// RepositoryStatus is what the manager last saw in Git. The Repository reconciler is the only
+// writer of every field, packageCount included (a PackageRevision created or deleted requeues
+// it to recount).
 type RepositoryStatus struct {
 	// ObservedGeneration is the generation the status describes.
 	// +optional

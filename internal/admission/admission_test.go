@@ -184,20 +184,16 @@ func waitForPolicies(ctx context.Context) error {
 				"set by the kpo manager")
 		},
 	}
-	deadline := time.Now().Add(90 * time.Second)
-	for name, probe := range probes {
-		for {
-			err := probe()
-			if err == nil {
-				break
+	// One deadline for all probes; each passes once, then is not asked again.
+	return testenv.PollUntil(ctx, 200*time.Millisecond, 90*time.Second, func(context.Context) (error, error) {
+		for name, probe := range probes {
+			if err := probe(); err != nil {
+				return fmt.Errorf("policy %s is not enforced: %w", name, err), nil
 			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("policy %s is not enforced: %w", name, err)
-			}
-			time.Sleep(200 * time.Millisecond)
+			delete(probes, name)
 		}
-	}
-	return nil
+		return nil, nil
+	})
 }
 
 // bindUsers binds alice to kpo-author and bob to kpo-approver in ns, and waits until the
@@ -217,24 +213,22 @@ func bindUsers(ctx context.Context, ns string) error {
 		{User: aliceName, ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: ns, Group: kpov1.GroupVersion.Group, Resource: "packagerevisions", Verb: "update"}},
 		{User: bobName, ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: ns, Group: kpov1.GroupVersion.Group, Resource: "packagerevisions", Subresource: "approval", Verb: "update"}},
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for _, spec := range checks {
-		for {
+	// One deadline for all checks; each passes once, then is not asked again.
+	return testenv.PollUntil(ctx, 100*time.Millisecond, 30*time.Second, func(context.Context) (error, error) {
+		for len(checks) > 0 {
+			spec := checks[0]
 			sar := &authorizationv1.SubjectAccessReview{Spec: spec}
 			if err := admin.Create(ctx, sar); err != nil {
-				return err
+				return nil, err
 			}
-			if sar.Status.Allowed {
-				break
-			}
-			if time.Now().After(deadline) {
+			if !sar.Status.Allowed {
 				return fmt.Errorf("RBAC does not allow %s to %s %s/%s in %s", spec.User, spec.ResourceAttributes.Verb,
-					spec.ResourceAttributes.Resource, spec.ResourceAttributes.Subresource, ns)
+					spec.ResourceAttributes.Resource, spec.ResourceAttributes.Subresource, ns), nil
 			}
-			time.Sleep(100 * time.Millisecond)
+			checks = checks[1:]
 		}
-	}
-	return nil
+		return nil, nil
+	})
 }
 
 // newNamespace creates a namespace with alice and bob bound in it, for one test.

@@ -77,12 +77,59 @@ type downstreamFilter struct {
 	selector   string
 }
 
-func (f *downstreamFilter) flags(fs interface {
+// stringFlags is the part of a command's flag set that string flags need.
+type stringFlags interface {
 	StringVar(p *string, name, value, usage string)
 	StringVarP(p *string, name, shorthand, value, usage string)
-}, verb string) {
+}
+
+func (f *downstreamFilter) flags(fs stringFlags, verb string) {
 	fs.StringVar(&f.repository, "repository", "", "With --all-downstreams: only "+verb+" the downstream packages of this repository.")
 	fs.StringVarP(&f.selector, "selector", "l", "", "With --all-downstreams: only "+verb+" the downstream packages whose latest revision matches this label selector (e.g. kpo.dev/deployment=true).")
+}
+
+// downstreamScope is what rollback and upgrade act on: the package revision their argument
+// names, or every downstream of the upstream --all-downstreams names, narrowed by filter.
+type downstreamScope struct {
+	// allDownstreams names the upstream whose downstreams are all acted on.
+	allDownstreams string
+	filter         downstreamFilter
+}
+
+// flags adds --all-downstreams, --repository and --selector; verb is what the command does to
+// each downstream ("roll back").
+func (s *downstreamScope) flags(fs stringFlags, verb string) {
+	fs.StringVar(&s.allDownstreams, "all-downstreams", "", strings.ToUpper(verb[:1])+verb[1:]+" every downstream of the upstream package this revision belongs to.")
+	s.filter.flags(fs, verb)
+}
+
+// scopeUsage is a command's own words for the argument errors of downstreamScope.check.
+type scopeUsage struct {
+	// acts completes "--all-downstreams … the downstreams of an upstream" ("rolls back").
+	acts string
+	// single says why --repository and --selector do not apply to one PACKAGE_REVISION.
+	single string
+	// missing is the error when neither PACKAGE_REVISION nor --all-downstreams is given.
+	missing string
+}
+
+// check accepts exactly one of PACKAGE_REVISION and --all-downstreams UPSTREAM, and
+// --repository and --selector only with the latter. It reports whether the command acts on
+// all downstreams.
+func (s *downstreamScope) check(args []string, u scopeUsage) (all bool, err error) {
+	if s.allDownstreams != "" {
+		if len(args) > 0 {
+			return false, fmt.Errorf("--all-downstreams %s the downstreams of an upstream: drop the PACKAGE_REVISION argument", u.acts)
+		}
+		return true, nil
+	}
+	if s.filter.repository != "" || s.filter.selector != "" {
+		return false, fmt.Errorf("--repository and --selector select downstreams of --all-downstreams UPSTREAM: %s", u.single)
+	}
+	if len(args) != 1 {
+		return false, errors.New(u.missing)
+	}
+	return false, nil
 }
 
 // describe is the filter for a message, "" when there is none.

@@ -14,9 +14,7 @@ import (
 type rollbackOptions struct {
 	to        string
 	workspace string
-	// allDownstreams names the upstream whose downstreams are all rolled back.
-	allDownstreams string
-	filter         downstreamFilter
+	downstreamScope
 }
 
 func newRpkgRollbackCommand(o *globalOptions) *cobra.Command {
@@ -56,29 +54,26 @@ creates nothing twice. Failures are reported per downstream and make the command
 		Args: maxArgs(1, "PACKAGE_REVISION"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			if r.allDownstreams != "" {
-				if len(args) > 0 {
-					return errors.New("--all-downstreams rolls back the downstreams of an upstream: drop the PACKAGE_REVISION argument")
-				}
-				if r.to != "" {
-					return errors.New("--to applies to one package: with --all-downstreams every downstream goes back to its own previous published revision")
-				}
-				return r.runAll(ctx, o)
+			all, err := r.check(args, scopeUsage{
+				acts:    "rolls back",
+				single:  "a rollback of PACKAGE_REVISION stays in its repository",
+				missing: "name the package to roll back by one of its revisions, or pass --all-downstreams UPSTREAM",
+			})
+			switch {
+			case err != nil:
+				return err
+			case !all:
+				return r.run(ctx, o, args[0])
+			case r.to != "":
+				return errors.New("--to applies to one package: with --all-downstreams every downstream goes back to its own previous published revision")
 			}
-			if r.filter.repository != "" || r.filter.selector != "" {
-				return errors.New("--repository and --selector select downstreams of --all-downstreams UPSTREAM: a rollback of PACKAGE_REVISION stays in its repository")
-			}
-			if len(args) != 1 {
-				return errors.New("name the package to roll back by one of its revisions, or pass --all-downstreams UPSTREAM")
-			}
-			return r.run(ctx, o, args[0])
+			return r.runAll(ctx, o)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&r.to, "to", "", "Published revision to go back to, by number or name (default: the one before the latest).")
 	f.StringVar(&r.workspace, "workspace", "", "Workspace name of the new draft (default rollback-v<LATEST>-to-v<TO>).")
-	f.StringVar(&r.allDownstreams, "all-downstreams", "", "Roll back every downstream of the upstream package this revision belongs to.")
-	r.filter.flags(f, "roll back")
+	r.downstreamScope.flags(f, "roll back")
 	return cmd
 }
 

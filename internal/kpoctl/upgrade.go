@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kpov1 "kpo.dev/kpo/api/v1alpha1"
+	"kpo.dev/kpo/internal/kptfile"
 )
 
 type upgradeOptions struct {
@@ -19,9 +20,7 @@ type upgradeOptions struct {
 	revision int
 	strategy string
 	discover string
-	// allDownstreams names the upstream whose downstreams are all upgraded.
-	allDownstreams string
-	filter         downstreamFilter
+	downstreamScope
 }
 
 func newRpkgUpgradeCommand(o *globalOptions) *cobra.Command {
@@ -75,17 +74,16 @@ and the command fails when any draft failed. --timeout applies to the whole batc
 			if err := u.validStrategy(); err != nil {
 				return err
 			}
-			if u.allDownstreams != "" {
-				if len(args) > 0 {
-					return errors.New("--all-downstreams upgrades the downstreams of an upstream: drop the PACKAGE_REVISION argument")
-				}
+			all, err := u.check(args, scopeUsage{
+				acts:    "upgrades",
+				single:  "the draft of a single upgrade goes to the repository of PACKAGE_REVISION",
+				missing: "name the package revision to upgrade, pass --all-downstreams UPSTREAM, or pass --discover=upstream",
+			})
+			switch {
+			case err != nil:
+				return err
+			case all:
 				return u.runAll(ctx, o)
-			}
-			if u.filter.repository != "" || u.filter.selector != "" {
-				return errors.New("--repository and --selector select downstreams of --all-downstreams UPSTREAM: the draft of a single upgrade goes to the repository of PACKAGE_REVISION")
-			}
-			if len(args) != 1 {
-				return errors.New("name the package revision to upgrade, pass --all-downstreams UPSTREAM, or pass --discover=upstream")
 			}
 			return u.run(ctx, o, args[0])
 		},
@@ -93,19 +91,27 @@ and the command fails when any draft failed. --timeout applies to the whole batc
 	f := cmd.Flags()
 	f.IntVar(&u.revision, "revision", 0, "Upstream revision number to upgrade to (default: the latest).")
 	f.StringVar(&u.t.workspace, "workspace", "", "Workspace name of the new draft (required; with --all-downstreams, default upgrade-v<N>-to-upstream-v<M>).")
-	f.StringVar(&u.strategy, "strategy", string(kpov1.ResourceMerge), "Merge strategy: resource-merge, fast-forward, force-delete-replace or copy-merge.")
+	f.StringVar(&u.strategy, "strategy", string(kptfile.ResourceMerge), "Merge strategy: "+strategyChoices()+".")
 	f.StringVar(&u.discover, "discover", "", "List upgrade candidates instead: upstream or downstream.")
-	f.StringVar(&u.allDownstreams, "all-downstreams", "", "Upgrade every downstream of the upstream package this revision belongs to.")
-	u.filter.flags(f, "upgrade")
+	u.downstreamScope.flags(f, "upgrade")
 	return cmd
 }
 
+// validStrategy accepts the update strategies of a Kptfile, which the API carries unchanged.
 func (u *upgradeOptions) validStrategy() error {
-	switch kpov1.UpdateStrategy(u.strategy) {
-	case kpov1.ResourceMerge, kpov1.FastForward, kpov1.ForceDeleteReplace, kpov1.CopyMerge:
+	if slices.Contains(kptfile.UpdateStrategies, kptfile.UpdateStrategy(u.strategy)) {
 		return nil
 	}
-	return fmt.Errorf("unknown --strategy %q: use resource-merge, fast-forward, force-delete-replace or copy-merge", u.strategy)
+	return fmt.Errorf("unknown --strategy %q: use %s", u.strategy, strategyChoices())
+}
+
+// strategyChoices lists the update strategies for a message: "a, b, c or d".
+func strategyChoices() string {
+	names := make([]string, len(kptfile.UpdateStrategies))
+	for i, s := range kptfile.UpdateStrategies {
+		names[i] = string(s)
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
 }
 
 // runAll starts an upgrade draft for every downstream of the upstream package.

@@ -73,7 +73,9 @@ const (
 	CopyMerge UpdateStrategy = "copy-merge"
 )
 
-// UpdateStrategies lists every valid UpdateStrategy, in kpt's order.
+// UpdateStrategies lists every valid UpdateStrategy, in kpt's order. It is the one list of
+// them: the CRD enum of PackageDraft's spec.source.upgrade.strategy (api/v1alpha1) must equal it,
+// which a test there checks.
 var UpdateStrategies = []UpdateStrategy{ResourceMerge, FastForward, ForceDeleteReplace, CopyMerge}
 
 // Upstream says where a package was cloned from.

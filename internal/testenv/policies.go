@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -71,15 +72,29 @@ func WaitForPolicies(ctx context.Context, cfg *rest.Config) error {
 		}
 		return nil
 	}
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		err := enforced()
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("admission policies not enforced: %w", err)
-		}
-		time.Sleep(200 * time.Millisecond)
+	if err := PollUntil(ctx, 200*time.Millisecond, 90*time.Second, func(context.Context) (error, error) {
+		return enforced(), nil
+	}); err != nil {
+		return fmt.Errorf("admission policies not enforced: %w", err)
 	}
+	return nil
+}
+
+// PollUntil calls check every interval, the first time at once, until it reports neither a
+// reason to wait nor an error. check returns notYet, why the wait goes on, or err, which ends
+// it at once. When timeout (or ctx) ends the wait first, PollUntil returns the last notYet, so
+// the error says what was still missing rather than that time ran out.
+func PollUntil(ctx context.Context, interval, timeout time.Duration, check func(context.Context) (notYet, err error)) error {
+	var last error
+	err := wait.PollUntilContextTimeout(ctx, interval, timeout, true, func(ctx context.Context) (bool, error) {
+		notYet, err := check(ctx)
+		if notYet != nil {
+			last = notYet
+		}
+		return err == nil && notYet == nil, err
+	})
+	if err != nil && last != nil && wait.Interrupted(err) {
+		return last
+	}
+	return err
 }
