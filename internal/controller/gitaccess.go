@@ -182,3 +182,26 @@ func (k *keyedMutex) lock(key string) func() {
 	m.Lock()
 	return m.Unlock
 }
+
+// cacheKey identifies a Repository's clone in the Git cache: one clone per Repository object,
+// so credentials of one Repository never serve another.
+func cacheKey(repo *kpov1.Repository) string { return string(repo.UID) }
+
+func branchOf(repo *kpov1.Repository) string {
+	if repo.Spec.Git.Branch == "" {
+		return "main"
+	}
+	return repo.Spec.Git.Branch
+}
+
+// commitAuthor is the identity of commits the manager makes for repo.
+func commitAuthor(repo *kpov1.Repository) (string, string) {
+	name, email := repo.Spec.Git.Author, repo.Spec.Git.Email
+	if name == "" {
+		name = "kpo"
+	}
+	if email == "" {
+		email = "kpo@kpo.dev"
+	}
+	return name, email
+}

@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	kpov1 "kpo.dev/kpo/api/v1alpha1"
@@ -65,35 +66,61 @@ func (r *PackageDraftReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if !draft.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, r.reconcileDelete(ctx, draft)
 	}
-	if !controllerutil.ContainsFinalizer(draft, kpov1.PackageDraftFinalizer) {
-		patch := client.MergeFrom(draft.DeepCopy())
-		controllerutil.AddFinalizer(draft, kpov1.PackageDraftFinalizer)
-		if err := r.Patch(ctx, draft, patch); err != nil {
-			return ctrl.Result{}, fmt.Errorf("adding finalizer: %w", err)
-		}
+	if err := ensureFinalizer(ctx, r.Client, draft, kpov1.PackageDraftFinalizer); err != nil {
+		return ctrl.Result{}, err
 	}
 
-	base := draft.DeepCopy()
-	var pr *kpov1.PackageRevision
+	s := &draftScope{draft: draft}
 	defer func() {
-		setDraftReady(draft, pr, retErr)
-		if err := r.Status().Patch(ctx, draft, client.MergeFrom(base)); err != nil && !apierrors.IsNotFound(err) {
-			retErr = errors.Join(retErr, fmt.Errorf("patching status: %w", err))
+		if err := patchStatus(ctx, r.Client, req.NamespacedName, &kpov1.PackageDraft{}, func(d *kpov1.PackageDraft) {
+			s.summarize(d, retErr)
+		}); err != nil {
+			retErr = errors.Join(retErr, err)
 		}
 		result, retErr = resultFor(result, retErr)
 	}()
-
-	var err error
-	if pr, err = r.reconcileRevision(ctx, draft); err != nil || pr == nil {
-		return ctrl.Result{}, err
+	for _, step := range []func(context.Context, *draftScope) error{
+		r.reconcileRevision,
+		r.reconcileDeclaredLifecycle,
+	} {
+		if err := step(ctx, s); err != nil {
+			return ctrl.Result{}, err
+		}
 	}
-	return ctrl.Result{}, r.reconcileDeclaredLifecycle(ctx, draft, pr)
+	return ctrl.Result{}, nil
+}
+
+// draftScope is what the steps of one PackageDraft reconcile share: the PackageDraft (whose
+// status fields the steps set) and the revision it produced, once known.
+type draftScope struct {
+	draft *kpov1.PackageDraft
+	pr    *kpov1.PackageRevision
+}
+
+// summarize sets what the PackageDraft reconciler owns on d: the produced revision and its
+// commit, and Ready.
+func (s *draftScope) summarize(d *kpov1.PackageDraft, outcome error) {
+	d.Status.PackageRevision = s.draft.Status.PackageRevision
+	d.Status.Commit = s.draft.Status.Commit
+	setDraftReady(d, s.pr, outcome)
 }
 
 // reconcileRevision returns the draft's PackageRevision, creating draft branch and revision
 // the first time. It sets status.packageRevision. Refusals (duplicate workspace, existing or
 // nested package, unpublished source) are terminal with their own reasons.
-func (r *PackageDraftReconciler) reconcileRevision(ctx context.Context, draft *kpov1.PackageDraft) (*kpov1.PackageRevision, error) {
+func (r *PackageDraftReconciler) reconcileRevision(ctx context.Context, s *draftScope) error {
+	pr, err := r.revision(ctx, s.draft)
+	s.pr = pr
+	if err == nil && pr == nil {
+		// Produced once and deleted since: a PackageDraft never recreates its revision.
+		return terminal(kpov1.SourceNotFoundReason, fmt.Errorf("package revision %s no longer exists", s.draft.Status.PackageRevision))
+	}
+	return err
+}
+
+// revision returns the draft's PackageRevision, creating draft branch and revision the first
+// time, or nil when it was produced once and deleted since.
+func (r *PackageDraftReconciler) revision(ctx context.Context, draft *kpov1.PackageDraft) (*kpov1.PackageRevision, error) {
 	repo := &kpov1.Repository{}
 	if err := r.Get(ctx, client.ObjectKey{Namespace: draft.Namespace, Name: draft.Spec.Repository}, repo); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -307,7 +334,8 @@ func (r *PackageDraftReconciler) checkTarget(src *git.Repo, repo *kpov1.Reposito
 // withdrawn (Published → Proposed) when the PackageDraft no longer asks for it. The approval
 // itself was checked by the admission policy on the PackageDraft; its verified approver and the
 // commit it approved are carried over, so the manager publishes that commit or nothing.
-func (r *PackageDraftReconciler) reconcileDeclaredLifecycle(ctx context.Context, draft *kpov1.PackageDraft, pr *kpov1.PackageRevision) error {
+func (r *PackageDraftReconciler) reconcileDeclaredLifecycle(ctx context.Context, s *draftScope) error {
+	draft, pr := s.draft, s.pr
 	want, cur := draft.Spec.Lifecycle, pr.Spec.Lifecycle
 	var next kpov1.Lifecycle
 	switch {
@@ -376,20 +404,70 @@ func (r *PackageDraftReconciler) reconcileDelete(ctx context.Context, draft *kpo
 	if !controllerutil.ContainsFinalizer(draft, kpov1.PackageDraftFinalizer) {
 		return nil
 	}
-	if name := draft.Status.PackageRevision; name != "" {
-		pr := &kpov1.PackageRevision{}
-		err := r.Get(ctx, client.ObjectKey{Namespace: draft.Namespace, Name: name}, pr)
-		if err == nil && pr.Status.Lifecycle == kpov1.LifecycleDraft && pr.Labels[kpov1.DraftLabel] == draft.Name {
-			if err := r.Delete(ctx, pr); client.IgnoreNotFound(err) != nil {
-				return fmt.Errorf("abandoning draft %s: %w", name, err)
-			}
-		} else if client.IgnoreNotFound(err) != nil {
+	if err := r.abandon(ctx, draft); err != nil {
+		return err
+	}
+	return releaseFinalizer(ctx, r.Client, draft, kpov1.PackageDraftFinalizer)
+}
+
+// abandon deletes the draft this PackageDraft produced while it is still a Draft. The draft is
+// this PackageDraft's when the manager labelled it so or when Git says so (the Kpo-Draft
+// trailer): a crash may have kept the link from being recorded, and then a branch pushed but not
+// yet read into a PackageRevision is deleted from Git directly.
+func (r *PackageDraftReconciler) abandon(ctx context.Context, draft *kpov1.PackageDraft) error {
+	repo := &kpov1.Repository{}
+	switch err := r.Get(ctx, client.ObjectKey{Namespace: draft.Namespace, Name: draft.Spec.Repository}, repo); {
+	case apierrors.IsNotFound(err):
+		return nil // its revisions go with it
+	case err != nil:
+		return err
+	case !repo.DeletionTimestamp.IsZero():
+		return nil
+	}
+	name := discovery.RevisionName(repo.Name, draft.Spec.PackageName, draft.Spec.WorkspaceName)
+	pr := &kpov1.PackageRevision{}
+	err := r.Get(ctx, client.ObjectKey{Namespace: draft.Namespace, Name: name}, pr)
+	switch {
+	case apierrors.IsNotFound(err) && draft.Status.PackageRevision == "":
+		return r.abandonBranch(ctx, draft, repo)
+	case apierrors.IsNotFound(err):
+		return nil
+	case err != nil:
+		return err
+	case pr.Status.Lifecycle != kpov1.LifecycleDraft:
+		return nil
+	}
+	if pr.Labels[kpov1.DraftLabel] != draft.Name {
+		creator, err := r.creatorOf(ctx, repo, pr)
+		if err != nil || creator != string(draft.UID) {
 			return err
 		}
 	}
-	patch := client.MergeFrom(draft.DeepCopy())
-	controllerutil.RemoveFinalizer(draft, kpov1.PackageDraftFinalizer)
-	return client.IgnoreNotFound(r.Patch(ctx, draft, patch))
+	if err := r.Delete(ctx, pr); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("abandoning draft %s: %w", name, err)
+	}
+	return nil
+}
+
+// abandonBranch deletes the draft branch this PackageDraft pushed before any PackageRevision
+// was read from it. Git being out of reach does not keep the PackageDraft from going: the branch
+// then shows up as a draft revision with the next sync, for a user to delete.
+func (r *PackageDraftReconciler) abandonBranch(ctx context.Context, draft *kpov1.PackageDraft, repo *kpov1.Repository) error {
+	defer r.git.lock(repo)()
+	src, err := r.git.open(ctx, repo)
+	if err != nil {
+		log.FromContext(ctx).Info("cannot check Git for a draft branch left by this PackageDraft", "error", err.Error())
+		return nil
+	}
+	ref := git.DraftRef(discovery.PackagePath(repo.Spec.Git.Directory, draft.Spec.PackageName), draft.Spec.WorkspaceName)
+	ours, err := r.adoptable(src, ref, draft)
+	if err != nil || !ours {
+		return nil // none, or another's
+	}
+	if err := deleteRefs(ctx, src, ref); err != nil {
+		return fmt.Errorf("deleting draft branch %s: %w", ref, err)
+	}
+	return syncPackage(ctx, r.Client, repo, src, draft.Spec.PackageName)
 }
 
 func capitalize(s string) string {

@@ -5,17 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/record"
-	"k8s.io/client-go/util/retry"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
@@ -27,10 +23,6 @@ import (
 	"kpo.dev/kpo/internal/discovery"
 	"kpo.dev/kpo/internal/git"
 )
-
-// maxCASAttempts bounds how often a Git write that lost a compare-and-swap race is retried
-// from fresh state before the reconcile fails and is requeued.
-const maxCASAttempts = 5
 
 // PackageRevisionReconciler carries out what users ask of a PackageRevision: it commits
 // edited draft content and moves refs for lifecycle transitions (propose, reject, approve,
@@ -74,72 +66,67 @@ func (r *PackageRevisionReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	if !pr.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, r.reconcileDelete(ctx, pr, repo)
 	}
-	if !controllerutil.ContainsFinalizer(pr, kpov1.PackageRevisionFinalizer) {
-		patch := client.MergeFrom(pr.DeepCopy())
-		controllerutil.AddFinalizer(pr, kpov1.PackageRevisionFinalizer)
-		if err := r.Patch(ctx, pr, patch); err != nil {
-			return ctrl.Result{}, fmt.Errorf("adding finalizer: %w", err)
-		}
+	if err := ensureFinalizer(ctx, r.Client, pr, kpov1.PackageRevisionFinalizer); err != nil {
+		return ctrl.Result{}, err
 	}
 
-	cm := r.contentConfigMap(ctx, pr)
-	st := &revisionStatus{}
+	s := &revisionScope{pr: pr, repo: repo, cm: r.contentConfigMap(ctx, pr)}
 	defer func() {
-		if err := r.patchStatus(ctx, req.NamespacedName, st, retErr); err != nil {
-			retErr = errors.Join(retErr, fmt.Errorf("patching status: %w", err))
+		if err := patchStatus(ctx, r.Client, req.NamespacedName, &kpov1.PackageRevision{}, func(pr *kpov1.PackageRevision) {
+			s.summarize(pr, r.contentConfigMap(ctx, pr), retErr)
+		}); err != nil {
+			retErr = errors.Join(retErr, err)
 		}
 		result, retErr = resultFor(result, retErr)
 	}()
-	if repo == nil {
-		return ctrl.Result{}, &stepError{Reason: kpov1.RepositoryNotReadyReason, RetryAfter: maxRetryAfter,
-			Err: fmt.Errorf("repository %q does not exist", pr.Spec.Repository)}
+	for _, step := range []func(context.Context, *revisionScope) error{
+		r.reconcileRepository,
+		r.reconcileContentLifecycle,
+		r.reconcileContent,
+		r.reconcileLifecycle,
+		r.reconcileUpstream,
+	} {
+		if err := step(ctx, s); err != nil {
+			return ctrl.Result{}, err
+		}
 	}
-	if err := r.reconcileContentLifecycle(ctx, pr, cm); err != nil {
-		return ctrl.Result{}, err
-	}
-	if err := r.reconcileContent(ctx, pr, repo, cm, st); err != nil {
-		return ctrl.Result{}, err
-	}
-	if err := r.reconcileLifecycle(ctx, pr, repo); err != nil {
-		return ctrl.Result{}, err
-	}
-	return ctrl.Result{}, r.reconcileUpstream(ctx, pr, st)
+	return ctrl.Result{}, nil
 }
 
-// revisionStatus is what one reconcile learned for the status. The steps re-read Git into the
-// same object (through the sync), and the cache may lag behind, so the status is written at
-// the end onto the freshest copy, with optimistic locking, never from a stale one.
-type revisionStatus struct {
+// revisionScope is what the steps of one PackageRevision reconcile share: the objects they
+// work on, and what they learned for the status fields the PackageRevision reconciler owns.
+// The steps re-read Git into the same object (through the sync) and the cache may lag behind,
+// so the status is summarised at the end onto the freshest copy, never onto a stale one.
+type revisionScope struct {
+	pr   *kpov1.PackageRevision
+	repo *kpov1.Repository
+	cm   *corev1.ConfigMap
+
 	rendered *renderOutcome
 	upstream *[2]string // status.upstreamRevision, status.latestUpstreamRevision
 }
 
-func (s *revisionStatus) apply(pr *kpov1.PackageRevision) {
+// summarize sets what the PackageRevision reconciler owns on pr: the render outcome, the
+// upstream revisions, and the conditions that follow from the reconcile's outcome and from the
+// Git projection the sync wrote.
+func (s *revisionScope) summarize(pr *kpov1.PackageRevision, cm *corev1.ConfigMap, outcome error) {
 	if s.rendered != nil {
 		setRendered(pr, *s.rendered)
 	}
 	if s.upstream != nil {
 		pr.Status.UpstreamRevision, pr.Status.LatestUpstreamRevision = s.upstream[0], s.upstream[1]
 	}
+	setRevisionConditions(pr, cm, outcome)
 }
 
-// patchStatus applies st and the conditions that follow from the reconcile's outcome to the
-// current object, retrying on conflict with a fresh read.
-func (r *PackageRevisionReconciler) patchStatus(ctx context.Context, key types.NamespacedName, st *revisionStatus, outcome error) error {
-	err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
-		pr := &kpov1.PackageRevision{}
-		if err := r.Get(ctx, key, pr); err != nil {
-			return err
-		}
-		before := pr.DeepCopy()
-		st.apply(pr)
-		setRevisionConditions(pr, r.contentConfigMap(ctx, pr), outcome)
-		if equality.Semantic.DeepEqual(before.Status, pr.Status) {
-			return nil
-		}
-		return r.Status().Patch(ctx, pr, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
-	})
-	return client.IgnoreNotFound(err)
+// reconcileRepository stops the reconcile while the revision's Repository is missing or being
+// deleted (RepositoryNotReady, retried after a pause).
+func (r *PackageRevisionReconciler) reconcileRepository(_ context.Context, s *revisionScope) error {
+	if s.repo == nil {
+		return &stepError{Reason: kpov1.RepositoryNotReadyReason, RetryAfter: maxRetryAfter,
+			Err: fmt.Errorf("repository %q does not exist", s.pr.Spec.Repository)}
+	}
+	return nil
 }
 
 // repository returns the PackageRevision's Repository, or nil when it is gone or being deleted.
@@ -169,7 +156,8 @@ func (r *PackageRevisionReconciler) contentConfigMap(ctx context.Context, pr *kp
 // reconcileContent commits a user's edit of a Draft's content ConfigMap to the draft branch.
 // Content that is not valid (paths, YAML, Kptfile) is refused with reason InvalidContent and
 // nothing is committed: the last good commit stays.
-func (r *PackageRevisionReconciler) reconcileContent(ctx context.Context, pr *kpov1.PackageRevision, repo *kpov1.Repository, cm *corev1.ConfigMap, st *revisionStatus) error {
+func (r *PackageRevisionReconciler) reconcileContent(ctx context.Context, s *revisionScope) error {
+	pr, repo, cm := s.pr, s.repo, s.cm
 	if cm == nil || pr.Status.Lifecycle != kpov1.LifecycleDraft {
 		return nil
 	}
@@ -185,14 +173,14 @@ func (r *PackageRevisionReconciler) reconcileContent(ctx context.Context, pr *kp
 		if r.render != nil && meta.FindStatusCondition(pr.Status.Conditions, kpov1.RenderedCondition) == nil {
 			// Committed by a PackageDraft, which rendered it: record what its pipeline says.
 			outcome := renderFiles(ctx, r.render, files)
-			st.rendered = &outcome
+			s.rendered = &outcome
 		}
 		return nil
 	}
 	rendered, err := prepareContent(ctx, r.render, files, pr.Annotations[kpov1.PushOnRenderFailureAnnotation] == "true",
 		fmt.Sprintf("content not committed, the draft keeps commit %s", shortHash(pr.Status.Commit)))
 	if rendered.reason != "" {
-		st.rendered = &rendered
+		s.rendered = &rendered
 	}
 	if err != nil {
 		return err
@@ -298,7 +286,8 @@ func (r *PackageRevisionReconciler) resync(ctx context.Context, repo *kpov1.Repo
 }
 
 // reconcileLifecycle carries out spec.lifecycle when it differs from the lifecycle Git holds.
-func (r *PackageRevisionReconciler) reconcileLifecycle(ctx context.Context, pr *kpov1.PackageRevision, repo *kpov1.Repository) error {
+func (r *PackageRevisionReconciler) reconcileLifecycle(ctx context.Context, s *revisionScope) error {
+	pr, repo := s.pr, s.repo
 	from, to := pr.Status.Lifecycle, pr.Spec.Lifecycle
 	if from == "" || from == to {
 		return nil
@@ -399,7 +388,8 @@ func (r *PackageRevisionReconciler) setContentLifecycle(ctx context.Context, cm 
 // reconcileContentLifecycle keeps the content ConfigMap's lifecycle label equal to the
 // revision's when no transition is under way: a proposal that could not be carried out leaves
 // the content writable again.
-func (r *PackageRevisionReconciler) reconcileContentLifecycle(ctx context.Context, pr *kpov1.PackageRevision, cm *corev1.ConfigMap) error {
+func (r *PackageRevisionReconciler) reconcileContentLifecycle(ctx context.Context, s *revisionScope) error {
+	pr, cm := s.pr, s.cm
 	if cm == nil || pr.Status.Lifecycle == "" || pr.Spec.Lifecycle != pr.Status.Lifecycle {
 		return nil
 	}
@@ -501,9 +491,7 @@ func (r *PackageRevisionReconciler) reconcileDelete(ctx context.Context, pr *kpo
 	if err := r.Delete(ctx, cm); client.IgnoreNotFound(err) != nil {
 		return fmt.Errorf("deleting content config map: %w", err)
 	}
-	patch := client.MergeFrom(pr.DeepCopy())
-	controllerutil.RemoveFinalizer(pr, kpov1.PackageRevisionFinalizer)
-	return client.IgnoreNotFound(r.Patch(ctx, pr, patch))
+	return releaseFinalizer(ctx, r.Client, pr, kpov1.PackageRevisionFinalizer)
 }
 
 func (r *PackageRevisionReconciler) deleteFromGit(ctx context.Context, pr *kpov1.PackageRevision, repo *kpov1.Repository) error {
@@ -528,136 +516,4 @@ func (r *PackageRevisionReconciler) deleteFromGit(ctx context.Context, pr *kpov1
 		return fmt.Errorf("deleting %v: %w", refs, err)
 	}
 	return syncPackage(ctx, r.Client, repo, src, pr.Spec.PackageName)
-}
-
-// withCAS builds ref updates from fresh refs and pushes them; a lost compare-and-swap race is
-// retried from a new fetch, never forced. No updates means nothing to do.
-func withCAS(ctx context.Context, src *git.Repo, build func(refs map[string]string) ([]git.RefUpdate, error)) error {
-	var err error
-	for attempt := range maxCASAttempts {
-		if attempt > 0 {
-			if err := src.Fetch(ctx); err != nil {
-				return err
-			}
-		}
-		var list []git.Ref
-		if list, err = src.Refs(); err != nil {
-			return err
-		}
-		refs := make(map[string]string, len(list))
-		for _, ref := range list {
-			refs[ref.Name] = ref.Hash
-		}
-		var updates []git.RefUpdate
-		if updates, err = build(refs); err != nil || len(updates) == 0 {
-			return err
-		}
-		if err = src.PushRefs(ctx, updates); !errors.Is(err, git.ErrNonFastForward) {
-			return err
-		}
-	}
-	return err
-}
-
-// moveRef renames a branch: creates to at from's commit and deletes from, atomically. With
-// expected set, from must stand at that commit: a branch that moved is not renamed.
-func moveRef(ctx context.Context, src *git.Repo, from, to, expected string) error {
-	return withCAS(ctx, src, func(refs map[string]string) ([]git.RefUpdate, error) {
-		head, ok := refs[from]
-		if !ok {
-			return nil, fmt.Errorf("branch %s does not exist", from)
-		}
-		if expected != "" && head != expected {
-			return nil, &stepError{Reason: kpov1.ContentPendingReason, RetryAfter: time.Second,
-				Err: fmt.Errorf("branch %s moved to %s, after the content at %s was checked: checking again", from, shortHash(head), shortHash(expected))}
-		}
-		return []git.RefUpdate{{Name: to, New: head}, {Name: from, Old: head}}, nil
-	})
-}
-
-// deleteRefs deletes the refs that still exist.
-func deleteRefs(ctx context.Context, src *git.Repo, names ...string) error {
-	return withCAS(ctx, src, func(refs map[string]string) ([]git.RefUpdate, error) {
-		var updates []git.RefUpdate
-		for _, name := range names {
-			if old, ok := refs[name]; ok {
-				updates = append(updates, git.RefUpdate{Name: name, Old: old})
-			}
-		}
-		return updates, nil
-	})
-}
-
-// refHead returns the commit a full ref name points at in the clone, and whether it exists.
-func refHead(src *git.Repo, name string) (string, bool, error) {
-	refs, err := src.Refs()
-	if err != nil {
-		return "", false, err
-	}
-	for _, ref := range refs {
-		if ref.Name == name {
-			return ref.Hash, true, nil
-		}
-	}
-	return "", false, nil
-}
-
-// highestRevision is the highest N of the tags <path>/v<N>.
-func highestRevision(refs map[string]string, path string) int {
-	highest := 0
-	for name := range refs {
-		if pr, ok := git.ParsePackageRef(name); ok && pr.Kind == git.RefPublished && pr.Package == path && pr.Revision > highest {
-			highest = pr.Revision
-		}
-	}
-	return highest
-}
-
-// commitMessage is a commit message in Porch's form: a summary, optional trailers, and the
-// kpt:{json} line.
-func commitMessage(summary, pkg, ws string, revision int, task, approver string) string {
-	msg := summary + "\n\n"
-	if approver != "" {
-		msg += discovery.ApprovedByTrailer + approver + "\n"
-	}
-	kc := git.KptCommit{Package: pkg, WorkspaceName: ws, Revision: revision,
-		Task: []byte(`{"type":` + strconv.Quote(task) + `}`)}
-	return msg + kc.Line() + "\n"
-}
-
-// syncPackage re-reads one package's revisions from Git into its PackageRevisions and
-// ConfigMaps, after a write by this process.
-func syncPackage(ctx context.Context, c client.Client, repo *kpov1.Repository, src *git.Repo, pkg string) error {
-	revs, err := discovery.Discover(src, discovery.Options{
-		Branch: branchOf(repo), Directory: repo.Spec.Git.Directory, Package: pkg,
-	})
-	if err != nil {
-		return fmt.Errorf("re-reading package %s: %w", pkg, err)
-	}
-	s := &revisionSync{Client: c, repo: repo, src: src}
-	if err := s.apply(ctx, revs, pkg); err != nil {
-		return err
-	}
-	return updatePackageCount(ctx, c, repo)
-}
-
-// updatePackageCount recounts the Repository's packages from its PackageRevisions, so a new
-// package shows in status.packageCount without waiting for the next full sync.
-func updatePackageCount(ctx context.Context, c client.Client, repo *kpov1.Repository) error {
-	list := &kpov1.PackageRevisionList{}
-	if err := c.List(ctx, list, client.InNamespace(repo.Namespace), client.MatchingLabels{kpov1.RepositoryLabel: repo.Name}); err != nil {
-		return err
-	}
-	pkgs := map[string]bool{}
-	for _, pr := range list.Items {
-		if pr.DeletionTimestamp.IsZero() {
-			pkgs[pr.Spec.PackageName] = true
-		}
-	}
-	if repo.Status.PackageCount == len(pkgs) {
-		return nil
-	}
-	patch := client.MergeFrom(repo.DeepCopy())
-	repo.Status.PackageCount = len(pkgs)
-	return client.IgnoreNotFound(c.Status().Patch(ctx, repo, patch))
 }

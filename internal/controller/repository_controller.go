@@ -9,17 +9,20 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/record"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	kpov1 "kpo.dev/kpo/api/v1alpha1"
 	"kpo.dev/kpo/internal/discovery"
@@ -53,7 +56,8 @@ type RepositoryReconciler struct {
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;delete;deletecollection
 
 // SetupWithManager registers the reconciler: it runs on spec changes and on any annotation
-// change (kpo.dev/sync-requested), and requeues itself for periodic syncs.
+// change (kpo.dev/sync-requested), requeues itself for periodic syncs, and recounts its
+// packages when one of its PackageRevisions is created or deleted.
 func (r *RepositoryReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	workers := r.MaxConcurrentReconciles
 	if workers == 0 {
@@ -62,9 +66,23 @@ func (r *RepositoryReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&kpov1.Repository{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		Watches(&kpov1.PackageRevision{}, handler.EnqueueRequestsFromMapFunc(repositoryOf),
+			builder.WithPredicates(predicate.Funcs{
+				UpdateFunc:  func(event.UpdateEvent) bool { return false },
+				GenericFunc: func(event.GenericEvent) bool { return false },
+			})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
 		Named("repository").
 		Complete(r)
+}
+
+// repositoryOf maps a PackageRevision to its Repository.
+func repositoryOf(_ context.Context, obj client.Object) []reconcile.Request {
+	name := obj.GetLabels()[kpov1.RepositoryLabel]
+	if name == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: name}}}
 }
 
 // syncState carries what one reconcile learned from Git from step to step.
@@ -85,34 +103,35 @@ func (r *RepositoryReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	if !repo.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, r.reconcileDelete(ctx, repo)
 	}
-	if !controllerutil.ContainsFinalizer(repo, kpov1.RepositoryFinalizer) {
-		patch := client.MergeFrom(repo.DeepCopy())
-		controllerutil.AddFinalizer(repo, kpov1.RepositoryFinalizer)
-		if err := r.Patch(ctx, repo, patch); err != nil {
-			return ctrl.Result{}, fmt.Errorf("adding finalizer: %w", err)
-		}
+	if err := ensureFinalizer(ctx, r.Client, repo, kpov1.RepositoryFinalizer); err != nil {
+		return ctrl.Result{}, err
 	}
 
-	base := repo.DeepCopy()
+	now := time.Now()
+	due, wait := syncDue(repo, now)
+	wasReady := isReady(repo.Status.Conditions)
 	defer func() {
-		wasReady := isReady(base.Status.Conditions)
-		setRepositoryReady(repo, retErr)
-		if retErr == nil {
-			repo.Status.LastHandledSyncRequest = repo.Annotations[kpov1.SyncRequestedAnnotation]
+		if err := patchStatus(ctx, r.Client, req.NamespacedName, &kpov1.Repository{}, func(fresh *kpov1.Repository) {
+			summarizeRepository(fresh, repo, due, retErr)
+		}); err != nil {
+			retErr = errors.Join(retErr, err)
 		}
 		r.recordReadyChange(repo, wasReady)
-		if err := r.Status().Patch(ctx, repo, client.MergeFrom(base)); err != nil && !apierrors.IsNotFound(err) {
-			retErr = errors.Join(retErr, fmt.Errorf("patching status: %w", err))
-		}
 		result, retErr = resultFor(result, retErr)
 	}()
 
+	if !due {
+		// Only a PackageRevision came or went: recount, and sync when the interval is up.
+		result = ctrl.Result{RequeueAfter: wait}
+		return result, r.reconcilePackageCount(ctx, repo, nil)
+	}
 	defer r.git.lock(repo)()
 	state := &syncState{}
-	result = ctrl.Result{RequeueAfter: nextSync(repo, time.Now())}
+	result = ctrl.Result{RequeueAfter: nextSync(repo, now)}
 	for _, step := range []func(context.Context, *kpov1.Repository, *syncState) error{
 		r.reconcileSource,
 		r.reconcileRevisions,
+		r.reconcilePackageCount,
 	} {
 		if err := step(ctx, repo, state); err != nil {
 			var se *stepError
@@ -123,6 +142,62 @@ func (r *RepositoryReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		}
 	}
 	return result, nil
+}
+
+// summarizeRepository sets what the Repository reconciler owns on fresh from repo, the copy the
+// steps worked on: commit, lastSyncTime, packageCount, PackagesValid, lastHandledSyncRequest
+// (after a sync that succeeded), and Ready with observedGeneration.
+func summarizeRepository(fresh, repo *kpov1.Repository, synced bool, outcome error) {
+	fresh.Status.Commit = repo.Status.Commit
+	fresh.Status.LastSyncTime = repo.Status.LastSyncTime
+	fresh.Status.PackageCount = repo.Status.PackageCount
+	if c := meta.FindStatusCondition(repo.Status.Conditions, kpov1.PackagesValidCondition); c != nil {
+		meta.SetStatusCondition(&fresh.Status.Conditions, *c)
+	}
+	if synced && outcome == nil {
+		fresh.Status.LastHandledSyncRequest = fresh.Annotations[kpov1.SyncRequestedAnnotation]
+	}
+	setRepositoryReady(fresh, outcome)
+	repo.Status = *fresh.Status.DeepCopy()
+}
+
+// syncDue tells whether a reconcile must read Git — a new generation, a sync requested by
+// annotation, a failed or missing last sync, spec.sync.runOnceAt passed, or the interval up —
+// and otherwise how long until the next periodic sync.
+func syncDue(repo *kpov1.Repository, now time.Time) (bool, time.Duration) {
+	last := repo.Status.LastSyncTime
+	switch {
+	case repo.Status.ObservedGeneration != repo.Generation,
+		repo.Annotations[kpov1.SyncRequestedAnnotation] != repo.Status.LastHandledSyncRequest,
+		last == nil,
+		!isReady(repo.Status.Conditions):
+		return true, 0
+	}
+	if s := repo.Spec.Sync; s != nil && s.RunOnceAt != nil && s.RunOnceAt.After(last.Time) && !s.RunOnceAt.After(now) {
+		return true, 0
+	}
+	wait := last.Add(syncInterval(repo)).Sub(now)
+	if s := repo.Spec.Sync; s != nil && s.RunOnceAt != nil && s.RunOnceAt.After(now) {
+		wait = min(wait, s.RunOnceAt.Sub(now))
+	}
+	return wait <= 0, max(wait, 0)
+}
+
+// reconcilePackageCount sets status.packageCount: the packages that have a PackageRevision.
+// The Repository reconciler is its only writer; a new or deleted PackageRevision requeues it.
+func (r *RepositoryReconciler) reconcilePackageCount(ctx context.Context, repo *kpov1.Repository, _ *syncState) error {
+	list := &kpov1.PackageRevisionList{}
+	if err := r.List(ctx, list, client.InNamespace(repo.Namespace), client.MatchingLabels{kpov1.RepositoryLabel: repo.Name}); err != nil {
+		return fmt.Errorf("listing package revisions: %w", err)
+	}
+	pkgs := map[string]bool{}
+	for _, pr := range list.Items {
+		if pr.DeletionTimestamp.IsZero() {
+			pkgs[pr.Spec.PackageName] = true
+		}
+	}
+	repo.Status.PackageCount = len(pkgs)
+	return nil
 }
 
 // reconcileSource loads the credentials, fetches the repository into the local cache and
@@ -147,23 +222,6 @@ func (r *RepositoryReconciler) reconcileSource(ctx context.Context, repo *kpov1.
 	return nil
 }
 
-// createBranch pushes an empty root commit as the registered branch, refusing to overwrite a
-// branch someone else created meanwhile.
-func createBranch(ctx context.Context, src *git.Repo, repo *kpov1.Repository) (string, error) {
-	author, email := commitAuthor(repo)
-	hash, err := src.CreateCommit(git.NewCommit{
-		Message:    fmt.Sprintf("Create branch %s\n", branchOf(repo)),
-		AuthorName: author, AuthorEmail: email, Time: time.Now(),
-	})
-	if err != nil {
-		return "", err
-	}
-	if err := src.PushRefs(ctx, []git.RefUpdate{{Name: git.BranchRef(branchOf(repo)), New: hash}}); err != nil {
-		return "", err
-	}
-	return hash, nil
-}
-
 // reconcileRevisions discovers the package revisions in Git and makes the PackageRevisions
 // and content ConfigMaps equal to them. It sets the PackagesValid condition (a revision that
 // cannot be a PackageRevision is named there and skipped, never failing the sync) and, once
@@ -186,7 +244,6 @@ func (r *RepositoryReconciler) reconcileRevisions(ctx context.Context, repo *kpo
 
 	now := metav1Now()
 	repo.Status.Commit = state.head
-	repo.Status.PackageCount = countPackages(synced(revs, s.problems))
 	repo.Status.LastSyncTime = &now
 	return nil
 }
@@ -204,21 +261,6 @@ func (r *RepositoryReconciler) reportProblems(repo *kpov1.Repository, problems [
 	if r.Recorder != nil && c.Status == metav1.ConditionFalse && c.Message != oldMessage {
 		r.Recorder.Event(repo, corev1.EventTypeWarning, c.Reason, c.Message)
 	}
-}
-
-// synced returns the revisions of revs that are not in problems.
-func synced(revs []discovery.Revision, problems []discovery.Problem) []discovery.Revision {
-	skip := make(map[string]bool, len(problems))
-	for _, p := range problems {
-		skip[p.Revision.Ref+"\x00"+p.Revision.Package] = true
-	}
-	out := make([]discovery.Revision, 0, len(revs))
-	for _, rev := range revs {
-		if !skip[rev.Ref+"\x00"+rev.Package] {
-			out = append(out, rev)
-		}
-	}
-	return out
 }
 
 // reconcileDelete removes the Repository's PackageRevisions and ConfigMaps and its cached
@@ -260,10 +302,7 @@ func (r *RepositoryReconciler) recordReadyChange(repo *kpov1.Repository, wasRead
 // nextSync is the time until the next periodic sync: spec.sync.interval (default 5m) with up
 // to 10% jitter, or sooner when spec.sync.runOnceAt is still ahead.
 func nextSync(repo *kpov1.Repository, now time.Time) time.Duration {
-	interval := DefaultSyncInterval
-	if s := repo.Spec.Sync; s != nil && s.Interval != nil && s.Interval.Duration > 0 {
-		interval = s.Interval.Duration
-	}
+	interval := syncInterval(repo)
 	next := interval + time.Duration(rand.Int64N(int64(interval/10)+1))
 	if s := repo.Spec.Sync; s != nil && s.RunOnceAt != nil {
 		if until := s.RunOnceAt.Sub(now); until > 0 && until < next {
@@ -273,33 +312,10 @@ func nextSync(repo *kpov1.Repository, now time.Time) time.Duration {
 	return next
 }
 
-// cacheKey identifies a Repository's clone in the Git cache: one clone per Repository object,
-// so credentials of one Repository never serve another.
-func cacheKey(repo *kpov1.Repository) string { return string(repo.UID) }
-
-func branchOf(repo *kpov1.Repository) string {
-	if repo.Spec.Git.Branch == "" {
-		return "main"
+// syncInterval is spec.sync.interval, or DefaultSyncInterval.
+func syncInterval(repo *kpov1.Repository) time.Duration {
+	if s := repo.Spec.Sync; s != nil && s.Interval != nil && s.Interval.Duration > 0 {
+		return s.Interval.Duration
 	}
-	return repo.Spec.Git.Branch
-}
-
-// commitAuthor is the identity of commits the manager makes for repo.
-func commitAuthor(repo *kpov1.Repository) (string, string) {
-	name, email := repo.Spec.Git.Author, repo.Spec.Git.Email
-	if name == "" {
-		name = "kpo"
-	}
-	if email == "" {
-		email = "kpo@kpo.dev"
-	}
-	return name, email
-}
-
-func countPackages(revs []discovery.Revision) int {
-	pkgs := map[string]bool{}
-	for _, r := range revs {
-		pkgs[r.Package] = true
-	}
-	return len(pkgs)
+	return DefaultSyncInterval
 }

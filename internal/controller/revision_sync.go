@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"reflect"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -107,7 +107,7 @@ func (s *revisionSync) applyRevision(ctx context.Context, rev discovery.Revision
 		if err := s.Create(ctx, pr); err != nil {
 			return fmt.Errorf("creating: %w", err)
 		}
-	case !reflect.DeepEqual(before.ObjectMeta, pr.ObjectMeta) || before.Spec.Lifecycle != pr.Spec.Lifecycle:
+	case !equality.Semantic.DeepEqual(before.ObjectMeta, pr.ObjectMeta) || before.Spec.Lifecycle != pr.Spec.Lifecycle:
 		err := s.Patch(ctx, pr, client.MergeFrom(before))
 		if apierrors.IsInvalid(err) {
 			log.FromContext(ctx).Info("recreating package revision whose lifecycle changed in Git", "name", pr.Name, "lifecycle", rev.Lifecycle)
@@ -260,8 +260,12 @@ func apiMessage(err error) string {
 	return err.Error()
 }
 
+// patchStatus writes the Git projection, the status fields the sync owns (see the API
+// types), when it changed. The merge patch holds only those fields, and no other writer writes
+// them, so it needs no optimistic locking and never conflicts with the PackageRevision
+// reconciler's writes of its own fields.
 func (s *revisionSync) patchStatus(ctx context.Context, before, pr *kpov1.PackageRevision) error {
-	if reflect.DeepEqual(before.Status, pr.Status) {
+	if equality.Semantic.DeepEqual(before.Status, pr.Status) {
 		return nil
 	}
 	if err := s.Status().Patch(ctx, pr, client.MergeFrom(before)); err != nil {
@@ -396,4 +400,17 @@ func (s *revisionSync) deleteRevision(ctx context.Context, pr *kpov1.PackageRevi
 		return fmt.Errorf("deleting config map %s: %w", pr.Name, err)
 	}
 	return nil
+}
+
+// syncPackage re-reads one package's revisions from Git into its PackageRevisions and
+// ConfigMaps, after a write by this process.
+func syncPackage(ctx context.Context, c client.Client, repo *kpov1.Repository, src *git.Repo, pkg string) error {
+	revs, err := discovery.Discover(src, discovery.Options{
+		Branch: branchOf(repo), Directory: repo.Spec.Git.Directory, Package: pkg,
+	})
+	if err != nil {
+		return fmt.Errorf("re-reading package %s: %w", pkg, err)
+	}
+	s := &revisionSync{Client: c, repo: repo, src: src}
+	return s.apply(ctx, revs, pkg)
 }

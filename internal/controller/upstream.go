@@ -57,12 +57,13 @@ func (r *PackageRevisionReconciler) downstreamsOf(ctx context.Context, obj clien
 // reconcileUpstream finds, for a package cloned from a registered repository, the upstream
 // revision it is based on and the newest published one, and sets status.upstreamRevision,
 // status.latestUpstreamRevision and the kpo.dev/upstream-behind label.
-func (r *PackageRevisionReconciler) reconcileUpstream(ctx context.Context, pr *kpov1.PackageRevision, st *revisionStatus) error {
+func (r *PackageRevisionReconciler) reconcileUpstream(ctx context.Context, s *revisionScope) error {
+	pr := s.pr
 	based, latest, err := r.upstreamRevisions(ctx, pr)
 	if err != nil {
 		return err
 	}
-	st.upstream = &[2]string{nameOf(based), nameOf(latest)}
+	s.upstream = &[2]string{nameOf(based), nameOf(latest)}
 	// Only the newest published revision of a package needs upgrading; older ones are history.
 	behind := based != nil && latest != nil && latest.Status.Revision > based.Status.Revision &&
 		pr.Labels[kpov1.LatestRevisionLabel] == "true"

@@ -1,0 +1,51 @@
+package controller
+
+import (
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	kpov1 "kpo.dev/kpo/api/v1alpha1"
+)
+
+// setDraftReady derives a PackageDraft's Ready from the last reconcile and the revision it
+// produced: True once the revision exists (and, with spec.lifecycle, has reached it).
+func setDraftReady(draft *kpov1.PackageDraft, pr *kpov1.PackageRevision, err error) {
+	cond := metav1.Condition{Type: kpov1.ReadyCondition, Status: metav1.ConditionTrue, Reason: kpov1.CreatedReason, ObservedGeneration: draft.Generation}
+	want := draft.Spec.Lifecycle
+	switch {
+	case err != nil:
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, reasonOf(err, kpov1.GitErrorReason), err.Error()
+	case pr == nil && draft.Status.PackageRevision != "":
+		cond.Status, cond.Reason = metav1.ConditionFalse, kpov1.SourceNotFoundReason
+		cond.Message = fmt.Sprintf("package revision %s no longer exists", draft.Status.PackageRevision)
+	case pr == nil:
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionUnknown, kpov1.ProgressingReason, "creating the draft"
+	case want != "" && pr.Status.Lifecycle != want && refusedTransition(pr) != nil:
+		c := refusedTransition(pr)
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, c.Reason, c.Message
+	case want != "" && pr.Status.Lifecycle != want:
+		cond.Status, cond.Reason = metav1.ConditionFalse, kpov1.ProgressingReason
+		cond.Message = fmt.Sprintf("%s is %s, moving to %s", pr.Name, pr.Status.Lifecycle, want)
+	default:
+		cond.Message = fmt.Sprintf("%s is %s", pr.Name, pr.Status.Lifecycle)
+	}
+	meta.SetStatusCondition(&draft.Status.Conditions, cond)
+	draft.Status.ObservedGeneration = draft.Generation
+}
+
+// refusedTransition returns the Ready condition of a revision whose lifecycle change was refused
+// for a reason only a person can resolve (the approved content changed, self-approval), so the
+// PackageDraft that asked for it says so too; nil otherwise.
+func refusedTransition(pr *kpov1.PackageRevision) *metav1.Condition {
+	c := readyCondition(pr.Status.Conditions)
+	if c == nil || c.Status != metav1.ConditionFalse {
+		return nil
+	}
+	switch c.Reason {
+	case kpov1.ApprovedContentChangedReason, kpov1.SelfApprovalForbiddenReason, kpov1.LifecycleConflictReason:
+		return c
+	}
+	return nil
+}
