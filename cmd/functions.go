@@ -13,9 +13,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"kpo.dev/kpo/internal/fn"
+	"kpo.dev/kpo/internal/fn/builtin"
 	"kpo.dev/kpo/internal/fn/job"
 	"kpo.dev/kpo/internal/fn/sandbox"
-	"kpo.dev/kpo/internal/render"
 )
 
 // sandboxOff is the --function-sandbox-binary value that runs user-code built-ins in process.
@@ -43,7 +43,7 @@ func (f *functionFlags) bind(fs *flag.FlagSet) {
 	fs.StringVar(&f.execFunctions, "exec-functions", "", "Comma-separated image=binary pairs run as local processes (development).")
 	fs.StringVar(&f.entrypoints, "function-entrypoints", "", "Comma-separated image=entrypoint pairs for images whose function is not at "+job.DefaultEntrypoint+".")
 	fs.DurationVar(&f.timeout, "function-timeout", 2*time.Minute, "Time limit of one function run.")
-	fs.IntVar(&f.cacheSize, "function-cache-size", render.DefaultCacheSize, "Function results kept in memory; a negative value disables the cache.")
+	fs.IntVar(&f.cacheSize, "function-cache-size", fn.DefaultCacheSize, "Function results kept in memory; a negative value disables the cache.")
 
 	fs.StringVar(&f.sandboxBinary, "function-sandbox-binary", "", "The kpo-fn binary that runs built-in functions executing the package's own code (starlark) in a child process, under the budgets below. "+
 		"Empty: kpo-fn next to the manager's executable, else in process; \""+sandboxOff+"\": in process (step and time limits only, no memory bound).")
@@ -120,9 +120,9 @@ func (f *functionFlags) selector(c client.Client, reader client.Reader) (*fn.Sel
 	if err != nil {
 		return nil, fmt.Errorf("--function-entrypoints: %w", err)
 	}
-	var exec *render.ExecEvaluator
+	var exec *fn.ExecEvaluator
 	if len(execs) > 0 {
-		exec = &render.ExecEvaluator{Binaries: execs, Timeout: f.timeout}
+		exec = &fn.ExecEvaluator{Binaries: execs, Timeout: f.timeout}
 	}
 	box, err := f.sandbox()
 	if err != nil {
@@ -154,7 +154,7 @@ func pairs(s string) (map[string]string, error) {
 		if !ok || k == "" || v == "" {
 			return nil, fmt.Errorf("%q is not name=value", kv)
 		}
-		out[render.ImageName(k)] = v
+		out[builtin.ImageName(k)] = v
 	}
 	return out, nil
 }

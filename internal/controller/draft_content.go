@@ -135,11 +135,11 @@ func (b *draftBuilder) copyRevision(ctx context.Context, name string) (map[strin
 }
 
 // readPackage reads the files of a draft's source package. A package kpo cannot hold (it has a
-// symlink) is refused for good with reason InvalidContent; what names the source in messages.
+// symlink or a submodule) is refused for good with reason InvalidContent; what names the source in messages.
 func readPackage(src *git.Repo, commit, dir, what string) (map[string][]byte, error) {
 	files, err := src.ReadTree(commit, dir)
 	switch {
-	case errors.Is(err, git.ErrSymlink):
+	case errors.Is(err, git.ErrSymlink), errors.Is(err, git.ErrSubmodule):
 		return nil, terminal(kpov1.InvalidContentReason, fmt.Errorf("reading %s: %w", what, err))
 	case err != nil:
 		return nil, fmt.Errorf("reading %s: %w", what, err)

@@ -5,6 +5,9 @@ import (
 	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
+
+	kpov1 "kpo.dev/kpo/api/v1alpha1"
+	"kpo.dev/kpo/internal/content"
 )
 
 // stepError is the error of one reconcile step: a condition reason users see, and when to try
@@ -55,15 +58,12 @@ func terminal(reason string, err error) error {
 	return &stepError{Reason: reason, Terminal: true, Err: err}
 }
 
-// lowestRequeue keeps the sooner of two requeue requests.
-func lowestRequeue(a, b ctrl.Result) ctrl.Result {
-	switch {
-	case a.RequeueAfter == 0:
-		return b
-	case b.RequeueAfter == 0:
-		return a
-	case b.RequeueAfter < a.RequeueAfter:
-		return b
+// contentReason maps a failure to store a package in its ConfigMap to its reason:
+// PackageTooLarge for a package over the size limit, InvalidContent for anything else (paths,
+// YAML, symlinks).
+func contentReason(err error) string {
+	if errors.Is(err, content.ErrTooLarge) {
+		return kpov1.PackageTooLargeReason
 	}
-	return a
+	return kpov1.InvalidContentReason
 }

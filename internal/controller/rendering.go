@@ -11,6 +11,7 @@ import (
 
 	kpov1 "kpo.dev/kpo/api/v1alpha1"
 	"kpo.dev/kpo/internal/content"
+	"kpo.dev/kpo/internal/fn"
 	"kpo.dev/kpo/internal/fn/job"
 	"kpo.dev/kpo/internal/render"
 )
@@ -58,11 +59,7 @@ func prepareContent(ctx context.Context, r Renderer, files map[string][]byte, pu
 		out.files = files
 	}
 	if _, _, err := content.ToConfigMap(out.files); err != nil {
-		reason := kpov1.InvalidContentReason
-		if errors.Is(err, content.ErrTooLarge) {
-			reason = kpov1.PackageTooLargeReason
-		}
-		return out, terminal(reason, fmt.Errorf("%s: the rendered package: %w", what, err))
+		return out, terminal(contentReason(err), fmt.Errorf("%s: the rendered package: %w", what, err))
 	}
 	return out, nil
 }
@@ -73,7 +70,7 @@ func renderFailureReason(err error) string {
 	switch {
 	case errors.Is(err, render.ErrInvalidKptfile):
 		return kpov1.InvalidKptfileReason
-	case errors.Is(err, job.ErrImageNotAllowed), errors.Is(err, render.ErrExecNotAllowed):
+	case errors.Is(err, job.ErrImageNotAllowed), errors.Is(err, fn.ErrExecNotAllowed):
 		return kpov1.ImageNotAllowedReason
 	case errors.Is(err, render.ErrTimeout):
 		return kpov1.TimeoutReason

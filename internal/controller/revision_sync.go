@@ -196,11 +196,7 @@ func (s *revisionSync) syncContentAndStatus(ctx context.Context, rev discovery.R
 				return err
 			}
 			st.ResourcesRef = nil
-			reason := kpov1.InvalidContentReason
-			if errors.Is(err, content.ErrTooLarge) {
-				reason = kpov1.PackageTooLargeReason
-			}
-			st.ContentError = &kpov1.ContentError{Reason: reason, Message: truncateMessage(ce.Error())}
+			st.ContentError = &kpov1.ContentError{Reason: contentReason(err), Message: truncateMessage(ce.Error())}
 		}
 	}
 	return s.patchStatus(ctx, before, pr)

@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"kpo.dev/kpo/internal/fn"
-	"kpo.dev/kpo/internal/render"
 	"kpo.dev/kpo/internal/testenv"
 )
 
@@ -103,10 +102,10 @@ func BenchmarkRender_1000Resources(b *testing.B) {
 		execs["x-"+name] = path
 	}
 	b.Run("exec", func(b *testing.B) {
-		benchRender(b, fn.NewSelector(&render.ExecEvaluator{Binaries: execs}, nil, -1), execFiles)
+		benchRender(b, fn.NewSelector(&fn.ExecEvaluator{Binaries: execs}, nil, -1), execFiles)
 	})
 	b.Run("exec-cache-hit", func(b *testing.B) {
-		s := fn.NewSelector(&render.ExecEvaluator{Binaries: execs}, nil, 16)
+		s := fn.NewSelector(&fn.ExecEvaluator{Binaries: execs}, nil, 16)
 		if _, _, err := s.Render(context.Background(), execFiles); err != nil {
 			b.Fatal(err)
 		}

@@ -1,6 +1,13 @@
-// Package fn chooses how each KRM function of a pipeline is evaluated: in process when kpo
-// builds it in (in a bounded child process when the built-in runs the package's own code,
-// starlark), as a local binary when one is mapped (development), else as a Job.
+// Package fn evaluates the KRM functions of kpt pipelines for package render: every
+// evaluator implements render.Evaluator. This package holds the in-process evaluator of kpo's
+// built-ins (BuiltinEvaluator, over package builtin), the local-binary one (ExecEvaluator, for
+// development and tests), the result cache (CachingEvaluator), and the Selector that chooses
+// per function: in process when kpo builds it in (in a bounded child process, package
+// sandbox, when the built-in runs the package's own code: starlark), as a local binary when
+// one is mapped, else as a Kubernetes Job (package job).
+//
+// Dependencies point one way: fn and its subpackages import render (for the interface and
+// the types it shares with its callers), render imports none of them.
 package fn
 
 import (
@@ -25,17 +32,17 @@ type Selector struct {
 	// limits only.
 	Sandbox *sandbox.Evaluator
 	// Exec maps image names to local binaries; nil for none.
-	Exec *render.ExecEvaluator
+	Exec *ExecEvaluator
 	// Job runs everything else that is on its allowlist; nil refuses everything else.
 	Job *job.Evaluator
 
-	cached *render.CachingEvaluator
+	cached *CachingEvaluator
 }
 
 // NewSelector returns a Selector whose exec and Job runs go through a bounded cache.
-func NewSelector(exec *render.ExecEvaluator, jobs *job.Evaluator, cacheSize int) *Selector {
+func NewSelector(exec *ExecEvaluator, jobs *job.Evaluator, cacheSize int) *Selector {
 	s := &Selector{Exec: exec, Job: jobs}
-	s.cached = &render.CachingEvaluator{Next: render.EvaluatorFunc(s.external), Size: cacheSize}
+	s.cached = &CachingEvaluator{Next: render.EvaluatorFunc(s.external), Size: cacheSize}
 	return s
 }
 
@@ -43,7 +50,7 @@ func NewSelector(exec *render.ExecEvaluator, jobs *job.Evaluator, cacheSize int)
 func (s *Selector) Evaluator(fn kptfile.Function) (render.Evaluator, error) {
 	if fn.Image != "" {
 		if _, ok := builtin.Lookup(fn.Image); ok && !s.sandboxes(fn) {
-			return render.BuiltinEvaluator{}, nil
+			return BuiltinEvaluator{}, nil
 		}
 	}
 	return s.cached, nil
@@ -61,12 +68,12 @@ func (s *Selector) external(ctx context.Context, fn kptfile.Function, rl *framew
 		return s.Sandbox.Evaluate(ctx, fn, rl)
 	}
 	if s.Exec != nil {
-		if _, ok := s.Exec.Binaries[render.ImageName(fn.Image)]; ok || (fn.Exec != "" && s.Exec.Binaries[fn.Exec] != "") {
+		if _, ok := s.Exec.Binaries[builtin.ImageName(fn.Image)]; ok || (fn.Exec != "" && s.Exec.Binaries[fn.Exec] != "") {
 			return s.Exec.Evaluate(ctx, fn, rl)
 		}
 	}
 	if fn.Exec != "" {
-		return fmt.Errorf("%w: exec function %q: kpo runs only images and the binaries its manager maps (--exec-functions)", render.ErrExecNotAllowed, fn.Exec)
+		return fmt.Errorf("%w: exec function %q: kpo runs only images and the binaries its manager maps (--exec-functions)", ErrExecNotAllowed, fn.Exec)
 	}
 	if s.Job == nil {
 		return fmt.Errorf("%w: %q is not built in and the manager runs no function Jobs: start it with --function-image-allowlist", job.ErrImageNotAllowed, fn.Image)

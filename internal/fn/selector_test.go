@@ -128,14 +128,14 @@ func TestSelector_evaluator_sandboxesStarlarkOnly(t *testing.T) {
 	plain := fn.NewSelector(nil, nil, 0)
 	ev, err := plain.Evaluator(starlark)
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(ev).To(Equal(render.BuiltinEvaluator{}), "without a sandbox starlark runs in process")
+	g.Expect(ev).To(Equal(fn.BuiltinEvaluator{}), "without a sandbox starlark runs in process")
 
 	boxed := fn.NewSelector(nil, nil, 0)
 	boxed.Sandbox = &sandbox.Evaluator{Binary: "/nonexistent/kpo-fn"}
 	ev, err = boxed.Evaluator(starlark)
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(ev).NotTo(Equal(render.BuiltinEvaluator{}))
+	g.Expect(ev).NotTo(Equal(fn.BuiltinEvaluator{}))
 	ev, err = boxed.Evaluator(setLabels)
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(ev).To(Equal(render.BuiltinEvaluator{}), "kpo's own Go functions stay in process")
+	g.Expect(ev).To(Equal(fn.BuiltinEvaluator{}), "kpo's own Go functions stay in process")
 }

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"path"
 	"slices"
+	"strings"
 
 	"sigs.k8s.io/kustomize/kyaml/fn/framework"
 	"sigs.k8s.io/kustomize/kyaml/kio/kioutil"
@@ -115,9 +117,11 @@ var testEvaluators = map[string]EvaluatorFunc{
 	},
 }
 
-// testEvaluator is an Options.Evaluator over testEvaluators.
+// testEvaluator is an Options.Evaluator over testEvaluators, keyed by the last path segment
+// of the image without its tag.
 func testEvaluator(fn kptfile.Function) (Evaluator, error) {
-	ev, ok := testEvaluators[ImageName(fn.Image)]
+	name, _, _ := strings.Cut(path.Base(fn.Image), ":")
+	ev, ok := testEvaluators[name]
 	if !ok {
 		return nil, fmt.Errorf("no evaluator for image %s", fn.Image)
 	}

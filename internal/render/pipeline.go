@@ -18,7 +18,7 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 
 	"kpo.dev/kpo/internal/kptfile"
-	"kpo.dev/kpo/internal/render/yamlfast"
+	"kpo.dev/kpo/internal/yamlfast"
 )
 
 // selectionIDAnnotation identifies resources while a function with selectors runs, so its
@@ -277,8 +277,8 @@ func (r *renderer) evaluate(ctx context.Context, pn *pkgNode, fn kptfile.Functio
 	}
 	var stderr bytes.Buffer
 	err := ev.Evaluate(WithStderr(ctx, &stderr), fn, rl)
-	if rce := (*restoreCommentsError)(nil); errors.As(err, &rce) {
-		return nil, rce.err
+	if rce := (*RestoreCommentsError)(nil); errors.As(err, &rce) {
+		return nil, rce.Err
 	}
 
 	res.Stderr, res.Results = stderr.String(), rl.Results
@@ -360,6 +360,17 @@ func (r *renderer) postProcess(pn *pkgNode, output []*yaml.RNode) ([]*yaml.RNode
 type CommentPreserver interface {
 	PreservesComments(fn kptfile.Function) bool
 }
+
+// RestoreCommentsError is RestoreComments failing inside an Evaluator that restores comments
+// itself (a CommentPreserver that runs a serializing function, such as a cache in front of
+// one). Render fails with Err as when its own call fails: an error, not a failed function.
+type RestoreCommentsError struct{ Err error }
+
+// Error is Err's message.
+func (e *RestoreCommentsError) Error() string { return e.Err.Error() }
+
+// Unwrap returns Err.
+func (e *RestoreCommentsError) Unwrap() error { return e.Err }
 
 func preservesComments(ev Evaluator, fn kptfile.Function) bool {
 	cp, ok := ev.(CommentPreserver)

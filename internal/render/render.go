@@ -1,6 +1,10 @@
 // Package render implements `kpt fn render` over an in-memory package: files in, files out,
-// plus the results of every function that ran. It has no Kubernetes client and touches no
-// disk; functions are run through an Evaluator (built in, exec, or anything else).
+// plus the results of every function that ran. It is pure: no Kubernetes client, no disk, no
+// process. Functions run through the Evaluator interface it defines; the evaluators (built
+// in, exec, sandbox, Job, cache) live in package internal/fn and its subpackages, which
+// import render, never the reverse. Besides the interface, render defines what evaluators
+// and Render's callers share: FunctionError, ErrTimeout, Result, the stderr of a run
+// (WithStderr, StderrWriter) and comment restoration (CommentPreserver, RestoreComments).
 //
 // The semantics follow kpt's renderer (kpt v1, e2e fixtures of kptdev/kpt): packages are
 // hydrated depth-first post-order (or breadth-first top-down when the root Kptfile asks for
@@ -23,7 +27,7 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 
 	"kpo.dev/kpo/internal/kptfile"
-	"kpo.dev/kpo/internal/render/yamlfast"
+	"kpo.dev/kpo/internal/yamlfast"
 )
 
 // ErrInvalidKptfile is wrapped by every error about a Kptfile that cannot be read or that
@@ -38,6 +42,10 @@ var ErrNotAPackage = errors.New("not a kpt package")
 // apiVersion, kind or metadata.name, or a function moves a resource to an invalid path.
 var ErrInvalidResource = errors.New("invalid resource")
 
+// ErrTimeout is wrapped by an Evaluator's error when a function runs longer than the
+// evaluator allows; Render passes it on, so its callers can tell a timeout from a failure.
+var ErrTimeout = errors.New("function timed out")
+
 // Annotations kpt uses on the root Kptfile to change how a package is rendered.
 const (
 	// BFSRenderAnnotation set to "true" renders top-down, breadth-first, instead of the default
@@ -48,7 +56,11 @@ const (
 	SaveOnRenderFailureAnnotation = "kpt.dev/save-on-render-failure"
 )
 
-// Evaluator runs one function of a pipeline over a ResourceList in place.
+// Evaluator runs one function of a pipeline over a ResourceList in place: it replaces the
+// items and results with the function's output. A function that fails is reported as a
+// *FunctionError (Render fills in the package and image), a run past the evaluator's limit
+// as an error wrapping ErrTimeout; any other error is a failure of the evaluator itself.
+// Diagnostics of a function that succeeded go to StderrWriter(ctx).
 type Evaluator interface {
 	Evaluate(ctx context.Context, fn kptfile.Function, rl *framework.ResourceList) error
 }

@@ -200,18 +200,3 @@ func TestRender_doesNotModifyItsInput(t *testing.T) {
 		g.Expect(string(d)).To(Equal(before[p]))
 	}
 }
-
-func TestImageName_stripsRegistryAndTag(t *testing.T) {
-	for image, want := range map[string]string{
-		"gcr.io/kpt-fn/set-namespace:v0.4.1":                        "set-namespace",
-		"ghcr.io/kptdev/krm-functions-catalog/set-namespace:latest": "set-namespace",
-		"set-labels":      "set-labels",
-		"set-labels:v0.2": "set-labels",
-		"localhost:5000/fns/starlark@sha256:abcdef":    "starlark",
-		"localhost:5000/fns/starlark:v1@sha256:abcdef": "starlark",
-	} {
-		t.Run(image, func(t *testing.T) {
-			NewWithT(t).Expect(ImageName(image)).To(Equal(want))
-		})
-	}
-}

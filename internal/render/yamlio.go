@@ -3,19 +3,16 @@ package render
 import (
 	"io"
 	"path/filepath"
-	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
-	"unsafe"
 
-	goyaml "go.yaml.in/yaml/v3"
 	"sigs.k8s.io/kustomize/kyaml/errors"
 	"sigs.k8s.io/kustomize/kyaml/kio"
 	"sigs.k8s.io/kustomize/kyaml/kio/kioutil"
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 
-	"kpo.dev/kpo/internal/render/yamlfast"
+	"kpo.dev/kpo/internal/yamlfast"
 )
 
 // readNodes is kio.ByteReader.Read with kpt's reader settings (DisableUnwrapping,
@@ -146,7 +143,7 @@ func writeNodes(w io.Writer, nodes []*yaml.RNode, clear ...string) error {
 		if err := encoder.Encode(unwrapBareSequence(n.Document())); err != nil {
 			return errors.Wrap(err)
 		}
-		resetEncoderQueue(encoder)
+		yamlfast.ResetEncoderQueue(encoder)
 	}
 	return nil
 }
@@ -158,51 +155,4 @@ func unwrapBareSequence(node *yaml.Node) *yaml.Node {
 		return seq.YNode()
 	}
 	return node
-}
-
-// encoderQueue locates the event queue of go.yaml.in/yaml/v3's emitter inside an Encoder.
-// The emitter appends every event to the queue and never reuses the space of the events it
-// has written, so one Encoder over a file of many documents keeps reallocating a queue of
-// every event of the file (tens of MB for a thousand resources). Between two documents
-// every event is written, and resetEncoderQueue empties the queue so its space is reused;
-// the output does not change. If the library's layout is not the expected one, nothing is
-// reset.
-var encoderQueue = func() (q struct {
-	ok                    bool
-	encoder, events, head uintptr
-}) {
-	f, ok := reflect.TypeOf(goyaml.Encoder{}).FieldByName("encoder")
-	if !ok || f.Type.Kind() != reflect.Pointer || f.Type.Elem().Kind() != reflect.Struct {
-		return q
-	}
-	em, ok := f.Type.Elem().FieldByName("emitter")
-	if !ok || em.Type.Kind() != reflect.Struct {
-		return q
-	}
-	ev, ok1 := em.Type.FieldByName("events")
-	hd, ok2 := em.Type.FieldByName("events_head")
-	if !ok1 || !ok2 || ev.Type.Kind() != reflect.Slice || hd.Type.Kind() != reflect.Int {
-		return q
-	}
-	q.ok, q.encoder, q.events, q.head = true, f.Offset, em.Offset+ev.Offset, em.Offset+hd.Offset
-	return q
-}()
-
-// resetEncoderQueue empties e's event queue when every queued event has been written.
-func resetEncoderQueue(e *goyaml.Encoder) {
-	if !encoderQueue.ok {
-		return
-	}
-	enc := *(*unsafe.Pointer)(unsafe.Add(unsafe.Pointer(e), encoderQueue.encoder))
-	if enc == nil {
-		return
-	}
-	queue := (*struct {
-		data     unsafe.Pointer
-		len, cap int
-	})(unsafe.Add(enc, encoderQueue.events))
-	head := (*int)(unsafe.Add(enc, encoderQueue.head))
-	if *head == queue.len {
-		queue.len, *head = 0, 0
-	}
 }

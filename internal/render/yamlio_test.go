@@ -113,5 +113,21 @@ func TestWriteNodes_manyDocuments(t *testing.T) {
 	g.Expect(kio.ByteWriter{Writer: &want}.Write(nodes)).To(Succeed())
 	g.Expect(writeNodes(&got, copyNodes(nodes))).To(Succeed())
 	g.Expect(got.String()).To(Equal(want.String()))
-	g.Expect(encoderQueue.ok).To(BeTrue(), "the yaml.v3 encoder has the expected layout")
+}
+
+// conformanceDir returns kpt's fn-render fixtures, as internal/fn's conformance test finds
+// them: $KPO_CONFORMANCE_DIR/fn-render, or the shared copy next to the repository.
+func conformanceDir() string {
+	if d := os.Getenv("KPO_CONFORMANCE_DIR"); d != "" {
+		return filepath.Join(d, "fn-render")
+	}
+	return filepath.Join("..", "..", "..", "shared", "conformance", "kpt", "fn-render")
+}
+
+func copyNodes(nodes []*yaml.RNode) []*yaml.RNode {
+	out := make([]*yaml.RNode, len(nodes))
+	for i, n := range nodes {
+		out[i] = n.Copy()
+	}
+	return out
 }

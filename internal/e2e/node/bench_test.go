@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"kpo.dev/kpo/internal/fn"
-	"kpo.dev/kpo/internal/render"
+	"kpo.dev/kpo/internal/fn/builtin"
 )
 
 // latencyRuns is how many renders each case times; the benchmark reports their median.
@@ -48,7 +48,7 @@ func BenchmarkFunctionLatency(b *testing.B) {
 		latency(b, fn.NewSelector(nil, nil, -1), builtinImage, nil)
 	})
 	b.Run("exec", func(b *testing.B) {
-		exec := &render.ExecEvaluator{Binaries: map[string]string{render.ImageName(setNamespaceImage): hostFn}}
+		exec := &fn.ExecEvaluator{Binaries: map[string]string{builtin.ImageName(setNamespaceImage): hostFn}}
 		latency(b, fn.NewSelector(exec, nil, -1), setNamespaceImage, nil)
 	})
 	b.Run("job-warm", func(b *testing.B) {

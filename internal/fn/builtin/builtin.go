@@ -26,7 +26,7 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/kio/kioutil"
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 
-	"kpo.dev/kpo/internal/render/yamlfast"
+	"kpo.dev/kpo/internal/yamlfast"
 )
 
 // StderrSetter is implemented by built-ins that, like their container images,
@@ -36,6 +36,10 @@ import (
 type StderrSetter interface {
 	SetStderr(w io.Writer)
 }
+
+// ErrNotBuiltin is returned by an evaluator asked to run in process a function that kpo has
+// no built-in implementation of.
+var ErrNotBuiltin = errors.New("not built in")
 
 // ErrFunctionConfig marks failures caused by a missing or invalid function
 // config, as opposed to failures found in the resources; match it with errors.Is.

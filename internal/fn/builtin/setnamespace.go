@@ -9,7 +9,7 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/openapi"
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 
-	"kpo.dev/kpo/internal/render/yamlfast"
+	"kpo.dev/kpo/internal/yamlfast"
 )
 
 const (

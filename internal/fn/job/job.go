@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/fn/framework"
 	"sigs.k8s.io/kustomize/kyaml/kio"
 
+	"kpo.dev/kpo/internal/fn/builtin"
 	"kpo.dev/kpo/internal/fn/job/wrapper"
 	"kpo.dev/kpo/internal/kptfile"
 	"kpo.dev/kpo/internal/render"
@@ -72,7 +73,7 @@ type Evaluator struct {
 	ServiceAccount string
 	// Allowlist of image patterns: an exact image, or a prefix ending in '*'. Empty allows none.
 	Allowlist []string
-	// Entrypoints maps an image name (render.ImageName) to its entrypoint; others use
+	// Entrypoints maps an image name (builtin.ImageName) to its entrypoint; others use
 	// DefaultEntrypoint.
 	Entrypoints map[string]string
 	// Timeout of one function run (default 2m).
@@ -140,7 +141,7 @@ func (e *Evaluator) objects(run, image string, input []byte, timeout time.Durati
 	out := &corev1.ConfigMap{ObjectMeta: meta(run+"-out", "output")}
 
 	entrypoint := DefaultEntrypoint
-	if ep, ok := e.Entrypoints[render.ImageName(image)]; ok {
+	if ep, ok := e.Entrypoints[builtin.ImageName(image)]; ok {
 		entrypoint = ep
 	}
 	// The group is set as well as the user: an image that declares no user would otherwise run

@@ -128,14 +128,14 @@ func (e *Evaluator) Runs(image string) bool {
 func (e *Evaluator) Evaluate(ctx context.Context, fn kptfile.Function, rl *framework.ResourceList) error {
 	name := builtin.ImageName(fn.Image)
 	if _, ok := builtin.Lookup(fn.Image); fn.Image == "" || !ok {
-		return fmt.Errorf("%w: image %q", render.ErrNotBuiltin, fn.Image)
+		return fmt.Errorf("%w: image %q", builtin.ErrNotBuiltin, fn.Image)
 	}
 	var in bytes.Buffer
 	w := kio.ByteWriter{
 		Writer:                &in,
 		KeepReaderAnnotations: true,
-		WrappingAPIVersion:    render.ResourceListAPIVersion,
-		WrappingKind:          render.ResourceListKind,
+		WrappingAPIVersion:    kio.ResourceListAPIVersion,
+		WrappingKind:          kio.ResourceListKind,
 		FunctionConfig:        rl.FunctionConfig,
 	}
 	if err := w.Write(rl.Items); err != nil {
@@ -293,8 +293,8 @@ func parseResourceList(data []byte) ([]*yaml.RNode, framework.Results, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if r.WrappingKind != render.ResourceListKind {
-		return nil, nil, fmt.Errorf("the output is not a %s", render.ResourceListKind)
+	if r.WrappingKind != kio.ResourceListKind {
+		return nil, nil, fmt.Errorf("the output is not a %s", kio.ResourceListKind)
 	}
 	var results framework.Results
 	if r.Results != nil {

@@ -1,4 +1,4 @@
-package render
+package fn
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 
 	"kpo.dev/kpo/internal/kptfile"
+	"kpo.dev/kpo/internal/render"
 )
 
 // script writes an executable shell script and returns its path.
@@ -35,8 +36,8 @@ func execPackage(fnLine string) map[string][]byte {
 func TestExecEvaluator_runsListedBinaryOverTheResourceList(t *testing.T) {
 	g := NewWithT(t)
 	ev := ExecEvaluator{Binaries: map[string]string{"sed-foo": script(t, "echo working >&2\nsed -e 's/value: foo/value: bar/'")}}
-	out, results, err := Render(context.Background(), execPackage("image: gcr.io/example/sed-foo:v1"), Options{
-		Evaluator: func(kptfile.Function) (Evaluator, error) { return ev, nil },
+	out, results, err := render.Render(context.Background(), execPackage("image: gcr.io/example/sed-foo:v1"), render.Options{
+		Evaluator: func(kptfile.Function) (render.Evaluator, error) { return ev, nil },
 	})
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(string(out["cm.yaml"])).To(Equal("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm # keep me\ndata:\n  value: bar\n"))
@@ -47,13 +48,13 @@ func TestExecEvaluator_runsListedBinaryOverTheResourceList(t *testing.T) {
 func TestExecEvaluator_execFunctionRunsOnlyWhenListed(t *testing.T) {
 	g := NewWithT(t)
 	bin := script(t, "cat")
-	opts := func(ev ExecEvaluator) Options {
-		return Options{Evaluator: func(kptfile.Function) (Evaluator, error) { return ev, nil }}
+	opts := func(ev ExecEvaluator) render.Options {
+		return render.Options{Evaluator: func(kptfile.Function) (render.Evaluator, error) { return ev, nil }}
 	}
-	_, _, err := Render(context.Background(), execPackage("exec: ./my-fn"), opts(ExecEvaluator{}))
+	_, _, err := render.Render(context.Background(), execPackage("exec: ./my-fn"), opts(ExecEvaluator{}))
 	g.Expect(err).To(MatchError(ErrExecNotAllowed))
 
-	_, _, err = Render(context.Background(), execPackage("exec: ./my-fn"), opts(ExecEvaluator{Binaries: map[string]string{"./my-fn": bin}}))
+	_, _, err = render.Render(context.Background(), execPackage("exec: ./my-fn"), opts(ExecEvaluator{Binaries: map[string]string{"./my-fn": bin}}))
 	g.Expect(err).NotTo(HaveOccurred())
 }
 
@@ -62,7 +63,7 @@ func TestExecEvaluator_nonZeroExit_isFunctionErrorWithExitCodeAndStderrTail(t *t
 	ev := ExecEvaluator{Binaries: map[string]string{"bad": script(t, "head -c 10000 /dev/zero | tr '\\0' x >&2\necho the real reason >&2\nexit 3")}}
 	rl := &framework.ResourceList{Items: []*yaml.RNode{yaml.MustParse("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n")}}
 	err := ev.Evaluate(context.Background(), kptfile.Function{Image: "bad"}, rl)
-	var fe *FunctionError
+	var fe *render.FunctionError
 	g.Expect(errors.As(err, &fe)).To(BeTrue())
 	g.Expect(fe.ExitCode).To(Equal(3))
 	g.Expect(len(fe.Stderr)).To(BeNumerically("<=", maxStderr+len("…")))
@@ -83,7 +84,7 @@ EOF
 exit 1`)}}
 	rl := &framework.ResourceList{}
 	err := ev.Evaluate(context.Background(), kptfile.Function{Image: "validate"}, rl)
-	var fe *FunctionError
+	var fe *render.FunctionError
 	g.Expect(errors.As(err, &fe)).To(BeTrue())
 	g.Expect(fe.Results).To(HaveLen(1))
 	g.Expect(fe.Results[0].Message).To(Equal("replicas must be set"))
@@ -95,6 +96,6 @@ func TestExecEvaluator_timeout_wrapsErrTimeout(t *testing.T) {
 	ev := ExecEvaluator{Binaries: map[string]string{"slow": script(t, "exec sleep 10")}, Timeout: 100 * time.Millisecond}
 	start := time.Now()
 	err := ev.Evaluate(context.Background(), kptfile.Function{Image: "slow"}, &framework.ResourceList{})
-	g.Expect(err).To(MatchError(ErrTimeout))
+	g.Expect(err).To(MatchError(render.ErrTimeout))
 	g.Expect(time.Since(start)).To(BeNumerically("<", 5*time.Second))
 }

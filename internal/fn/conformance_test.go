@@ -1,4 +1,4 @@
-package render
+package fn
 
 import (
 	"context"
@@ -18,6 +18,7 @@ import (
 
 	"kpo.dev/kpo/internal/fn/builtin"
 	"kpo.dev/kpo/internal/kptfile"
+	"kpo.dev/kpo/internal/render"
 )
 
 // conformanceDir returns kpt's fn-render fixtures: $KPO_CONFORMANCE_DIR/fn-render, or the
@@ -54,8 +55,8 @@ type conformanceSummary struct {
 }
 
 // TestConformance_kptFnRender runs every case of kpt's own `kpt fn render` end-to-end
-// fixtures (see shared/conformance/kpt/README.md) through Render with the built-in
-// functions, and compares the rendered tree with the case's input plus .expected/diff.patch.
+// fixtures (see shared/conformance/kpt/README.md) through render.Render with the built-in
+// functions (Builtin), and compares the rendered tree with the case's input plus .expected/diff.patch.
 // Cases that need something kpo does not provide are skipped with the reason.
 func TestConformance_kptFnRender(t *testing.T) {
 	root := conformanceDir()
@@ -187,7 +188,7 @@ func skipReason(t *testing.T, dir string) string {
 			return "resolves semver `tag:` ranges against a registry (network)"
 		case fn.Image != "":
 			if _, ok := builtin.Lookup(fn.Image); !ok {
-				return fmt.Sprintf("needs image %s which kpo does not build in", ImageName(fn.Image))
+				return fmt.Sprintf("needs image %s which kpo does not build in", builtin.ImageName(fn.Image))
 			}
 		}
 	}
@@ -234,7 +235,7 @@ func runConformanceCase(t *testing.T, dir string) (failures []string) {
 	}
 	expectedKptfile := decodeLoosely(t, expected[kptfile.FileName])
 
-	out, results, err := Render(context.Background(), input, Options{Evaluator: Builtin})
+	out, results, err := render.Render(context.Background(), input, render.Options{Evaluator: Builtin})
 	if err != nil {
 		t.Logf("render error: %v", err)
 	}
@@ -272,6 +273,28 @@ func runConformanceCase(t *testing.T, dir string) (failures []string) {
 	return failures
 }
 
+// readTree reads every file under dir into a map keyed by slash-separated relative path.
+func readTree(t testing.TB, dir string) map[string][]byte {
+	t.Helper()
+	files := map[string][]byte{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		files[filepath.ToSlash(rel)] = data
+		return err
+	})
+	if err != nil {
+		t.Fatalf("reading %s: %v", dir, err)
+	}
+	return files
+}
+
 // decodeLoosely parses YAML into plain maps for a semantic comparison.
 func decodeLoosely(t *testing.T, data []byte) map[string]any {
 	t.Helper()
@@ -283,7 +306,7 @@ func decodeLoosely(t *testing.T, data []byte) map[string]any {
 // checkRenderStatus compares the results of the functions that ran with the renderStatus
 // kpt wrote into the root Kptfile: same steps in the same order (mutators, then
 // validators), same image name, exit code, results and stderr.
-func checkRenderStatus(g Gomega, kf map[string]any, results []Result) {
+func checkRenderStatus(g Gomega, kf map[string]any, results []render.Result) {
 	status, _ := kf["status"].(map[string]any)
 	rs, _ := status["renderStatus"].(map[string]any)
 	if rs == nil {
@@ -300,7 +323,7 @@ func checkRenderStatus(g Gomega, kf map[string]any, results []Result) {
 		list, _ := rs[key].([]any)
 		for _, s := range list {
 			m, _ := s.(map[string]any)
-			st := step{Image: ImageName(fmt.Sprint(m["image"]))}
+			st := step{Image: builtin.ImageName(fmt.Sprint(m["image"]))}
 			st.ExitCode, _ = m["exitCode"].(int)
 			st.Stderr, _ = m["stderr"].(string)
 			rl, _ := m["results"].([]any)
@@ -319,7 +342,7 @@ func checkRenderStatus(g Gomega, kf map[string]any, results []Result) {
 			if r.Validator != validators {
 				continue
 			}
-			st := step{Image: ImageName(r.Image), ExitCode: r.ExitCode, Stderr: strings.TrimSpace(r.Stderr)}
+			st := step{Image: builtin.ImageName(r.Image), ExitCode: r.ExitCode, Stderr: strings.TrimSpace(r.Stderr)}
 			for _, item := range r.Results {
 				st.Results = append(st.Results, fmt.Sprintf("[%v] %v", item.Severity, item.Message))
 			}

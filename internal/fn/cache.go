@@ -1,4 +1,4 @@
-package render
+package fn
 
 import (
 	"bytes"
@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 
 	"kpo.dev/kpo/internal/kptfile"
+	"kpo.dev/kpo/internal/render"
 )
 
 // DefaultCacheSize is the number of entries a CachingEvaluator keeps when Size is zero.
@@ -26,10 +27,10 @@ const DefaultCacheSize = 256
 // the least recently used. Failures are not cached. Safe for concurrent use.
 //
 // What it remembers is the output with the input's comments and field order already
-// restored (see RestoreComments), so a hit costs a copy of the output and nothing else.
+// restored (see render.RestoreComments), so a hit costs a copy of the output and nothing else.
 type CachingEvaluator struct {
 	// Next runs the function on a miss.
-	Next Evaluator
+	Next render.Evaluator
 	// Size bounds the number of entries: DefaultCacheSize when zero, and no caching at all
 	// (every run goes to Next) when negative.
 	Size int
@@ -59,11 +60,11 @@ func (c *CachingEvaluator) Evaluate(ctx context.Context, fn kptfile.Function, rl
 	if e, ok := c.get(key); ok {
 		rl.Items = copyNodes(e.items)
 		rl.Results = copyResults(e.results)
-		_, _ = StderrWriter(ctx).Write(e.stderr)
+		_, _ = render.StderrWriter(ctx).Write(e.stderr)
 		return nil
 	}
 	var stderr bytes.Buffer
-	if err := c.next(WithStderr(ctx, io.MultiWriter(StderrWriter(ctx), &stderr)), fn, rl); err != nil {
+	if err := c.next(render.WithStderr(ctx, io.MultiWriter(render.StderrWriter(ctx), &stderr)), fn, rl); err != nil {
 		return err
 	}
 	if hasErrorResult(rl.Results) {
@@ -74,7 +75,7 @@ func (c *CachingEvaluator) Evaluate(ctx context.Context, fn kptfile.Function, rl
 }
 
 // next runs Next and, when Next does not keep comments itself, restores them on its output
-// from a copy of its input, as Render would.
+// from a copy of its input, as render.Render would.
 func (c *CachingEvaluator) next(ctx context.Context, fn kptfile.Function, rl *framework.ResourceList) error {
 	restore := !preservesComments(c.Next, fn)
 	var input []*yaml.RNode
@@ -85,8 +86,8 @@ func (c *CachingEvaluator) next(ctx context.Context, fn kptfile.Function, rl *fr
 		return err
 	}
 	if restore && !hasErrorResult(rl.Results) {
-		if err := RestoreComments(input, rl.Items); err != nil {
-			return &restoreCommentsError{err}
+		if err := render.RestoreComments(input, rl.Items); err != nil {
+			return &render.RestoreCommentsError{Err: err}
 		}
 	}
 	return nil
@@ -95,13 +96,6 @@ func (c *CachingEvaluator) next(ctx context.Context, fn kptfile.Function, rl *fr
 // PreservesComments reports true: the output a CachingEvaluator returns has its comments
 // restored already.
 func (c *CachingEvaluator) PreservesComments(kptfile.Function) bool { return true }
-
-// restoreCommentsError is RestoreComments failing inside an evaluator; Render reports it as
-// it reports its own call failing (an error, not a failed function).
-type restoreCommentsError struct{ err error }
-
-func (e *restoreCommentsError) Error() string { return e.err.Error() }
-func (e *restoreCommentsError) Unwrap() error { return e.err }
 
 // Len returns the number of cached entries.
 func (c *CachingEvaluator) Len() int {
@@ -219,6 +213,13 @@ func (d *digester) node(n *yaml.Node) {
 	for _, c := range n.Content {
 		d.node(c)
 	}
+}
+
+// preservesComments reports whether ev keeps comments and field order itself when it runs fn
+// (see render.CommentPreserver).
+func preservesComments(ev render.Evaluator, fn kptfile.Function) bool {
+	cp, ok := ev.(render.CommentPreserver)
+	return ok && cp.PreservesComments(fn)
 }
 
 func copyNodes(nodes []*yaml.RNode) []*yaml.RNode {

@@ -1,10 +1,13 @@
-package render
+package fn
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -13,33 +16,81 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/fn/framework"
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 
+	"kpo.dev/kpo/internal/fn/builtin"
 	"kpo.dev/kpo/internal/kptfile"
+	"kpo.dev/kpo/internal/render"
 )
 
-// countingEvaluator counts runs and otherwise behaves like the test evaluators.
+// testFunctions are tiny functions, by image, as package render's tests have them.
+var testFunctions = map[string]render.EvaluatorFunc{
+	// add-label sets every functionConfig data entry as a label on every resource.
+	"add-label": func(_ context.Context, _ kptfile.Function, rl *framework.ResourceList) error {
+		var data map[string]string
+		if rl.FunctionConfig != nil {
+			data = rl.FunctionConfig.GetDataMap()
+		}
+		for _, item := range rl.Items {
+			for _, k := range slices.Sorted(maps.Keys(data)) {
+				if err := item.PipeE(yaml.SetLabel(k, data[k])); err != nil {
+					return err
+				}
+			}
+		}
+		rl.Results = append(rl.Results, &framework.Result{Message: fmt.Sprintf("labelled %d resource(s)", len(rl.Items)), Severity: framework.Info})
+		return nil
+	},
+	// count records how many resources it saw, as a result and an annotation on each.
+	"count": func(_ context.Context, _ kptfile.Function, rl *framework.ResourceList) error {
+		for _, item := range rl.Items {
+			if err := item.PipeE(yaml.SetAnnotation("seen", "true")); err != nil {
+				return err
+			}
+		}
+		rl.Results = append(rl.Results, &framework.Result{Message: fmt.Sprintf("saw %d resource(s)", len(rl.Items)), Severity: framework.Info})
+		return nil
+	},
+	// fail reports an error result.
+	"fail": func(_ context.Context, _ kptfile.Function, rl *framework.ResourceList) error {
+		rl.Results = append(rl.Results, &framework.Result{Message: "failing on purpose", Severity: framework.Error})
+		return nil
+	},
+	// crash fails like a container exiting 2.
+	"crash": func(_ context.Context, fn kptfile.Function, _ *framework.ResourceList) error {
+		return &render.FunctionError{Image: fn.Image, ExitCode: 2, Stderr: "boom", Err: errors.New("crashed")}
+	},
+}
+
+// countingEvaluator counts runs and otherwise behaves like the test functions.
 type countingEvaluator struct{ runs atomic.Int32 }
 
 func (c *countingEvaluator) Evaluate(ctx context.Context, fn kptfile.Function, rl *framework.ResourceList) error {
 	c.runs.Add(1)
-	ev, err := testEvaluator(fn)
-	if err != nil {
-		return err
+	ev, ok := testFunctions[builtin.ImageName(fn.Image)]
+	if !ok {
+		return fmt.Errorf("no evaluator for image %s", fn.Image)
 	}
 	return ev.Evaluate(ctx, fn, rl)
+}
+
+// functionInput is the functionConfig kpt builds from a function's configMap.
+func functionInput(data map[string]string) *yaml.RNode {
+	cm := yaml.MustParse("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: function-input\n")
+	cm.SetDataMap(data)
+	return cm
 }
 
 func TestCachingEvaluator_hitRestoresItemsAndResultsWithoutRunning(t *testing.T) {
 	g := NewWithT(t)
 	counter := &countingEvaluator{}
 	cache := &CachingEvaluator{Next: counter, Size: 16}
-	opts := Options{Evaluator: func(kptfile.Function) (Evaluator, error) { return cache, nil }}
-	in := readTree(t, filepath.Join("testdata", "subpackages", "input"))
+	opts := render.Options{Evaluator: func(kptfile.Function) (render.Evaluator, error) { return cache, nil }}
+	in := readTree(t, filepath.Join("testdata", "subpackages"))
 
-	out1, results1, err := Render(context.Background(), in, opts)
+	out1, results1, err := render.Render(context.Background(), in, opts)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(counter.runs.Load()).To(BeEquivalentTo(3))
 
-	out2, results2, err := Render(context.Background(), in, opts)
+	out2, results2, err := render.Render(context.Background(), in, opts)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(counter.runs.Load()).To(BeEquivalentTo(3), "the second render is served from the cache")
 	g.Expect(out2).To(Equal(out1))
@@ -53,11 +104,7 @@ func TestCachingEvaluator_differentConfigOrInput_misses(t *testing.T) {
 	item := func(name string) []*yaml.RNode {
 		return []*yaml.RNode{yaml.MustParse("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: " + name + "\n")}
 	}
-	config := func(v string) *yaml.RNode {
-		cm, err := configMapConfig(map[string]string{"k": v})
-		g.Expect(err).NotTo(HaveOccurred())
-		return cm
-	}
+	config := func(v string) *yaml.RNode { return functionInput(map[string]string{"k": v}) }
 	fn := kptfile.Function{Image: "add-label"}
 	for _, rl := range []*framework.ResourceList{
 		{Items: item("a"), FunctionConfig: config("1")},
@@ -105,39 +152,6 @@ func TestCachingEvaluator_failuresAreNotCached(t *testing.T) {
 	g.Expect(cache.Len()).To(Equal(0))
 }
 
-// inPlace marks an in-process evaluator as keeping comments itself.
-type inPlace struct{ Evaluator }
-
-func (inPlace) PreservesComments(kptfile.Function) bool { return true }
-
-// BenchmarkRender_1000Resources renders a package of 1000 resources in 10 files through two
-// trivial mutators and a validator.
-func BenchmarkRender_1000Resources(b *testing.B) {
-	files := map[string][]byte{
-		"Kptfile": []byte("apiVersion: kpt.dev/v1\nkind: Kptfile\nmetadata:\n  name: bench\npipeline:\n  mutators:\n    - image: add-label\n      configMap:\n        tier: backend\n    - image: count\n      selectors:\n        - kind: ConfigMap\n  validators:\n    - image: count\n"),
-	}
-	for f := range 10 {
-		var doc []byte
-		for i := range 100 {
-			if i > 0 {
-				doc = append(doc, "---\n"...)
-			}
-			doc = fmt.Appendf(doc, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-%d-%d # comment\n  namespace: default\ndata:\n  key: value\n  list: |\n    a\n    b\n", f, i)
-		}
-		files[fmt.Sprintf("dir%d/resources.yaml", f)] = doc
-	}
-	opts := Options{Evaluator: func(fn kptfile.Function) (Evaluator, error) {
-		ev, err := testEvaluator(fn)
-		return inPlace{ev}, err
-	}}
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, _, err := Render(context.Background(), files, opts); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
 func TestCachingEvaluator_secondRenderOfSameFiles_doesNotRunTheBinaryAgain(t *testing.T) {
 	g := NewWithT(t)
 	runs := filepath.Join(t.TempDir(), "runs")
@@ -145,20 +159,20 @@ func TestCachingEvaluator_secondRenderOfSameFiles_doesNotRunTheBinaryAgain(t *te
 	// cached output must come back with them restored, exactly as the first render's.
 	bin := script(t, "echo run >> "+runs+"\nsed -e 's/ # keep me//' -e 's/value: foo/value: bar/'")
 	cache := &CachingEvaluator{Next: ExecEvaluator{Binaries: map[string]string{"sed-foo": bin}}, Size: 8}
-	opts := Options{Evaluator: func(kptfile.Function) (Evaluator, error) { return cache, nil }}
+	opts := render.Options{Evaluator: func(kptfile.Function) (render.Evaluator, error) { return cache, nil }}
 	files := execPackage("image: gcr.io/example/sed-foo:v1")
 	countRuns := func() int {
 		data, _ := os.ReadFile(runs)
 		return strings.Count(string(data), "run\n")
 	}
 
-	out1, results1, err := Render(context.Background(), files, opts)
+	out1, results1, err := render.Render(context.Background(), files, opts)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(countRuns()).To(Equal(1))
 	g.Expect(string(out1["cm.yaml"])).To(Equal("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm # keep me\ndata:\n  value: bar\n"))
 
 	for range 2 {
-		out2, results2, err := Render(context.Background(), files, opts)
+		out2, results2, err := render.Render(context.Background(), files, opts)
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(countRuns()).To(Equal(1), "a render of the same files is served from the cache")
 		g.Expect(out2).To(Equal(out1))
@@ -167,7 +181,7 @@ func TestCachingEvaluator_secondRenderOfSameFiles_doesNotRunTheBinaryAgain(t *te
 
 	// Another input misses.
 	files["cm.yaml"] = []byte("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: other\ndata:\n  value: foo\n")
-	_, _, err = Render(context.Background(), files, opts)
+	_, _, err = render.Render(context.Background(), files, opts)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(countRuns()).To(Equal(2))
 }
@@ -176,11 +190,11 @@ func TestCachingEvaluator_negativeSize_cachesNothing(t *testing.T) {
 	g := NewWithT(t)
 	counter := &countingEvaluator{}
 	cache := &CachingEvaluator{Next: counter, Size: -1}
-	opts := Options{Evaluator: func(kptfile.Function) (Evaluator, error) { return cache, nil }}
-	in := readTree(t, filepath.Join("testdata", "subpackages", "input"))
-	out1, _, err := Render(context.Background(), in, opts)
+	opts := render.Options{Evaluator: func(kptfile.Function) (render.Evaluator, error) { return cache, nil }}
+	in := readTree(t, filepath.Join("testdata", "subpackages"))
+	out1, _, err := render.Render(context.Background(), in, opts)
 	g.Expect(err).NotTo(HaveOccurred())
-	out2, _, err := Render(context.Background(), in, opts)
+	out2, _, err := render.Render(context.Background(), in, opts)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(counter.runs.Load()).To(BeEquivalentTo(6))
 	g.Expect(cache.Len()).To(Equal(0))

@@ -1,4 +1,4 @@
-package render
+package fn
 
 import (
 	"bytes"
@@ -12,20 +12,13 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/kio"
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 
+	"kpo.dev/kpo/internal/fn/builtin"
 	"kpo.dev/kpo/internal/kptfile"
+	"kpo.dev/kpo/internal/render"
 )
-
-// ErrTimeout is wrapped when a function runs longer than its evaluator allows.
-var ErrTimeout = errors.New("function timed out")
 
 // ErrExecNotAllowed is returned for an image or exec function that has no binary listed.
 var ErrExecNotAllowed = errors.New("no local binary is allowed for this function")
-
-// ResourceListAPIVersion and ResourceListKind are what kpt wraps function input in.
-const (
-	ResourceListAPIVersion = "config.kubernetes.io/v1"
-	ResourceListKind       = "ResourceList"
-)
 
 // maxStderr bounds the stderr kept from a function: the tail, where the error usually is.
 const maxStderr = 4 << 10
@@ -33,7 +26,7 @@ const maxStderr = 4 << 10
 // ExecEvaluator runs functions as local binaries (development and tests): the serialized
 // ResourceList on stdin, the resulting ResourceList read from stdout.
 type ExecEvaluator struct {
-	// Binaries maps an image name (ImageName: no registry, no tag) to the binary that
+	// Binaries maps an image name (builtin.ImageName: no registry, no tag) to the binary that
 	// implements it. A Kptfile exec function runs only when its exec string is a key here,
 	// and then runs the binary it maps to: nothing else is ever executed.
 	Binaries map[string]string
@@ -41,9 +34,9 @@ type ExecEvaluator struct {
 	Timeout time.Duration
 }
 
-// Evaluate runs the binary for fn over rl. A non-zero exit is a *FunctionError with the exit
-// code, the results the function wrote, and the tail of its stderr; running past Timeout is
-// an error wrapping ErrTimeout.
+// Evaluate runs the binary for fn over rl. A non-zero exit is a *render.FunctionError with the
+// exit code, the results the function wrote, and the tail of its stderr; running past Timeout
+// is an error wrapping render.ErrTimeout.
 func (e ExecEvaluator) Evaluate(ctx context.Context, fn kptfile.Function, rl *framework.ResourceList) error {
 	bin, name, err := e.binary(fn)
 	if err != nil {
@@ -53,8 +46,8 @@ func (e ExecEvaluator) Evaluate(ctx context.Context, fn kptfile.Function, rl *fr
 	w := kio.ByteWriter{
 		Writer:                &in,
 		KeepReaderAnnotations: true,
-		WrappingAPIVersion:    ResourceListAPIVersion,
-		WrappingKind:          ResourceListKind,
+		WrappingAPIVersion:    kio.ResourceListAPIVersion,
+		WrappingKind:          kio.ResourceListKind,
 		FunctionConfig:        rl.FunctionConfig,
 	}
 	if err := w.Write(rl.Items); err != nil {
@@ -74,7 +67,7 @@ func (e ExecEvaluator) Evaluate(ctx context.Context, fn kptfile.Function, rl *fr
 	cmd.WaitDelay = time.Second
 	runErr := cmd.Run()
 	if runCtx.Err() != nil && ctx.Err() == nil {
-		return fmt.Errorf("%w: %s ran longer than %s", ErrTimeout, name, e.Timeout)
+		return fmt.Errorf("%w: %s ran longer than %s", render.ErrTimeout, name, e.Timeout)
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -87,24 +80,24 @@ func (e ExecEvaluator) Evaluate(ctx context.Context, fn kptfile.Function, rl *fr
 		if parseErr == nil {
 			rl.Results = results
 		}
-		return &FunctionError{Image: name, ExitCode: exitErr.ExitCode(), Stderr: stderr.String(), Results: results, Err: runErr}
+		return &render.FunctionError{Image: name, ExitCode: exitErr.ExitCode(), Stderr: stderr.String(), Results: results, Err: runErr}
 	case runErr != nil:
 		return fmt.Errorf("running %s (%s): %w", name, bin, runErr)
 	case parseErr != nil:
-		return &FunctionError{Image: name, ExitCode: 0, Stderr: stderr.String(), Err: fmt.Errorf("reading its output: %w", parseErr)}
+		return &render.FunctionError{Image: name, ExitCode: 0, Stderr: stderr.String(), Err: fmt.Errorf("reading its output: %w", parseErr)}
 	}
 	rl.Items, rl.Results = items, results
-	_, _ = StderrWriter(ctx).Write([]byte(stderr.String()))
+	_, _ = render.StderrWriter(ctx).Write([]byte(stderr.String()))
 	return nil
 }
 
 // binary resolves fn to a listed binary and a display name.
 func (e ExecEvaluator) binary(fn kptfile.Function) (bin, name string, err error) {
 	if fn.Image != "" {
-		if bin, ok := e.Binaries[ImageName(fn.Image)]; ok {
+		if bin, ok := e.Binaries[builtin.ImageName(fn.Image)]; ok {
 			return bin, fn.Image, nil
 		}
-		return "", fn.Image, fmt.Errorf("%w: image %s (%s)", ErrExecNotAllowed, fn.Image, ImageName(fn.Image))
+		return "", fn.Image, fmt.Errorf("%w: image %s (%s)", ErrExecNotAllowed, fn.Image, builtin.ImageName(fn.Image))
 	}
 	if bin, ok := e.Binaries[fn.Exec]; ok {
 		return bin, fn.Exec, nil
@@ -119,8 +112,8 @@ func parseResourceList(data []byte) ([]*yaml.RNode, framework.Results, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if r.WrappingKind != ResourceListKind {
-		return nil, nil, fmt.Errorf("the output is not a %s", ResourceListKind)
+	if r.WrappingKind != kio.ResourceListKind {
+		return nil, nil, fmt.Errorf("the output is not a %s", kio.ResourceListKind)
 	}
 	var results framework.Results
 	if r.Results != nil {
