@@ -5,7 +5,9 @@ LOCALBIN ?= $(shell pwd)/bin
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
 GOLANGCI_LINT_VERSION ?= v2.6.2
-GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint
+# Built once per machine and version, outside the clone (like kube-apiserver and etcd).
+TOOLS_CACHE ?= $(or $(KPO_CACHE_DIR),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/kpo)/tools
+GOLANGCI_LINT ?= $(TOOLS_CACHE)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 KUBECTL ?= kubectl
 
 # Keep a developer's own git settings out of the tests and the local Git server.
@@ -53,6 +55,13 @@ envtest: ## Obtain kube-apiserver and etcd (downloaded, or built from the Go mod
 .PHONY: e2e-flux
 e2e-flux: ## Run only the Flux end-to-end test (builds Flux's controllers from the Go module proxy on first use).
 	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" FLUX_ASSETS="$$(hack/flux-assets.sh)" go test ./internal/e2e/... -count=1 -v -timeout 20m
+
+CRASH_OPS ?= 1000
+CRASH_DURATION ?= 15m
+
+.PHONY: test-crash
+test-crash: ## Run the long crash test: the manager binary SIGKILLed at random points during CRASH_DURATION of lifecycle traffic (make test runs a 45s version). KPO_CRASH_SEED=N replays a run.
+	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" KPO_CRASH_OPS=$(CRASH_OPS) KPO_CRASH_DURATION=$(CRASH_DURATION) go test ./internal/crash/ -count=1 -v -timeout 60m
 
 .PHONY: e2e
 e2e: ## Run the node tier: a real single-node cluster on this machine (needs root; apt-installs containerd), function Jobs in real pods. E2E_FLAGS='-bench . -benchtime 1x' adds the latency benchmark.
@@ -126,4 +135,6 @@ $(CONTROLLER_GEN):
 .PHONY: golangci-lint
 golangci-lint: $(GOLANGCI_LINT)
 $(GOLANGCI_LINT):
-	GOBIN=$(LOCALBIN) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+	mkdir -p $(TOOLS_CACHE)/golangci-lint-build
+	GOBIN=$(TOOLS_CACHE)/golangci-lint-build go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+	mv $(TOOLS_CACHE)/golangci-lint-build/golangci-lint $(GOLANGCI_LINT)

@@ -182,5 +182,5 @@ type PackageDraftList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&PackageDraft{}, &PackageDraftList{})
+	SchemeBuilder.Register(knownTypes(&PackageDraft{}, &PackageDraftList{}))
 }

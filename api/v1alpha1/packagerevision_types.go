@@ -241,5 +241,5 @@ type PackageRevisionList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&PackageRevision{}, &PackageRevisionList{})
+	SchemeBuilder.Register(knownTypes(&PackageRevision{}, &PackageRevisionList{}))
 }

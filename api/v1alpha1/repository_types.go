@@ -189,5 +189,5 @@ type RepositoryList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&Repository{}, &RepositoryList{})
+	SchemeBuilder.Register(knownTypes(&Repository{}, &RepositoryList{}))
 }

@@ -90,7 +90,7 @@ func TestInstaller_appliesToTheAPIServer(t *testing.T) {
 		return strings.Compare(boolKey(a.GetKind() != "Namespace"), boolKey(b.GetKind() != "Namespace"))
 	})
 	for _, o := range objs {
-		err := adminClient.Patch(context.Background(), o, client.Apply, client.FieldOwner("kpo-installer-test"), client.ForceOwnership)
+		err := adminClient.Apply(context.Background(), client.ApplyConfigurationFromUnstructured(o), client.FieldOwner("kpo-installer-test"), client.ForceOwnership)
 		g.Expect(err).NotTo(HaveOccurred(), "%s %s", o.GetKind(), o.GetName())
 	}
 }

@@ -23,7 +23,7 @@ import (
 // The local Git server's address and credentials, as config/samples expects them.
 const (
 	sampleGitUser     = "kpo"
-	sampleGitPassword = "kpo-local-dev"
+	sampleGitPassword = "kpo-local-dev" //nolint:gosec // G101: the published password of the local development Git server (config/samples), not a secret
 )
 
 // managerUser is the identity the manager runs as, the same as its service account in a
@@ -52,7 +52,7 @@ func run(managerBin, dir, gitAddr string) error {
 	if err := os.RemoveAll(dir); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return err
 	}
 
@@ -88,7 +88,7 @@ func run(managerBin, dir, gitAddr string) error {
 		return err
 	}
 
-	manager := exec.CommandContext(ctx, managerBin,
+	manager := exec.CommandContext(ctx, managerBin, //nolint:gosec // G204: the developer's own manager binary (-manager), run with fixed flags
 		"--git-cache-dir="+filepath.Join(dir, "git-cache"),
 		"--health-probe-bind-address=127.0.0.1:0")
 	manager.Env = append(os.Environ(), "KUBECONFIG="+managerKubeconfig)

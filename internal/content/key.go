@@ -184,7 +184,7 @@ func encode(path string) string {
 		switch {
 		case c == '/':
 			b.WriteString("__")
-		case isPlain(c) && !(i == 0 && strings.HasPrefix(path, "..")):
+		case isPlain(c) && (i > 0 || !strings.HasPrefix(path, "..")):
 			b.WriteByte(c)
 		default:
 			b.WriteByte('_')
@@ -202,7 +202,7 @@ func encodedLength(path string) int {
 		switch {
 		case c == '/':
 			n += 2
-		case isPlain(c) && !(i == 0 && strings.HasPrefix(path, "..")):
+		case isPlain(c) && (i > 0 || !strings.HasPrefix(path, "..")):
 			n++
 		default:
 			n += 3

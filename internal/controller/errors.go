@@ -27,13 +27,13 @@ type stepError struct {
 func (e *stepError) Error() string { return e.Err.Error() }
 func (e *stepError) Unwrap() error { return e.Err }
 
-// reasonOf returns the condition reason of err, or fallback when err carries none.
-func reasonOf(err error, fallback string) string {
+// reasonOf returns the condition reason of err, or GitErrorReason when err carries none.
+func reasonOf(err error) string {
 	var se *stepError
 	if errors.As(err, &se) && se.Reason != "" {
 		return se.Reason
 	}
-	return fallback
+	return kpov1.GitErrorReason
 }
 
 // resultFor maps the outcome of a reconcile to what controller-runtime should do next: a

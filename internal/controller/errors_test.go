@@ -46,7 +46,7 @@ func TestErrorReasons_oneMappingPerKindOfFailure(t *testing.T) {
 		fmt.Errorf("x: %w", git.ErrBranchNotFound):       kpov1.BranchNotFoundReason,
 		errors.New("something else"):                     kpov1.GitErrorReason,
 	} {
-		g.Expect(reasonOf(gitStepError("fetching", err), kpov1.GitErrorReason)).To(Equal(reason), err.Error())
+		g.Expect(reasonOf(gitStepError("fetching", err))).To(Equal(reason), err.Error())
 	}
 	g.Expect(contentReason(fmt.Errorf("x: %w", content.ErrTooLarge))).To(Equal(kpov1.PackageTooLargeReason))
 	g.Expect(contentReason(fmt.Errorf("x: %w", git.ErrSymlink))).To(Equal(kpov1.InvalidContentReason))

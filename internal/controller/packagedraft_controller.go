@@ -221,7 +221,7 @@ func (r *PackageDraftReconciler) createDraft(ctx context.Context, draft *kpov1.P
 		if err != nil {
 			return err
 		}
-		return syncPackage(ctx, r.Client, repo, src, draft.Spec.PackageName)
+		return syncPackage(ctx, r.Client, r.git.apiReader, repo, src, draft.Spec.PackageName)
 	}
 	if err := r.checkTarget(src, repo, draft, pkgPath); err != nil {
 		return err
@@ -261,7 +261,7 @@ func (r *PackageDraftReconciler) createDraft(ctx context.Context, draft *kpov1.P
 	if err != nil {
 		return err
 	}
-	return syncPackage(ctx, r.Client, repo, src, draft.Spec.PackageName)
+	return syncPackage(ctx, r.Client, r.git.apiReader, repo, src, draft.Spec.PackageName)
 }
 
 // adoptable tells whether ref exists and was created by this PackageDraft (an earlier
@@ -467,7 +467,7 @@ func (r *PackageDraftReconciler) abandonBranch(ctx context.Context, draft *kpov1
 	if err := deleteRefs(ctx, src, ref); err != nil {
 		return fmt.Errorf("deleting draft branch %s: %w", ref, err)
 	}
-	return syncPackage(ctx, r.Client, repo, src, draft.Spec.PackageName)
+	return syncPackage(ctx, r.Client, r.git.apiReader, repo, src, draft.Spec.PackageName)
 }
 
 func capitalize(s string) string {

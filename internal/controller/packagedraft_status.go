@@ -16,7 +16,7 @@ func setDraftReady(draft *kpov1.PackageDraft, pr *kpov1.PackageRevision, err err
 	want := draft.Spec.Lifecycle
 	switch {
 	case err != nil:
-		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, reasonOf(err, kpov1.GitErrorReason), err.Error()
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, reasonOf(err), err.Error()
 	case pr == nil && draft.Status.PackageRevision != "":
 		cond.Status, cond.Reason = metav1.ConditionFalse, kpov1.SourceNotFoundReason
 		cond.Message = fmt.Sprintf("package revision %s no longer exists", draft.Status.PackageRevision)

@@ -218,7 +218,7 @@ func (r *PackageRevisionReconciler) reconcileContent(ctx context.Context, s *rev
 	if err := r.writeBack(ctx, cm, rendered.files, committed); err != nil {
 		return err
 	}
-	return syncPackage(ctx, r.Client, repo, src, pr.Spec.PackageName)
+	return syncPackage(ctx, r.Client, r.git.apiReader, repo, src, pr.Spec.PackageName)
 }
 
 // editorsOf returns the verified identities the admission policy stamped on a content
@@ -282,7 +282,7 @@ func (r *PackageRevisionReconciler) resync(ctx context.Context, repo *kpov1.Repo
 	if err != nil {
 		return err
 	}
-	return syncPackage(ctx, r.Client, repo, src, pkg)
+	return syncPackage(ctx, r.Client, r.git.apiReader, repo, src, pkg)
 }
 
 // reconcileLifecycle carries out spec.lifecycle when it differs from the lifecycle Git holds.
@@ -326,7 +326,7 @@ func (r *PackageRevisionReconciler) reconcileLifecycle(ctx context.Context, s *r
 	if r.Recorder != nil {
 		r.Recorder.Eventf(pr, corev1.EventTypeNormal, string(to), "moved from %s to %s", from, to)
 	}
-	return syncPackage(ctx, r.Client, repo, src, pr.Spec.PackageName)
+	return syncPackage(ctx, r.Client, r.git.apiReader, repo, src, pr.Spec.PackageName)
 }
 
 // propose moves a draft to proposed only when its content ConfigMap holds exactly what the
@@ -496,12 +496,15 @@ func (r *PackageRevisionReconciler) reconcileDelete(ctx context.Context, pr *kpo
 
 func (r *PackageRevisionReconciler) deleteFromGit(ctx context.Context, pr *kpov1.PackageRevision, repo *kpov1.Repository) error {
 	path := discovery.PackagePath(repo.Spec.Git.Directory, pr.Spec.PackageName)
+	lifecycle := pr.Status.Lifecycle
+	if lifecycle == "" { // deleted before its status was first written: what Git held at creation
+		lifecycle = pr.Spec.Lifecycle
+	}
 	var refs []string
-	switch pr.Status.Lifecycle {
-	case kpov1.LifecycleDraft:
-		refs = []string{git.DraftRef(path, pr.Spec.WorkspaceName)}
-	case kpov1.LifecycleProposed:
-		refs = []string{git.ProposedRef(path, pr.Spec.WorkspaceName)}
+	switch lifecycle {
+	case kpov1.LifecycleDraft, kpov1.LifecycleProposed:
+		// Both branches: a propose or reject may have moved it since the status was read.
+		refs = []string{git.DraftRef(path, pr.Spec.WorkspaceName), git.ProposedRef(path, pr.Spec.WorkspaceName)}
 	case kpov1.LifecycleDeletionProposed:
 		refs = []string{git.TagRef(path, pr.Status.Revision), git.DeletionProposedRef(path, pr.Status.Revision)}
 	default:
@@ -515,5 +518,5 @@ func (r *PackageRevisionReconciler) deleteFromGit(ctx context.Context, pr *kpov1
 	if err := deleteRefs(ctx, src, refs...); err != nil {
 		return fmt.Errorf("deleting %v: %w", refs, err)
 	}
-	return syncPackage(ctx, r.Client, repo, src, pr.Spec.PackageName)
+	return syncPackage(ctx, r.Client, r.git.apiReader, repo, src, pr.Spec.PackageName)
 }

@@ -29,7 +29,7 @@ func setRevisionConditions(pr *kpov1.PackageRevision, cm *corev1.ConfigMap, err 
 	status, reason, message := metav1.ConditionTrue, kpov1.UpToDateReason, ""
 	switch {
 	case err != nil:
-		status, reason, message = metav1.ConditionFalse, reasonOf(err, kpov1.GitErrorReason), err.Error()
+		status, reason, message = metav1.ConditionFalse, reasonOf(err), err.Error()
 	case pr.Status.ContentError != nil:
 		status, reason, message = metav1.ConditionFalse, pr.Status.ContentError.Reason, pr.Status.ContentError.Message
 	case pr.Status.Lifecycle == "":

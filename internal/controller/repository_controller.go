@@ -235,7 +235,7 @@ func (r *RepositoryReconciler) reconcileRevisions(ctx context.Context, repo *kpo
 	}
 	state.revisions = revs
 
-	s := &revisionSync{Client: r.Client, repo: repo, src: state.repo}
+	s := &revisionSync{Client: r.Client, apiReader: r.git.apiReader, repo: repo, src: state.repo}
 	err = s.apply(ctx, revs, "")
 	r.reportProblems(repo, s.problems)
 	if err != nil {
@@ -303,7 +303,7 @@ func (r *RepositoryReconciler) recordReadyChange(repo *kpov1.Repository, wasRead
 // to 10% jitter, or sooner when spec.sync.runOnceAt is still ahead.
 func nextSync(repo *kpov1.Repository, now time.Time) time.Duration {
 	interval := syncInterval(repo)
-	next := interval + time.Duration(rand.Int64N(int64(interval/10)+1))
+	next := interval + time.Duration(rand.Int64N(int64(interval/10)+1)) //nolint:gosec // G404: jitter spreads syncs, it need not be unpredictable
 	if s := repo.Spec.Sync; s != nil && s.RunOnceAt != nil {
 		if until := s.RunOnceAt.Sub(now); until > 0 && until < next {
 			next = until

@@ -23,7 +23,7 @@ func setRepositoryReady(repo *kpov1.Repository, err error) {
 	}
 	if err != nil {
 		cond.Status = metav1.ConditionFalse
-		cond.Reason = reasonOf(err, kpov1.GitErrorReason)
+		cond.Reason = reasonOf(err)
 		cond.Message = err.Error()
 	}
 	meta.SetStatusCondition(&repo.Status.Conditions, cond)

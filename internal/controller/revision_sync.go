@@ -27,8 +27,12 @@ import (
 // revisionSync makes the PackageRevisions of one Repository equal to a discovered set.
 type revisionSync struct {
 	client.Client
-	repo *kpov1.Repository
-	src  *git.Repo
+	// apiReader reads past the cache, after a write conflict.
+	apiReader client.Reader
+	// retrying is set while a revision is applied again after a conflict (once).
+	retrying bool
+	repo     *kpov1.Repository
+	src      *git.Repo
 	// problems are the revisions of the last apply that could not be synced: refused by
 	// discovery.Validate or by the API server. They never fail the apply.
 	problems []discovery.Problem
@@ -104,11 +108,25 @@ func (s *revisionSync) applyRevision(ctx context.Context, rev discovery.Revision
 
 	switch {
 	case pr.ResourceVersion == "":
+		// Created with its finalizer: a revision deleted before its reconciler first ran still
+		// has its branch removed, instead of coming back with the next sync.
+		controllerutil.AddFinalizer(pr, kpov1.PackageRevisionFinalizer)
 		if err := s.Create(ctx, pr); err != nil {
 			return fmt.Errorf("creating: %w", err)
 		}
 	case !equality.Semantic.DeepEqual(before.ObjectMeta, pr.ObjectMeta) || before.Spec.Lifecycle != pr.Spec.Lifecycle:
-		err := s.Patch(ctx, pr, client.MergeFrom(before))
+		// Optimistic locking: spec.lifecycle follows Git only when no transition is pending,
+		// which a stale copy cannot tell; a user's newer intent is never overwritten.
+		err := s.Patch(ctx, pr, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+		if apierrors.IsConflict(err) && !s.retrying {
+			fresh := &kpov1.PackageRevision{}
+			if err := s.apiReader.Get(ctx, client.ObjectKeyFromObject(pr), fresh); err != nil {
+				return fmt.Errorf("re-reading after a conflict: %w", err)
+			}
+			s.retrying = true
+			defer func() { s.retrying = false }()
+			return s.applyRevision(ctx, rev, fresh, latest)
+		}
 		if apierrors.IsInvalid(err) {
 			log.FromContext(ctx).Info("recreating package revision whose lifecycle changed in Git", "name", pr.Name, "lifecycle", rev.Lifecycle)
 			return s.recreate(ctx, pr, rev, latest)
@@ -400,13 +418,13 @@ func (s *revisionSync) deleteRevision(ctx context.Context, pr *kpov1.PackageRevi
 
 // syncPackage re-reads one package's revisions from Git into its PackageRevisions and
 // ConfigMaps, after a write by this process.
-func syncPackage(ctx context.Context, c client.Client, repo *kpov1.Repository, src *git.Repo, pkg string) error {
+func syncPackage(ctx context.Context, c client.Client, reader client.Reader, repo *kpov1.Repository, src *git.Repo, pkg string) error {
 	revs, err := discovery.Discover(src, discovery.Options{
 		Branch: branchOf(repo), Directory: repo.Spec.Git.Directory, Package: pkg,
 	})
 	if err != nil {
 		return fmt.Errorf("re-reading package %s: %w", pkg, err)
 	}
-	s := &revisionSync{Client: c, repo: repo, src: src}
+	s := &revisionSync{Client: c, apiReader: reader, repo: repo, src: src}
 	return s.apply(ctx, revs, pkg)
 }

@@ -89,7 +89,7 @@ func TestFlux_deploysPublishedRevisionsNeverDrafts(t *testing.T) {
 	g.Eventually(func() (string, error) {
 		return gitRepo.ReadFile("refs/heads/drafts/my-app-ns/v1", "my-app-ns/configmap.yaml")
 	}, kpoTimeout, interval).Should(ContainSubstring("greeting: hello-from-v1"))
-	waitLifecycle(t, ns, v1, kpov1.LifecycleDraft)
+	waitDraft(t, ns, v1)
 	g.Expect(publish(t, ns, v1).Status.Revision).To(Equal(1))
 	// The tag holds the package as kpo writes it: Kptfile and package-context.yaml included,
 	// both local-config, and no kustomization.yaml.
@@ -138,7 +138,7 @@ func TestFlux_deploysPublishedRevisionsNeverDrafts(t *testing.T) {
 	g.Eventually(func() (string, error) {
 		return gitRepo.ReadFile("refs/heads/drafts/my-app-ns/v2", "my-app-ns/configmap.yaml")
 	}, kpoTimeout, interval).Should(ContainSubstring("greeting: hello-from-v2"))
-	waitLifecycle(t, ns, v2, kpov1.LifecycleDraft)
+	waitDraft(t, ns, v2)
 	// While v2 is a draft, Flux reconciles again and still applies v1.
 	reconcileNow(t, source, kustomization, "my-app-ns/v1")
 	g.Expect(greeting(g)).To(Equal("hello-from-v1"), "a draft was applied")
@@ -168,7 +168,7 @@ func TestFlux_deploysPublishedRevisionsNeverDrafts(t *testing.T) {
 	g.Eventually(func() (string, error) {
 		return gitRepo.ReadFile("refs/heads/drafts/my-app-ns/next", "my-app-ns/configmap.yaml")
 	}, kpoTimeout, interval).Should(ContainSubstring(draftValue))
-	waitLifecycle(t, ns, next, kpov1.LifecycleDraft)
+	waitDraft(t, ns, next)
 	g.Expect(readyToRollOut(g)).To(Equal([]string{v2}), "a draft is not ready to roll out")
 	reconcileNow(t, source, kustomization, "my-app-ns/v2")
 	// And over three more Flux intervals, while the draft exists.

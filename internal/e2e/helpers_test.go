@@ -106,7 +106,7 @@ func newDraft(t testing.TB, ns, name, repo, pkg, ws string, source kpov1.Package
 		g.Expect(d.Status.PackageRevision).NotTo(BeEmpty())
 		rev = d.Status.PackageRevision
 	}, kpoTimeout, interval).Should(Succeed())
-	waitLifecycle(t, ns, rev, kpov1.LifecycleDraft)
+	waitDraft(t, ns, rev)
 	return rev
 }
 
@@ -199,13 +199,10 @@ func getRevision(g Gomega, ns, name string) *kpov1.PackageRevision {
 	return revisions().Get(g, ns, name)
 }
 
-func setLifecycle(ns, name string, l kpov1.Lifecycle) error {
-	return kpotest.SetLifecycle(k8sClient, ns, name, l)
-}
-
-func waitLifecycle(t testing.TB, ns, name string, l kpov1.Lifecycle) *kpov1.PackageRevision {
+// waitDraft waits until the revision is a Ready draft.
+func waitDraft(t testing.TB, ns, name string) {
 	t.Helper()
-	return revisions().WaitLifecycle(t, ns, name, l)
+	revisions().WaitLifecycle(t, ns, name, kpov1.LifecycleDraft)
 }
 
 func publish(t testing.TB, ns, name string) *kpov1.PackageRevision {

@@ -53,10 +53,7 @@ func (c *CachingEvaluator) Evaluate(ctx context.Context, fn kptfile.Function, rl
 	if c.Size < 0 {
 		return c.next(ctx, fn, rl)
 	}
-	key, err := cacheKey(fn, rl)
-	if err != nil {
-		return err
-	}
+	key := cacheKey(fn, rl)
 	if e, ok := c.get(key); ok {
 		rl.Items = copyNodes(e.items)
 		rl.Results = copyResults(e.results)
@@ -145,7 +142,7 @@ func (c *CachingEvaluator) put(e *cacheEntry) {
 // style, value, anchor and comments, and the shape of the tree (annotations included: the
 // path and index annotations are part of what a function may read and change, and comments
 // are restored from the input). Positions (line, column) are left out.
-func cacheKey(fn kptfile.Function, rl *framework.ResourceList) (string, error) {
+func cacheKey(fn kptfile.Function, rl *framework.ResourceList) string {
 	h := sha256.New()
 	who := "image:" + fn.Image
 	if fn.Image == "" {
@@ -163,7 +160,7 @@ func cacheKey(fn kptfile.Function, rl *framework.ResourceList) (string, error) {
 		d.node(n.Document())
 	}
 	d.flush()
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // digester writes an unambiguous serialization of yaml.Node trees to w, buffered.
@@ -173,7 +170,7 @@ type digester struct {
 }
 
 func (d *digester) int(v int) {
-	d.buf = binary.AppendUvarint(d.buf, uint64(v))
+	d.buf = binary.AppendVarint(d.buf, int64(v))
 }
 
 func (d *digester) str(s string) {

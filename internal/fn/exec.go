@@ -62,7 +62,7 @@ func (e ExecEvaluator) Evaluate(ctx context.Context, fn kptfile.Function, rl *fr
 	}
 	var stdout bytes.Buffer
 	stderr := &tailBuffer{max: maxStderr}
-	cmd := exec.CommandContext(runCtx, bin)
+	cmd := exec.CommandContext(runCtx, bin) //nolint:gosec // G204: bin comes from the manager's own Binaries allowlist (see binary), never from the package
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = &in, &stdout, stderr
 	cmd.WaitDelay = time.Second
 	runErr := cmd.Run()

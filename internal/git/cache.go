@@ -291,10 +291,9 @@ func (e *entry) refs() ([]Ref, error) {
 	}
 	var refs []Ref
 	err = iter.ForEach(func(ref *plumbing.Reference) error {
-		if ref.Type() != plumbing.HashReference || !(ref.Name().IsBranch() || ref.Name().IsTag()) {
-			return nil
+		if ref.Type() == plumbing.HashReference && (ref.Name().IsBranch() || ref.Name().IsTag()) {
+			refs = append(refs, Ref{Name: ref.Name().String(), Hash: ref.Hash().String()})
 		}
-		refs = append(refs, Ref{Name: ref.Name().String(), Hash: ref.Hash().String()})
 		return nil
 	})
 	if err != nil {

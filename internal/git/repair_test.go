@@ -133,7 +133,7 @@ func TestRepo_fetch_damageWhileRunning_rebuildsOnceAndFetches(t *testing.T) {
 	_, err := f.repo.Refs()
 	g.Expect(err).To(HaveOccurred(), "the damage is visible to go-git")
 
-	next := f.commit(t, "main", gitserver.Change{Files: map[string]string{"basens/new.yaml": "kind: ConfigMap\n"}})
+	next := f.commit(t, gitserver.Change{Files: map[string]string{"basens/new.yaml": "kind: ConfigMap\n"}})
 	want[1].Hash = next
 	g.Expect(f.repo.Fetch(context.Background())).To(Succeed())
 	g.Expect(f.repo.Refs()).To(Equal(want))
@@ -270,7 +270,7 @@ func TestAtomicStorage_replacesRefAndConfigFilesWhole(t *testing.T) {
 	// file before and after are different files.
 	refFile := filepath.Join(f.cloneDir(), "refs", "heads", "main")
 	before := statHeld(t, refFile)
-	other := f.commit(t, "main", gitserver.Change{Files: map[string]string{"x": "x"}})
+	other := f.commit(t, gitserver.Change{Files: map[string]string{"x": "x"}})
 	g.Expect(f.repo.Fetch(context.Background())).To(Succeed())
 	after, err := os.Stat(refFile)
 	g.Expect(err).NotTo(HaveOccurred())

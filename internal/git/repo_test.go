@@ -45,9 +45,10 @@ func newFixture(t *testing.T) *fixture {
 	return &fixture{server: s, remote: remote, cache: cache, repo: repo}
 }
 
-func (f *fixture) commit(t *testing.T, branch string, change gitserver.Change) string {
+// commit commits change to main of the remote.
+func (f *fixture) commit(t *testing.T, change gitserver.Change) string {
 	t.Helper()
-	h, err := f.remote.Commit(branch, change)
+	h, err := f.remote.Commit("main", change)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +56,7 @@ func (f *fixture) commit(t *testing.T, branch string, change gitserver.Change) s
 }
 
 func seedPackages(t *testing.T, f *fixture) string {
-	return f.commit(t, "main", gitserver.Change{Files: map[string]string{
+	return f.commit(t, gitserver.Change{Files: map[string]string{
 		"README.md":                         "root\n",
 		"Kptfile":                           "root kptfile is ignored\n",
 		"basens/Kptfile":                    "kind: Kptfile\n",
@@ -147,13 +148,13 @@ func TestRepo_listPackages_skipsNestedAndNonPackageDirs(t *testing.T) {
 func TestRepo_fetch_seesNewTagAndPrunesDeletedBranch(t *testing.T) {
 	g := NewWithT(t)
 	f := newFixture(t)
-	first := f.commit(t, "main", gitserver.Change{Files: map[string]string{"a/Kptfile": "a"}})
+	first := f.commit(t, gitserver.Change{Files: map[string]string{"a/Kptfile": "a"}})
 	g.Expect(f.remote.Branch("drafts/a/ws", first)).To(Succeed())
 	g.Expect(f.remote.Tag("a/v1", first)).To(Succeed())
 	g.Expect(f.repo.Fetch(context.Background())).To(Succeed())
 	g.Expect(f.repo.Refs()).To(HaveLen(3))
 
-	second := f.commit(t, "main", gitserver.Change{Files: map[string]string{"a/x.yaml": "x"}})
+	second := f.commit(t, gitserver.Change{Files: map[string]string{"a/x.yaml": "x"}})
 	g.Expect(f.remote.Tag("a/v2", second)).To(Succeed())
 	g.Expect(f.remote.DeleteRef("refs/heads/drafts/a/ws")).To(Succeed())
 	g.Expect(f.remote.DeleteRef("refs/tags/a/v1")).To(Succeed())
@@ -178,7 +179,7 @@ func TestRepo_fetch_seesNewTagAndPrunesDeletedBranch(t *testing.T) {
 func TestRepo_fetch_wrongPasswordIsAuthenticationFailedWithoutSecret(t *testing.T) {
 	g := NewWithT(t)
 	f := newFixture(t)
-	f.commit(t, "main", gitserver.Change{Files: map[string]string{"a": "a"}})
+	f.commit(t, gitserver.Change{Files: map[string]string{"a": "a"}})
 	const wrong = "wrong-secret-value"
 
 	repo, err := f.cache.Open(context.Background(), "wrong", f.remote.URL(), Credentials{Username: testUser, Password: wrong})
@@ -333,7 +334,7 @@ func TestRepo_pushRefs_staleOldIsNonFastForwardAndRemoteUnchanged(t *testing.T) 
 
 	ours, err := f.repo.CreateCommit(NewCommit{Parents: []string{head}, Dir: "basens", Files: map[string][]byte{"Kptfile": []byte("ours")}})
 	g.Expect(err).NotTo(HaveOccurred())
-	theirs := f.commit(t, "main", gitserver.Change{Files: map[string]string{"other.txt": "someone else"}})
+	theirs := f.commit(t, gitserver.Change{Files: map[string]string{"other.txt": "someone else"}})
 
 	err = f.repo.PushRefs(context.Background(), []RefUpdate{{Name: "refs/heads/main", Old: main, New: ours}})
 	g.Expect(err).To(MatchError(ErrNonFastForward))
@@ -359,7 +360,7 @@ func TestRepo_pushRefs_serverRejectsRefMovedDuringPush(t *testing.T) {
 	// compare-and-swap can catch this.
 	var theirs string
 	beforeReceivePack = func() {
-		theirs = f.commit(t, "main", gitserver.Change{Files: map[string]string{"race.txt": "won"}})
+		theirs = f.commit(t, gitserver.Change{Files: map[string]string{"race.txt": "won"}})
 	}
 	t.Cleanup(func() { beforeReceivePack = nil })
 

@@ -46,7 +46,7 @@ func openClone(dir string) (*gogit.Repository, error) {
 // initClone creates an empty bare repository at dir (which must not hold one) with
 // atomic ref and config writes.
 func initClone(dir string) (*gogit.Repository, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, err
 	}
 	repo, err := gogit.PlainInit(dir, true)
@@ -126,7 +126,7 @@ func safeRefName(name plumbing.ReferenceName) bool {
 // file holds either its old or its new content.
 func writeFileAtomic(root, rel string, data []byte) (err error) {
 	target := filepath.Join(root, rel)
-	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(target), 0o750); err != nil {
 		return err
 	}
 	f, err := os.CreateTemp(root, tmpPrefix+"*")
@@ -159,7 +159,7 @@ func writeFileAtomic(root, rel string, data []byte) (err error) {
 
 // syncDir makes a rename in dir durable.
 func syncDir(dir string) error {
-	d, err := os.Open(dir)
+	d, err := os.Open(dir) //nolint:gosec // G304: a directory of the cache's own repository, to sync it
 	if err != nil {
 		return err
 	}

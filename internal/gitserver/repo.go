@@ -57,7 +57,7 @@ func (s *Server) CreateRepo(name string) (*Repo, error) {
 	if _, err := os.Stat(dir); err == nil {
 		return nil, fmt.Errorf("repository %q already exists", name)
 	}
-	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o750); err != nil {
 		return nil, err
 	}
 	r := &Repo{Name: name, Dir: dir, server: s}
@@ -107,7 +107,7 @@ func (r *Repo) Commit(branch string, change Change) (string, error) {
 	}
 	defer func() { _ = os.RemoveAll(work) }()
 	worktree := filepath.Join(work, "tree")
-	if err := os.Mkdir(worktree, 0o755); err != nil {
+	if err := os.Mkdir(worktree, 0o750); err != nil {
 		return "", err
 	}
 	env := []string{
@@ -243,7 +243,7 @@ func (r *Repo) ReadFile(rev, path string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	cmd := exec.Command("git", "cat-file", "blob", h+":"+strings.TrimPrefix(path, "/"))
+	cmd := exec.Command("git", "cat-file", "blob", h+":"+strings.TrimPrefix(path, "/")) //nolint:gosec // G204: a fixed git command; rev and path are one argument, never a shell
 	cmd.Dir = r.Dir
 	cmd.Env = append(gitEnv(), "GIT_DIR="+r.Dir)
 	var stderr bytes.Buffer

@@ -13,7 +13,7 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/cgi"
+	"net/http/cgi" //nolint:gosec // G504: httpoxy (CVE-2016-5386) was fixed in Go 1.6.3; this module needs Go 1.26
 	"os"
 	"os/exec"
 	"path"
@@ -21,7 +21,12 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"time"
 )
+
+// readHeaderTimeout bounds how long a client may take to send its request headers, so a
+// stalled connection does not hold a server goroutine forever.
+const readHeaderTimeout = 30 * time.Second
 
 // Options configures a Server.
 type Options struct {
@@ -57,7 +62,7 @@ func Start(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("git binary not found: %w", err)
 	}
-	out, err := exec.Command(gitPath, "--exec-path").Output()
+	out, err := exec.Command(gitPath, "--exec-path").Output() //nolint:gosec // G204: the git binary found on PATH, with a fixed argument
 	if err != nil {
 		return nil, fmt.Errorf("git --exec-path: %w", err)
 	}
@@ -72,7 +77,7 @@ func Start(opts Options) (*Server, error) {
 			return nil, err
 		}
 		s.ownsRoot = true
-	} else if err := os.MkdirAll(s.root, 0o755); err != nil {
+	} else if err := os.MkdirAll(s.root, 0o750); err != nil {
 		return nil, err
 	}
 	if s.root, err = filepath.Abs(s.root); err != nil {
@@ -88,7 +93,7 @@ func Start(opts Options) (*Server, error) {
 		s.removeRoot()
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
-	s.http = &http.Server{Handler: s}
+	s.http = &http.Server{Handler: s, ReadHeaderTimeout: readHeaderTimeout}
 	s.served = make(chan error, 1)
 	go func() { s.served <- s.http.Serve(s.listener) }()
 	return s, nil

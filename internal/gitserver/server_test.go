@@ -36,14 +36,14 @@ func startServer(t *testing.T, opts Options) *Server {
 	return s
 }
 
-// authURL returns rawURL with user:password userinfo.
-func authURL(t *testing.T, rawURL, user, password string) string {
+// authURL returns rawURL with testUser:password userinfo.
+func authURL(t *testing.T, rawURL, password string) string {
 	t.Helper()
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	u.User = url.UserPassword(user, password)
+	u.User = url.UserPassword(testUser, password)
 	return u.String()
 }
 
@@ -72,7 +72,7 @@ func TestServer_clone_withCredentialsGetsSeededContent(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 
 	dest := filepath.Join(t.TempDir(), "clone")
-	out, err := gitCLI("", "clone", authURL(t, repo.URL(), testUser, testPassword), dest)
+	out, err := gitCLI("", "clone", authURL(t, repo.URL(), testPassword), dest)
 	g.Expect(err).NotTo(HaveOccurred(), out)
 
 	g.Expect(os.ReadFile(filepath.Join(dest, "README.md"))).To(Equal([]byte("hello\n")))
@@ -91,7 +91,7 @@ func TestServer_clone_wrongOrMissingCredentialsFails(t *testing.T) {
 	_, err = repo.Commit("main", Change{Files: map[string]string{"a": "a"}})
 	g.Expect(err).NotTo(HaveOccurred())
 
-	out, err := gitCLI("", "clone", authURL(t, repo.URL(), testUser, "wrong"), filepath.Join(t.TempDir(), "c1"))
+	out, err := gitCLI("", "clone", authURL(t, repo.URL(), "wrong"), filepath.Join(t.TempDir(), "c1"))
 	g.Expect(err).To(HaveOccurred())
 	g.Expect(out).To(ContainSubstring("Authentication failed"))
 
@@ -114,7 +114,7 @@ func TestServer_push_largeChunkedBodyIsAccepted(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 
 	dest := filepath.Join(t.TempDir(), "clone")
-	out, err := gitCLI("", "clone", authURL(t, repo.URL(), testUser, testPassword), dest)
+	out, err := gitCLI("", "clone", authURL(t, repo.URL(), testPassword), dest)
 	g.Expect(err).NotTo(HaveOccurred(), out)
 	// Random bytes do not compress, so the pack stays above git's 1 MiB post buffer and is
 	// sent chunked.
@@ -150,7 +150,7 @@ func TestServer_unknownRepository_is404(t *testing.T) {
 		g.Expect(resp.StatusCode).To(Equal(http.StatusNotFound), p)
 	}
 
-	out, err := gitCLI("", "clone", authURL(t, s.RepoURL("missing"), testUser, testPassword), filepath.Join(t.TempDir(), "c"))
+	out, err := gitCLI("", "clone", authURL(t, s.RepoURL("missing"), testPassword), filepath.Join(t.TempDir(), "c"))
 	g.Expect(err).To(HaveOccurred())
 	g.Expect(out).To(ContainSubstring("not found"))
 }

@@ -88,10 +88,10 @@ each annotated with its file path, for kpt fn eval and other KRM functions.`,
 func writeDir(dir string, files map[string][]byte) error {
 	for _, p := range slices.Sorted(maps.Keys(files)) {
 		dest := filepath.Join(dir, filepath.FromSlash(p))
-		if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil { //nolint:gosec // G301: directories of the package the user checks out, like git's (umask applies)
 			return err
 		}
-		if err := os.WriteFile(dest, files[p], 0o644); err != nil {
+		if err := os.WriteFile(dest, files[p], 0o644); err != nil { //nolint:gosec // G306: package files the user checks out, readable like any file git writes (umask applies)
 			return err
 		}
 	}
@@ -195,7 +195,7 @@ func readDir(dir string) (map[string][]byte, error) {
 		if err != nil {
 			return err
 		}
-		b, err := os.ReadFile(p)
+		b, err := os.ReadFile(p) //nolint:gosec // G304: a file below the package directory the user named, found by walking it
 		if err != nil {
 			return err
 		}

@@ -165,7 +165,7 @@ func newRepoGetCommand(o *globalOptions) *cobra.Command {
 		Example: `  kpoctl repo get
   kpoctl repo get blueprints -o yaml
   kpoctl repo get -A`,
-		Args: maxArgs(1, "NAME"),
+		Args: optionalArg("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			c, ns, err := o.client()
@@ -392,9 +392,10 @@ func exactArgs(n int, names string) cobra.PositionalArgs {
 	}
 }
 
-func maxArgs(n int, names string) cobra.PositionalArgs {
+// optionalArg accepts no argument or one, with an error naming the one expected.
+func optionalArg(names string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
-		if len(args) > n {
+		if len(args) > 1 {
 			return fmt.Errorf("%s expects at most %s, got %d arguments: see `%s --help`", cmd.CommandPath(), names, len(args), cmd.CommandPath())
 		}
 		return nil

@@ -51,7 +51,7 @@ creates nothing twice. Failures are reported per downstream and make the command
 
   # ... of the deployment repository east only
   kpoctl rpkg rollback --all-downstreams blueprints.basens.v2 --repository east`,
-		Args: maxArgs(1, "PACKAGE_REVISION"),
+		Args: optionalArg("PACKAGE_REVISION"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			all, err := r.check(args, scopeUsage{
@@ -73,7 +73,7 @@ creates nothing twice. Failures are reported per downstream and make the command
 	f := cmd.Flags()
 	f.StringVar(&r.to, "to", "", "Published revision to go back to, by number or name (default: the one before the latest).")
 	f.StringVar(&r.workspace, "workspace", "", "Workspace name of the new draft (default rollback-v<LATEST>-to-v<TO>).")
-	r.downstreamScope.flags(f, "roll back")
+	r.flags(f, "roll back")
 	return cmd
 }
 

@@ -60,7 +60,7 @@ func newRpkgGetCommand(o *globalOptions) *cobra.Command {
 
   # Drafts of repository deployments, as YAML
   kpoctl rpkg get --repository deployments --lifecycle Draft -o yaml`,
-		Args: maxArgs(1, "NAME"),
+		Args: optionalArg("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.run(cmd, o, args)
 		},

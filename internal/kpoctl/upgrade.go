@@ -58,7 +58,7 @@ and the command fails when any draft failed. --timeout applies to the whole batc
 
   # ... only those of deployment repositories, to the latest revision of basens
   kpoctl rpkg upgrade --all-downstreams blueprints.basens.main -l kpo.dev/deployment=true`,
-		Args: maxArgs(1, "PACKAGE_REVISION"),
+		Args: optionalArg("PACKAGE_REVISION"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			switch u.discover {
@@ -93,7 +93,7 @@ and the command fails when any draft failed. --timeout applies to the whole batc
 	f.StringVar(&u.t.workspace, "workspace", "", "Workspace name of the new draft (required; with --all-downstreams, default upgrade-v<N>-to-upstream-v<M>).")
 	f.StringVar(&u.strategy, "strategy", string(kptfile.ResourceMerge), "Merge strategy: "+strategyChoices()+".")
 	f.StringVar(&u.discover, "discover", "", "List upgrade candidates instead: upstream or downstream.")
-	u.downstreamScope.flags(f, "upgrade")
+	u.flags(f, "upgrade")
 	return cmd
 }
 

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	. "github.com/onsi/gomega"
+	"github.com/onsi/gomega"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -22,9 +22,9 @@ type Revisions struct {
 }
 
 // Get reads a PackageRevision.
-func (r Revisions) Get(g Gomega, ns, name string) *kpov1.PackageRevision {
+func (r Revisions) Get(g gomega.Gomega, ns, name string) *kpov1.PackageRevision {
 	pr := &kpov1.PackageRevision{}
-	g.Expect(r.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, pr)).To(Succeed())
+	g.Expect(r.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, pr)).To(gomega.Succeed())
 	return pr
 }
 
@@ -44,23 +44,23 @@ func SetLifecycle(c client.Client, ns, name string, l kpov1.Lifecycle) error {
 func (r Revisions) WaitLifecycle(t testing.TB, ns, name string, l kpov1.Lifecycle) *kpov1.PackageRevision {
 	t.Helper()
 	var pr *kpov1.PackageRevision
-	NewWithT(t).Eventually(func(g Gomega) {
+	gomega.NewWithT(t).Eventually(func(g gomega.Gomega) {
 		pr = r.Get(g, ns, name)
-		g.Expect(pr.Status.Lifecycle).To(Equal(l))
+		g.Expect(pr.Status.Lifecycle).To(gomega.Equal(l))
 		c := meta.FindStatusCondition(pr.Status.Conditions, kpov1.ReadyCondition)
-		g.Expect(c).NotTo(BeNil())
-		g.Expect(c.Status).To(Equal(metav1.ConditionTrue), c.Message)
-		g.Expect(c.ObservedGeneration).To(Equal(pr.Generation))
-	}, r.Timeout, r.Interval).Should(Succeed())
+		g.Expect(c).NotTo(gomega.BeNil())
+		g.Expect(c.Status).To(gomega.Equal(metav1.ConditionTrue), c.Message)
+		g.Expect(c.ObservedGeneration).To(gomega.Equal(pr.Generation))
+	}, r.Timeout, r.Interval).Should(gomega.Succeed())
 	return pr
 }
 
 // Publish proposes and approves a draft with Client (an approver) and waits for the tag.
 func (r Revisions) Publish(t testing.TB, ns, name string) *kpov1.PackageRevision {
 	t.Helper()
-	g := NewWithT(t)
-	g.Expect(SetLifecycle(r.Client, ns, name, kpov1.LifecycleProposed)).To(Succeed())
+	g := gomega.NewWithT(t)
+	g.Expect(SetLifecycle(r.Client, ns, name, kpov1.LifecycleProposed)).To(gomega.Succeed())
 	r.WaitLifecycle(t, ns, name, kpov1.LifecycleProposed)
-	g.Expect(SetLifecycle(r.Client, ns, name, kpov1.LifecyclePublished)).To(Succeed())
+	g.Expect(SetLifecycle(r.Client, ns, name, kpov1.LifecyclePublished)).To(gomega.Succeed())
 	return r.WaitLifecycle(t, ns, name, kpov1.LifecyclePublished)
 }

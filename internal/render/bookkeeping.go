@@ -167,8 +167,8 @@ func annotationsFormat(before []fileAnnotations) (useInternal, useLegacy bool, e
 func followChangedForm(n *yaml.RNode, before []fileAnnotations) error {
 	now := readFileAnnotations(n)
 	rid, _ := yamlfast.MetaAnnotation(n, kioutil.InternalAnnotationsMigrationResourceIDAnnotation)
-	i, err := strconv.Atoi(rid)
-	if err != nil || i < 0 || i >= len(before) || strconv.Itoa(i) != rid {
+	i, ok := resourceIndex(rid, len(before))
+	if !ok {
 		return nil
 	}
 	orig := before[i]
@@ -198,6 +198,16 @@ func followChangedForm(n *yaml.RNode, before []fileAnnotations) error {
 		}
 	}
 	return nil
+}
+
+// resourceIndex reads a migration resource ID: the index, in canonical decimal form, of a
+// resource among n. It reports false for any other value, which names no resource.
+func resourceIndex(rid string, n int) (int, bool) {
+	i, err := strconv.Atoi(rid)
+	if err != nil || i < 0 || i >= n || strconv.Itoa(i) != rid {
+		return 0, false
+	}
+	return i, true
 }
 
 // defaultPathAnnotation is kioutil.DefaultPathAnnotation("", nodes): resources without a

@@ -40,7 +40,7 @@ func InstallConfig(ctx context.Context, cfg *rest.Config) error {
 		return err
 	}
 	for _, name := range ClusterConfigFiles {
-		data, err := os.ReadFile(filepath.Join(RepoRoot(), name))
+		data, err := os.ReadFile(filepath.Join(RepoRoot(), name)) //nolint:gosec // G304: one of the repository's own ClusterConfigFiles
 		if err != nil {
 			return err
 		}
@@ -50,7 +50,7 @@ func InstallConfig(ctx context.Context, cfg *rest.Config) error {
 		}
 		for _, obj := range objs {
 			obj.SetManagedFields(nil)
-			if err := c.Patch(ctx, obj, client.Apply, client.FieldOwner("kpo-install"), client.ForceOwnership); err != nil {
+			if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj), client.FieldOwner("kpo-install"), client.ForceOwnership); err != nil {
 				return fmt.Errorf("%s: applying %s %s: %w", name, obj.GetKind(), obj.GetName(), err)
 			}
 		}

@@ -43,7 +43,7 @@ func ResetEncoderQueue(e *goyaml.Encoder) {
 	if !encoderQueue.ok {
 		return
 	}
-	enc := *(*unsafe.Pointer)(unsafe.Add(unsafe.Pointer(e), encoderQueue.encoder))
+	enc := *(*unsafe.Pointer)(unsafe.Add(unsafe.Pointer(e), encoderQueue.encoder)) //nolint:gosec // G103: audited; the offsets come from reflection and encoderQueue.ok guards them (see encoderQueue)
 	if enc == nil {
 		return
 	}

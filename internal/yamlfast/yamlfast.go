@@ -117,27 +117,27 @@ func Annotation(rn *yaml.RNode, key string) (string, bool) {
 }
 
 // metaNode returns the metadata mapping as RNode.GetMeta reads it, or nil.
-func metaNode(rn *yaml.RNode) (top, md *yaml.Node) {
+func metaNode(rn *yaml.RNode) *yaml.Node {
 	n := root(rn)
 	if n == nil || isNull(n) {
-		return nil, nil
+		return nil
 	}
 	if n.Kind == yaml.DocumentNode {
 		n = n.Content[0]
 	}
 	if n.Kind != yaml.MappingNode {
-		return nil, nil
+		return nil
 	}
-	md = Field(n, metadataField)
+	md := Field(n, metadataField)
 	if yaml.IsYNodeNilOrEmpty(md) || md.Kind != yaml.MappingNode {
-		return n, nil
+		return nil
 	}
-	return n, md
+	return md
 }
 
 // metaAnnotationsNode returns metadata.annotations as RNode.GetMeta reads them, or nil.
 func metaAnnotationsNode(rn *yaml.RNode) *yaml.Node {
-	_, md := metaNode(rn)
+	md := metaNode(rn)
 	if md == nil {
 		return nil
 	}
@@ -198,7 +198,7 @@ func TypeAndName(rn *yaml.RNode) (apiVersion, kind, name string) {
 	if f := Field(n, "kind"); !yaml.IsYNodeNilOrEmpty(f) {
 		kind = f.Value
 	}
-	if _, md := metaNode(rn); md != nil {
+	if md := metaNode(rn); md != nil {
 		if f := Field(md, "name"); !yaml.IsYNodeNilOrEmpty(f) {
 			name = f.Value
 		}

@@ -5,6 +5,7 @@ import (
 
 	. "github.com/onsi/gomega"
 	"go.starlark.net/starlark"
+	"go.starlark.net/syntax"
 	"sigs.k8s.io/kustomize/kyaml/fn/framework"
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 )
@@ -16,7 +17,7 @@ func krmfnCall(expr string) (starlark.Value, error) {
 	configMap, _ := yamlToStarlark(yaml.MustParse("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n").YNode())
 	odd, _ := yamlToStarlark(yaml.MustParse("apiVersion: 1\nkind: [a]\nmetadata:\n  name: 7\n").YNode())
 	env := starlark.StringDict{"krmfn": krmfnModule, "deployment": deployment, "config_map": configMap, "bare": starlark.NewDict(0), "odd": odd}
-	return starlark.Eval(&starlark.Thread{Name: "test"}, "expr", expr, env)
+	return starlark.EvalOptions(&syntax.FileOptions{}, &starlark.Thread{Name: "test"}, "expr", expr, env)
 }
 
 func TestKrmfn_helpers(t *testing.T) {

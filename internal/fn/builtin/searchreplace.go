@@ -172,7 +172,8 @@ func (f *SearchReplace) commentLists(o *yaml.RNode, path string) error {
 func (f *SearchReplace) matchScalar(node *yaml.Node, path string) error {
 	valueMatch := (f.ByValue != "" && f.ByValue == node.Value) || (f.regex != nil && f.regex.MatchString(node.Value))
 	pathMatch := f.pathMatch(path)
-	if !(valueMatch && pathMatch) && !(valueMatch && f.ByPath == "") && !(pathMatch && f.ByValue == "" && f.ByValueRegex == "") {
+	matched := (valueMatch && pathMatch) || (valueMatch && f.ByPath == "") || (pathMatch && f.ByValue == "" && f.ByValueRegex == "")
+	if !matched {
 		return nil
 	}
 	if f.PutComment != "" {

@@ -272,11 +272,10 @@ func yamlToStarlark(n *yaml.Node) (starlark.Value, error) {
 		case yaml.NodeTagNull:
 			return starlark.None, nil
 		case yaml.NodeTagBool:
-			b, err := strconv.ParseBool(strings.ToLower(n.Value))
-			if err != nil {
-				return starlark.String(n.Value), nil
+			if b, err := strconv.ParseBool(strings.ToLower(n.Value)); err == nil {
+				return starlark.Bool(b), nil
 			}
-			return starlark.Bool(b), nil
+			return starlark.String(n.Value), nil
 		case yaml.NodeTagInt:
 			if i, ok := new(big.Int).SetString(strings.ReplaceAll(n.Value, "_", ""), 0); ok {
 				return starlark.MakeBigInt(i), nil

@@ -162,7 +162,7 @@ func (e *Evaluator) objects(run, image string, input []byte, timeout time.Durati
 	mount := func(name, at string, ro bool) corev1.VolumeMount {
 		return corev1.VolumeMount{Name: name, MountPath: at, ReadOnly: ro}
 	}
-	tokenPath := "/var/run/secrets/kubernetes.io/serviceaccount"
+	serviceAccountMount := "/var/run/secrets/kubernetes.io/serviceaccount"
 	job := &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{Name: run, Namespace: e.Namespace, Labels: labels},
 		Spec: batchv1.JobSpec{
@@ -199,7 +199,7 @@ func (e *Evaluator) objects(run, image string, input []byte, timeout time.Durati
 							Command: []string{"/kpo-fn-wrapper", "upload", "--dir", outputDir, "--namespace", e.Namespace,
 								"--configmap", out.Name, "--timeout", timeout.String()},
 							SecurityContext: restricted, Resources: limits,
-							VolumeMounts: []corev1.VolumeMount{mount("out", outputDir, true), mount("token", tokenPath, true)},
+							VolumeMounts: []corev1.VolumeMount{mount("out", outputDir, true), mount("token", serviceAccountMount, true)},
 						},
 					},
 					Volumes: []corev1.Volume{

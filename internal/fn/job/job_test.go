@@ -110,11 +110,11 @@ func evaluator(timeout time.Duration) *job.Evaluator {
 	}
 }
 
-func resourceList(t *testing.T, namespace string) *framework.ResourceList {
+func resourceList(t *testing.T) *framework.ResourceList {
 	t.Helper()
 	item, err := yaml.Parse("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm # keep this comment\ndata:\n  a: b\n")
 	NewWithT(t).Expect(err).NotTo(HaveOccurred())
-	cfg, err := yaml.Parse("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: function-input\ndata:\n  namespace: " + namespace + "\n")
+	cfg, err := yaml.Parse("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: function-input\ndata:\n  namespace: prod\n")
 	NewWithT(t).Expect(err).NotTo(HaveOccurred())
 	return &framework.ResourceList{Items: []*yaml.RNode{item}, FunctionConfig: cfg}
 }
@@ -132,7 +132,7 @@ func expectCleanedUp(g Gomega) {
 
 func TestEvaluator_runsTheFunctionInAJobAndCleansUp(t *testing.T) {
 	g := NewWithT(t)
-	rl := resourceList(t, "prod")
+	rl := resourceList(t)
 	err := evaluator(time.Minute).Evaluate(context.Background(), kptfile.Function{Image: setNamespaceImage}, rl)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(rl.Items).To(HaveLen(1))
@@ -143,7 +143,7 @@ func TestEvaluator_runsTheFunctionInAJobAndCleansUp(t *testing.T) {
 
 func TestEvaluator_failingFunction_isAFunctionErrorWithExitCodeAndStderr(t *testing.T) {
 	g := NewWithT(t)
-	err := evaluator(time.Minute).Evaluate(context.Background(), kptfile.Function{Image: failingImage}, resourceList(t, "prod"))
+	err := evaluator(time.Minute).Evaluate(context.Background(), kptfile.Function{Image: failingImage}, resourceList(t))
 	var fe *render.FunctionError
 	g.Expect(errors.As(err, &fe)).To(BeTrue(), "got %v", err)
 	g.Expect(fe.ExitCode).NotTo(BeZero())
@@ -153,7 +153,7 @@ func TestEvaluator_failingFunction_isAFunctionErrorWithExitCodeAndStderr(t *test
 
 func TestEvaluator_imageNotOnTheAllowlist_isRefusedBeforeAnyJob(t *testing.T) {
 	g := NewWithT(t)
-	err := evaluator(time.Minute).Evaluate(context.Background(), kptfile.Function{Image: "docker.io/evil/fn:latest"}, resourceList(t, "prod"))
+	err := evaluator(time.Minute).Evaluate(context.Background(), kptfile.Function{Image: "docker.io/evil/fn:latest"}, resourceList(t))
 	g.Expect(errors.Is(err, job.ErrImageNotAllowed)).To(BeTrue(), "got %v", err)
 	g.Expect(err.Error()).To(ContainSubstring("--function-image-allowlist"))
 	jobs := &batchv1.JobList{}
@@ -165,7 +165,7 @@ func TestEvaluator_imageNotOnTheAllowlist_isRefusedBeforeAnyJob(t *testing.T) {
 
 func TestEvaluator_functionThatNeverFinishes_timesOut(t *testing.T) {
 	g := NewWithT(t)
-	err := evaluator(2*time.Second).Evaluate(context.Background(), kptfile.Function{Image: unpulledImage}, resourceList(t, "prod"))
+	err := evaluator(2*time.Second).Evaluate(context.Background(), kptfile.Function{Image: unpulledImage}, resourceList(t))
 	g.Expect(errors.Is(err, job.ErrTimeout)).To(BeTrue(), "got %v", err)
 	expectCleanedUp(g)
 }

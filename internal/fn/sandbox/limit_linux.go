@@ -26,7 +26,7 @@ func LimitMemory(budget int64) error {
 	if err != nil {
 		return fmt.Errorf("reading the address space size: %w", err)
 	}
-	limit := uint64(mapped) + uint64(budget)
+	limit := mapped + uint64(budget)
 	var current syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_AS, &current); err != nil {
 		return fmt.Errorf("reading RLIMIT_AS: %w", err)
@@ -44,7 +44,7 @@ func LimitMemory(budget int64) error {
 }
 
 // mappedBytes is the process's current address space size (VmSize).
-func mappedBytes() (int64, error) {
+func mappedBytes() (uint64, error) {
 	status, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return 0, err
@@ -52,7 +52,7 @@ func mappedBytes() (int64, error) {
 	s := bufio.NewScanner(bytes.NewReader(status))
 	for s.Scan() {
 		if v, ok := strings.CutPrefix(s.Text(), "VmSize:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			kb, err := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
 			if err != nil {
 				return 0, fmt.Errorf("VmSize %q: %w", v, err)
 			}

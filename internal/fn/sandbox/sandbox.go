@@ -153,7 +153,7 @@ func (e *Evaluator) Evaluate(ctx context.Context, fn kptfile.Function, rl *frame
 	defer cancel()
 	stdout := &cappedBuffer{max: e.maxOutput()}
 	stderr := &stderrRecorder{}
-	cmd := exec.CommandContext(runCtx, e.Binary,
+	cmd := exec.CommandContext(runCtx, e.Binary, //nolint:gosec // G204: the kpo-fn binary the manager was configured with; name is a builtin checked by Lookup
 		"--"+MemoryFlag+"="+strconv.FormatInt(memory, 10), "--"+TimeoutFlag+"="+timeout.String(), name)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = &in, stdout, stderr
 	// Nothing of the manager's environment is the function's business; tracebacks of a

@@ -94,7 +94,7 @@ func (n *Node) run(ctx context.Context, job *batchv1.Job) {
 	mounts := map[string]string{}
 	for _, v := range spec.Volumes {
 		dir := filepath.Join(root, v.Name)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
 			return
 		}
 		if v.ConfigMap != nil {
@@ -103,7 +103,7 @@ func (n *Node) run(ctx context.Context, job *batchv1.Job) {
 				return
 			}
 			for k, data := range cm.Data {
-				if err := os.WriteFile(filepath.Join(dir, k), []byte(data), 0o644); err != nil {
+				if err := os.WriteFile(filepath.Join(dir, k), []byte(data), 0o600); err != nil {
 					return
 				}
 			}
@@ -112,8 +112,8 @@ func (n *Node) run(ctx context.Context, job *batchv1.Job) {
 	}
 	fnCmd := n.localize(fn, mounts, local)
 	upCmd := n.localize(upload, mounts, nil)
-	fnProc := exec.CommandContext(ctx, fnCmd[0], fnCmd[1:]...)
-	upProc := exec.CommandContext(ctx, upCmd[0], upCmd[1:]...)
+	fnProc := exec.CommandContext(ctx, fnCmd[0], fnCmd[1:]...) //nolint:gosec // G204: the test node runs the commands of the Jobs under test, as a kubelet would
+	upProc := exec.CommandContext(ctx, upCmd[0], upCmd[1:]...) //nolint:gosec // G204: likewise, the uploader container's command
 	upProc.Env = append(os.Environ(), "KUBECONFIG="+n.Kubeconfig)
 	// Both containers run at once, as in a pod.
 	if err := upProc.Start(); err != nil {

@@ -1,0 +1,177 @@
+package crash_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	kpov1 "kpo.dev/kpo/api/v1alpha1"
+	"kpo.dev/kpo/internal/content"
+	"kpo.dev/kpo/internal/git"
+	"kpo.dev/kpo/internal/gitserver"
+	"kpo.dev/kpo/internal/testenv"
+)
+
+// checkerFixture is a consistent state the checker must accept: package p of repository alpha
+// with r1 published as v1 (marker m1), r2 a draft (marker m2), and r3 deleted by the test.
+type checkerFixture struct {
+	repo    *gitserver.Repo
+	objects map[string]client.Object // by kind/name
+	worker  *worker
+	pkg     *pkgModel
+}
+
+func newCheckerFixture(t *testing.T) *checkerFixture {
+	t.Helper()
+	g := NewWithT(t)
+	srv, err := gitserver.Start(gitserver.Options{Root: t.TempDir()})
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Cleanup(func() { _ = srv.Close() })
+	repo, err := srv.CreateRepo("alpha")
+	g.Expect(err).NotTo(HaveOccurred())
+	kptfile := "apiVersion: kpt.dev/v1\nkind: Kptfile\nmetadata:\n  name: p\n"
+	v1, err := repo.Commit("main", gitserver.Change{
+		Files:   map[string]string{"p/Kptfile": kptfile, "p/" + markersFile: "m1\n"},
+		Message: "Approve p v1\n\n" + git.KptCommit{Package: "p", WorkspaceName: "r1", Revision: 1}.Line() + "\n",
+	})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(repo.Tag("p/v1", v1)).To(Succeed())
+	r2, err := repo.Commit("drafts/p/r2", gitserver.Change{Files: map[string]string{"p/Kptfile": kptfile, "p/" + markersFile: "m2\n"}})
+	g.Expect(err).NotTo(HaveOccurred())
+
+	f := &checkerFixture{repo: repo, objects: map[string]client.Object{}}
+	f.pkg = &pkgModel{repo: "alpha", name: "p", nextWS: 3}
+	f.pkg.revs = []*revision{
+		{pkg: f.pkg, workspace: "r1", name: "alpha.p.r1", draft: "p-r1", lifecycle: kpov1.LifecyclePublished, markers: []string{"m1"}, uid: "uid-r1"},
+		{pkg: f.pkg, workspace: "r2", name: "alpha.p.r2", draft: "p-r2", lifecycle: kpov1.LifecycleDraft, markers: []string{"m2"}, uid: "uid-r2"},
+		{pkg: f.pkg, workspace: "r3", name: "alpha.p.r3", draft: "p-r3", lifecycle: kpov1.LifecycleDraft,
+			deleted: true, draftDeleted: true, deletedUID: "uid-r3", deletedObject: "uid uid-r3"},
+	}
+	f.worker = &worker{pkgs: []*pkgModel{f.pkg}}
+
+	ready := []metav1.Condition{{Type: kpov1.ReadyCondition, Status: metav1.ConditionTrue, Reason: "Test", ObservedGeneration: 1}}
+	objMeta := func(name string) metav1.ObjectMeta {
+		return metav1.ObjectMeta{Name: name, Namespace: namespace, Generation: 1, UID: types.UID("uid-" + strings.TrimPrefix(name, "alpha.p."))}
+	}
+	f.add(&kpov1.Repository{ObjectMeta: objMeta("alpha"), Status: kpov1.RepositoryStatus{Conditions: ready}})
+	for _, pr := range []struct {
+		ws, commit string
+		lifecycle  kpov1.Lifecycle
+		revision   int
+	}{
+		{"r1", v1, kpov1.LifecyclePublished, 1},
+		{"r2", r2, kpov1.LifecycleDraft, 0},
+		{"main", v1, kpov1.LifecyclePublished, -1},
+	} {
+		name := "alpha.p." + pr.ws
+		f.add(&kpov1.PackageRevision{
+			ObjectMeta: objMeta(name),
+			Spec:       kpov1.PackageRevisionSpec{Repository: "alpha", PackageName: "p", WorkspaceName: pr.ws, Lifecycle: pr.lifecycle},
+			Status:     kpov1.PackageRevisionStatus{Conditions: ready, Lifecycle: pr.lifecycle, Revision: pr.revision, Commit: pr.commit},
+		})
+		files := map[string][]byte{"Kptfile": []byte(kptfile)}
+		data, _, err := content.ToConfigMap(files)
+		g.Expect(err).NotTo(HaveOccurred())
+		cm := &corev1.ConfigMap{ObjectMeta: objMeta(name), Data: data}
+		cm.Labels = map[string]string{kpov1.ContentLabel: "true", kpov1.LifecycleLabel: string(pr.lifecycle)}
+		cm.Annotations = map[string]string{kpov1.ContentDigestAnnotation: content.Digest(files)}
+		f.add(cm)
+	}
+	for _, d := range []string{"p-r1", "p-r2"} {
+		f.add(&kpov1.PackageDraft{ObjectMeta: objMeta(d), Status: kpov1.PackageDraftStatus{Conditions: ready}})
+	}
+	return f
+}
+
+// add puts obj in the cluster the checker sees, under "<kind>/<name>".
+func (f *checkerFixture) add(obj client.Object) {
+	f.objects[kindOf(obj)+"/"+obj.GetName()] = obj
+}
+
+func kindOf(obj client.Object) string {
+	switch obj.(type) {
+	case *kpov1.Repository:
+		return "repository"
+	case *kpov1.PackageRevision:
+		return "packagerevision"
+	case *kpov1.PackageDraft:
+		return "packagedraft"
+	}
+	return "configmap"
+}
+
+func (f *checkerFixture) violations(t *testing.T) []string {
+	t.Helper()
+	var objs []client.Object
+	for _, o := range f.objects {
+		objs = append(objs, o)
+	}
+	c := fake.NewClientBuilder().WithScheme(testenv.Scheme()).WithObjects(objs...).Build()
+	k := &checker{c: c, ns: namespace, gitRepo: map[string]*gitserver.Repo{"alpha": f.repo},
+		workers: []*worker{f.worker}, messages: map[string]string{}, blobs: map[string]string{}}
+	v, err := k.violations(context.Background())
+	NewWithT(t).Expect(err).NotTo(HaveOccurred())
+	return v
+}
+
+// TestChecker_reportsEachInvariantOnItsObject keeps the crash test honest: a consistent state
+// gives no violation, and each kind of damage gives the violation naming it and its object.
+func TestChecker_reportsEachInvariantOnItsObject(t *testing.T) {
+	t.Run("consistent", func(t *testing.T) {
+		NewWithT(t).Expect(newCheckerFixture(t).violations(t)).To(BeEmpty())
+	})
+	for _, tc := range []struct {
+		name   string
+		damage func(*testing.T, *checkerFixture)
+		want   string
+	}{
+		{"gap in tags", func(t *testing.T, f *checkerFixture) {
+			NewWithT(t).Expect(f.repo.Tag("p/v3", "p/v1")).To(Succeed())
+		}, `consecutive tags: repository alpha package p: tags v1,v3: want v1..v2 without gaps (v2 missing)`},
+		{"two tags of one revision", func(t *testing.T, f *checkerFixture) {
+			NewWithT(t).Expect(f.repo.Tag("p/v2", "p/v1")).To(Succeed())
+		}, `no duplicate tags: repository alpha package p: v1 and v2 both publish workspace "r1"`},
+		{"approval never tagged", func(t *testing.T, f *checkerFixture) {
+			f.pkg.revs[1].lifecycle = kpov1.LifecyclePublished
+		}, `every approval tagged: PackageRevision alpha.p.r2: its approval was accepted, but no tag of p in repository alpha publishes workspace "r2"`},
+		{"orphaned branch", func(t *testing.T, f *checkerFixture) {
+			NewWithT(t).Expect(f.repo.Branch("proposed/p/r7", "drafts/p/r2")).To(Succeed())
+		}, `no orphaned branch: repository alpha: branch proposed/p/r7 has no PackageRevision alpha.p.r7`},
+		{"orphaned revision", func(t *testing.T, f *checkerFixture) {
+			NewWithT(t).Expect(f.repo.DeleteRef("refs/heads/drafts/p/r2")).To(Succeed())
+		}, `no orphaned PackageRevision: PackageRevision alpha.p.r2: Draft, but branch drafts/p/r2 does not exist in repository alpha`},
+		{"lost edit", func(t *testing.T, f *checkerFixture) {
+			f.pkg.revs[1].markers = append(f.pkg.revs[1].markers, "m3")
+		}, `every accepted edit in Git: PackageRevision alpha.p.r2 (drafts/p/r2 at `},
+		{"not ready", func(t *testing.T, f *checkerFixture) {
+			d := f.objects["packagedraft/p-r2"].(*kpov1.PackageDraft)
+			d.Status.Conditions = []metav1.Condition{{Type: kpov1.ReadyCondition, Status: metav1.ConditionFalse,
+				Reason: kpov1.DuplicateWorkspaceReason, Message: "taken", ObservedGeneration: 1}}
+		}, `everything Ready: PackageDraft p-r2: Ready=False reason DuplicateWorkspace: taken`},
+		{"deleted revision back", func(t *testing.T, f *checkerFixture) {
+			pr := f.objects["packagerevision/alpha.p.r2"].(*kpov1.PackageRevision).DeepCopy()
+			pr.Name, pr.UID, pr.Spec.WorkspaceName = "alpha.p.r3", "uid-new", "r3"
+			f.add(pr)
+		}, `state the accepted operations ask for: PackageRevision alpha.p.r3: the test deleted it (spec Draft; uid uid-r3), but it came back: uid uid-new`},
+		{"user's lifecycle overwritten", func(t *testing.T, f *checkerFixture) {
+			f.objects["packagerevision/alpha.p.r2"].(*kpov1.PackageRevision).Spec.Lifecycle = kpov1.LifecycleProposed
+		}, `state the accepted operations ask for: PackageRevision alpha.p.r2: the test last set spec.lifecycle Draft, but spec.lifecycle is Proposed and status.lifecycle Draft`},
+		{"uncommitted content", func(t *testing.T, f *checkerFixture) {
+			f.objects["configmap/alpha.p.r2"].(*corev1.ConfigMap).Data[markersFile] = "m9\n"
+		}, `content ConfigMap equals Git: ConfigMap alpha.p.r2 (PackageRevision alpha.p.r2, Draft): holds content that was never committed`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newCheckerFixture(t)
+			tc.damage(t, f)
+			v := f.violations(t)
+			NewWithT(t).Expect(v).To(ContainElement(HavePrefix(tc.want)), strings.Join(v, "\n"))
+		})
+	}
+}
