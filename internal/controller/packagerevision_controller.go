@@ -300,6 +300,14 @@ func (r *PackageRevisionReconciler) reconcileLifecycle(ctx context.Context, s *r
 	path := discovery.PackagePath(repo.Spec.Git.Directory, pr.Spec.PackageName)
 	ws := pr.Spec.WorkspaceName
 	rev := pr.Status.Revision
+	if _, ok, err := refHead(src, pr.Status.Ref); err != nil || !ok {
+		// The status is behind Git (a crash after a push, another tool): read it again first;
+		// the transition, if still needed, follows from the fresh status.
+		if err != nil {
+			return err
+		}
+		return syncPackage(ctx, r.Client, r.git.apiReader, repo, src, pr.Spec.PackageName)
+	}
 	switch {
 	case from == kpov1.LifecycleDraft && to == kpov1.LifecycleProposed:
 		err = r.propose(ctx, src, pr, path)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -43,6 +44,8 @@ type RepositoryReconciler struct {
 	Recorder record.EventRecorder
 	// MaxConcurrentReconciles bounds parallel syncs (default 2).
 	MaxConcurrentReconciles int
+	// syncedOnce holds the UIDs of the Repositories this process has synced fully.
+	syncedOnce sync.Map
 }
 
 // +kubebuilder:rbac:groups=kpo.dev,resources=repositories,verbs=get;list;watch;update;patch
@@ -109,6 +112,11 @@ func (r *RepositoryReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 
 	now := time.Now()
 	due, wait := syncDue(repo, now)
+	if _, seen := r.syncedOnce.Load(repo.UID); !seen {
+		// The first reconcile in this process reads Git whatever the status says: the previous
+		// process may have died between a write to Git and the status that records it.
+		due = true
+	}
 	wasReady := isReady(repo.Status.Conditions)
 	defer func() {
 		if err := patchStatus(ctx, r.Client, req.NamespacedName, &kpov1.Repository{}, func(fresh *kpov1.Repository) {
@@ -141,6 +149,7 @@ func (r *RepositoryReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 			return result, err
 		}
 	}
+	r.syncedOnce.Store(repo.UID, true)
 	return result, nil
 }
 
@@ -235,7 +244,7 @@ func (r *RepositoryReconciler) reconcileRevisions(ctx context.Context, repo *kpo
 	}
 	state.revisions = revs
 
-	s := &revisionSync{Client: r.Client, apiReader: r.git.apiReader, repo: repo, src: state.repo}
+	s := &revisionSync{Client: r.Client, apiReader: r.git.apiReader, repo: repo, src: state.repo, full: true}
 	err = s.apply(ctx, revs, "")
 	r.reportProblems(repo, s.problems)
 	if err != nil {

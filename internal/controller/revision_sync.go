@@ -31,6 +31,9 @@ type revisionSync struct {
 	apiReader client.Reader
 	// retrying is set while a revision is applied again after a conflict (once).
 	retrying bool
+	// full is set for a Repository's full sync, which notices changes other tools made to Git;
+	// unset for the re-read of one package after the manager's own write.
+	full bool
 	repo     *kpov1.Repository
 	src      *git.Repo
 	// problems are the revisions of the last apply that could not be synced: refused by
@@ -100,9 +103,11 @@ func (s *revisionSync) applyRevision(ctx context.Context, rev discovery.Revision
 	pr.Spec.Repository = s.repo.Name
 	pr.Spec.PackageName = rev.Package
 	pr.Spec.WorkspaceName = rev.Workspace
-	// spec.lifecycle is the user's intent: it follows Git only when no transition is pending,
-	// that is when Git moved on its own (another tool) or the object is new.
-	if pr.Spec.Lifecycle == "" || pr.Spec.Lifecycle == pr.Status.Lifecycle || pr.Status.Lifecycle == "" {
+	// spec.lifecycle is the user's intent: it follows Git only when the object is new, or, in a
+	// full sync, when no transition is pending (Git moved on its own: another tool). After the
+	// manager's own write, Git may hold an older intent than spec (a reject that came in while
+	// the proposal was pushed): spec stays, and the PackageRevision reconciler carries it out.
+	if pr.Spec.Lifecycle == "" || pr.ResourceVersion == "" || (s.full && pr.Spec.Lifecycle == pr.Status.Lifecycle) {
 		pr.Spec.Lifecycle = rev.Lifecycle
 	}
 
