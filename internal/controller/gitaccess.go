@@ -94,36 +94,6 @@ func (a *gitAccess) credentials(ctx context.Context, namespace string, ref *kpov
 	return creds, nil
 }
 
-// gitStepError wraps a Git failure with the condition reason it maps to and a message that
-// says what to fix. Failures only an outside change fixes retry after a pause instead of with
-// backoff. Classified failures are described by their sentinel, not by the transport's text.
-// The message never holds the userinfo of a URL (see redactURLs), wherever it came from.
-func gitStepError(doing string, err error) error {
-	var se *stepError
-	if errors.As(err, &se) {
-		return redacted(err)
-	}
-	var reason, advice string
-	var sentinel error
-	switch {
-	case errors.Is(err, git.ErrAuthenticationFailed):
-		reason, sentinel = kpov1.AuthenticationFailedReason, git.ErrAuthenticationFailed
-		advice = "check the username, password or token in the Secret named by secretRef"
-	case errors.Is(err, git.ErrRepositoryNotFound):
-		reason, sentinel = kpov1.RepositoryNotFoundReason, git.ErrRepositoryNotFound
-		advice = "check the repository URL"
-	case errors.Is(err, git.ErrUnreachable):
-		reason, sentinel = kpov1.RepositoryUnreachableReason, git.ErrUnreachable
-		advice = "check the host name, the port and the network (" + rootCause(err) + ")"
-	case errors.Is(err, git.ErrBranchNotFound):
-		reason, sentinel = kpov1.BranchNotFoundReason, git.ErrBranchNotFound
-		advice = "create the branch, or set spec.git.createBranch: true"
-	default:
-		return redacted(fmt.Errorf("%s: %w", doing, err))
-	}
-	return &stepError{Reason: reason, RetryAfter: maxRetryAfter, Err: redacted(fmt.Errorf("%s: %w: %s", doing, sentinel, advice))}
-}
-
 // urlUserinfo matches the userinfo of a URL in free text: the scheme, then everything up to
 // the last "@" before the host ends ("/", "?", "#" or white space), so that a password
 // holding an unescaped "@" goes too.

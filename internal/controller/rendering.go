@@ -2,7 +2,6 @@ package controller
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -11,8 +10,6 @@ import (
 
 	kpov1 "kpo.dev/kpo/api/v1alpha1"
 	"kpo.dev/kpo/internal/content"
-	"kpo.dev/kpo/internal/fn"
-	"kpo.dev/kpo/internal/fn/job"
 	"kpo.dev/kpo/internal/render"
 )
 
@@ -62,22 +59,6 @@ func prepareContent(ctx context.Context, r Renderer, files map[string][]byte, pu
 		return out, terminal(contentReason(err), fmt.Errorf("%s: the rendered package: %w", what, err))
 	}
 	return out, nil
-}
-
-// renderFailureReason maps a render error to the Rendered condition's reason.
-func renderFailureReason(err error) string {
-	var fe *render.FunctionError
-	switch {
-	case errors.Is(err, render.ErrInvalidKptfile):
-		return kpov1.InvalidKptfileReason
-	case errors.Is(err, job.ErrImageNotAllowed), errors.Is(err, fn.ErrExecNotAllowed):
-		return kpov1.ImageNotAllowedReason
-	case errors.Is(err, render.ErrTimeout):
-		return kpov1.TimeoutReason
-	case errors.As(err, &fe):
-		return kpov1.FunctionFailedReason
-	}
-	return kpov1.FunctionFailedReason
 }
 
 // maxRenderResults bounds what status.renderResults holds.

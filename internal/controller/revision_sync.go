@@ -34,8 +34,8 @@ type revisionSync struct {
 	// full is set for a Repository's full sync, which notices changes other tools made to Git;
 	// unset for the re-read of one package after the manager's own write.
 	full bool
-	repo     *kpov1.Repository
-	src      *git.Repo
+	repo *kpov1.Repository
+	src  *git.Repo
 	// problems are the revisions of the last apply that could not be synced: refused by
 	// discovery.Validate or by the API server. They never fail the apply.
 	problems []discovery.Problem
