@@ -37,6 +37,8 @@ var (
 	// adminConfig is the control plane admin (system:masters) config, for impersonation.
 	adminConfig *rest.Config
 	managerLog  = &syncBuffer{}
+	// managerRequests counts the API requests the manager sends.
+	managerRequests *testenv.Requests
 )
 
 func TestMain(m *testing.M) {
@@ -73,6 +75,7 @@ func runSuite(m *testing.M) int {
 		return 1
 	}
 	defer kpo.Stop()
+	managerRequests = kpo.Requests
 
 	adminConfig = env.Config
 	k8sClient, err = client.New(env.Config, client.Options{Scheme: testenv.Scheme()})

@@ -28,7 +28,9 @@ func Scheme() *runtime.Scheme {
 // `make run` use it.
 type Kpo struct {
 	Manager ctrl.Manager
-	stop    func()
+	// Requests counts the API requests the manager sends.
+	Requests *Requests
+	stop     func()
 }
 
 // StartKpo installs the cluster config (ClusterConfigFiles), waits for the admission policies,
@@ -42,7 +44,8 @@ func StartKpo(env *Environment, configure func(ctrl.Manager, *controller.Options
 	if err := WaitForPolicies(ctx, env.Config); err != nil {
 		return nil, err
 	}
-	mgr, err := ctrl.NewManager(ManagerConfig(env.Config), ctrl.Options{
+	requests := &Requests{}
+	mgr, err := ctrl.NewManager(requests.Wrap(ManagerConfig(env.Config)), ctrl.Options{
 		Scheme:                 Scheme(),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
@@ -74,7 +77,7 @@ func StartKpo(env *Environment, configure func(ctrl.Manager, *controller.Options
 			fmt.Fprintln(os.Stderr, "manager:", err)
 		}
 	}()
-	return &Kpo{Manager: mgr, stop: func() {
+	return &Kpo{Manager: mgr, Requests: requests, stop: func() {
 		cancel()
 		<-done
 		_ = os.RemoveAll(cacheDir)
