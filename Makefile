@@ -72,6 +72,14 @@ bench: ## Run the benchmarks and write bench/report.txt.
 	@mkdir -p bench
 	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" go test $$(go list ./... | grep -v /internal/e2e) -run '^$$' -bench . -benchmem -count=1 -timeout 60m | tee bench/report.txt
 
+BENCH_SCALE_SIZES ?= 3x50x3
+BENCH_SCALE_FLAGS ?=
+
+.PHONY: bench-scale
+bench-scale: ## Scale benchmark: per size RxPxT (BENCH_SCALE_SIZES=3x50x3,10x100x3) a fresh control plane, generated repositories and the manager binary; writes bench/scale-report.txt. BENCH_SCALE_FLAGS='-authoring 10 -manager-args=--repository-workers=8' adds flags.
+	@mkdir -p bench
+	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" go run ./hack/benchscale -sizes '$(BENCH_SCALE_SIZES)' -out bench/scale-report.txt $(BENCH_SCALE_FLAGS)
+
 .PHONY: lint
 lint: golangci-lint ## Run golangci-lint.
 	$(GOLANGCI_LINT) run
