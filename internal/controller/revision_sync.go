@@ -207,7 +207,12 @@ func (s *revisionSync) syncContentAndStatus(ctx context.Context, rev discovery.R
 			files = nil
 		}
 	}
-	st.Commit, st.Tree = rev.Commit, tree
+	// The package on the registered branch keeps the commit its content was read at while its
+	// tree stays the same: a commit for another package moves the branch, not this revision.
+	if treeChanged || rev.Revision >= 0 {
+		st.Commit = rev.Commit
+	}
+	st.Tree = tree
 	switch {
 	case readErr != nil:
 		st.ResourcesRef, st.ContentError = nil, readErr

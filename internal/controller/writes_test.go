@@ -7,6 +7,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	kpov1 "kpo.dev/kpo/api/v1alpha1"
+	"kpo.dev/kpo/internal/gitserver"
 )
 
 // quiet waits until the manager has sent no write in ns for a second, and resets the count.
@@ -29,8 +30,36 @@ func TestRepository_unchangedResync_writesNothingButItsOwnSyncRecord(t *testing.
 
 	syncNow(t, ns, "catalog")
 	g.Consistently(func() map[string]int { return managerRequests.Writes(ns) }, "2s", interval).Should(
-		Or(BeEmpty(), Equal(map[string]int{"PATCH repositories/status": 1})),
+		Or(BeEmpty(), Equal(map[string]int{"PATCH repositories/status catalog": 1})),
 		"a resync that finds Git unchanged writes no PackageRevision, ConfigMap or event")
-	g.Expect(managerRequests.Writes(ns)).To(Equal(map[string]int{"PATCH repositories/status": 1}),
+	g.Expect(managerRequests.Writes(ns)).To(Equal(map[string]int{"PATCH repositories/status catalog": 1}),
 		"the requested sync is recorded once (status.lastHandledSyncRequest)")
+}
+
+func TestRepository_resyncAfterOneNewTag_writesOnlyForThatPackage(t *testing.T) {
+	g := NewWithT(t)
+	ns, gitRepo, name := newDraftFixture(t)
+	publish(t, ns, name)
+	for _, pkg := range []string{"api", "db"} {
+		newDraft(t, ns, pkg, "catalog", pkg, "w", initSource(""))
+		publish(t, ns, waitDraft(t, ns, pkg))
+	}
+	quiet(t, ns)
+
+	// Another tool publishes web/v2 on main.
+	_, err := gitRepo.Commit("main", gitserver.Change{
+		Files:   map[string]string{"web/extra.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\n"},
+		Message: "Approve web v2\n\nkpt:{\"package\":\"web\",\"workspaceName\":\"w2\",\"revision\":\"2\"}"})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(gitRepo.Tag("web/v2", "main")).To(Succeed())
+	syncNow(t, ns, "catalog")
+	g.Eventually(func(g Gomega) {
+		g.Expect(getRevision(g, ns, "catalog.web.w2").Status.Revision).To(Equal(2))
+	}, timeout, interval).Should(Succeed())
+	quiet := func() map[string]int { return managerRequests.Writes(ns) }
+	g.Consistently(quiet, "1s", interval).ShouldNot(HaveKey(ContainSubstring(".api.")))
+	for key := range managerRequests.Writes(ns) {
+		g.Expect(key).NotTo(Or(ContainSubstring("catalog.api."), ContainSubstring("catalog.db.")),
+			"a new tag of web changes nothing of api and db")
+	}
 }

@@ -35,8 +35,8 @@ func (r *Requests) Reset() {
 }
 
 // Writes returns the writes in namespace ns counted since the last Reset, keyed
-// "VERB resource[/subresource]" (for example "PATCH packagerevisions/status"), with their
-// number.
+// "VERB resource[/subresource] [name]" (for example "PATCH packagerevisions/status
+// repo.pkg.v1"; a create has no name), with their number.
 func (r *Requests) Writes(ns string) map[string]int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -61,19 +61,23 @@ func (r *Requests) add(req *http.Request) {
 	r.counts[req.Method+" "+ns+" "+resource]++
 }
 
-// resourceOf reduces an API path to its namespace and resource[/subresource]:
-// /apis/kpo.dev/v1alpha1/namespaces/ns/packagerevisions/name/status → ns, packagerevisions/status.
+// resourceOf reduces an API path to its namespace and "resource[/subresource] [name]":
+// /apis/kpo.dev/v1alpha1/namespaces/ns/packagerevisions/name/status →
+// ns, "packagerevisions/status name".
 func resourceOf(path string) (string, string) {
 	parts := strings.Split(strings.Trim(path, "/"), "/")
 	for i := range parts {
 		if parts[i] != "namespaces" || i+2 >= len(parts) {
 			continue
 		}
-		rest := parts[i+2:]
-		if len(rest) >= 3 {
-			return parts[i+1], rest[0] + "/" + rest[2]
+		switch rest := parts[i+2:]; len(rest) {
+		case 1:
+			return parts[i+1], rest[0]
+		case 2:
+			return parts[i+1], rest[0] + " " + rest[1]
+		default:
+			return parts[i+1], rest[0] + "/" + rest[2] + " " + rest[1]
 		}
-		return parts[i+1], rest[0]
 	}
 	return "", parts[len(parts)-1]
 }
