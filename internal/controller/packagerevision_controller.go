@@ -69,6 +69,12 @@ func (r *PackageRevisionReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	if err := ensureFinalizer(ctx, r.Client, pr, kpov1.PackageRevisionFinalizer); err != nil {
 		return ctrl.Result{}, err
 	}
+	if pr.Status.Lifecycle == "" && repo != nil {
+		// Just created and not read from Git yet: the sync is writing its status, which
+		// requeues this revision; a Ready=Unknown written now would be one more write per
+		// revision, overwritten at once.
+		return ctrl.Result{}, nil
+	}
 
 	s := &revisionScope{pr: pr, repo: repo, cm: r.contentConfigMap(ctx, pr)}
 	defer func() {
