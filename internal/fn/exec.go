@@ -10,7 +10,6 @@ import (
 
 	"sigs.k8s.io/kustomize/kyaml/fn/framework"
 	"sigs.k8s.io/kustomize/kyaml/kio"
-	"sigs.k8s.io/kustomize/kyaml/yaml"
 
 	"kpo.dev/kpo/internal/fn/builtin"
 	"kpo.dev/kpo/internal/kptfile"
@@ -73,7 +72,7 @@ func (e ExecEvaluator) Evaluate(ctx context.Context, fn kptfile.Function, rl *fr
 		return err
 	}
 
-	items, results, parseErr := parseResourceList(stdout.Bytes())
+	items, results, parseErr := render.ParseFunctionOutput(stdout.Bytes())
 	var exitErr *exec.ExitError
 	switch {
 	case errors.As(runErr, &exitErr):
@@ -103,25 +102,6 @@ func (e ExecEvaluator) binary(fn kptfile.Function) (bin, name string, err error)
 		return bin, fn.Exec, nil
 	}
 	return "", fn.Exec, fmt.Errorf("%w: exec %q", ErrExecNotAllowed, fn.Exec)
-}
-
-// parseResourceList reads a function's output ResourceList: its items and its results.
-func parseResourceList(data []byte) ([]*yaml.RNode, framework.Results, error) {
-	r := &kio.ByteReader{Reader: bytes.NewReader(data), OmitReaderAnnotations: true}
-	items, err := r.Read()
-	if err != nil {
-		return nil, nil, err
-	}
-	if r.WrappingKind != kio.ResourceListKind {
-		return nil, nil, fmt.Errorf("the output is not a %s", kio.ResourceListKind)
-	}
-	var results framework.Results
-	if r.Results != nil {
-		if err := r.Results.Document().Decode(&results); err != nil {
-			return nil, nil, fmt.Errorf("reading results: %w", err)
-		}
-	}
-	return items, results, nil
 }
 
 // tailBuffer keeps the last max bytes written to it.

@@ -1,6 +1,8 @@
 package render
 
 import (
+	"bytes"
+	"fmt"
 	"io"
 	"path/filepath"
 	"regexp"
@@ -8,6 +10,7 @@ import (
 	"strings"
 
 	"sigs.k8s.io/kustomize/kyaml/errors"
+	"sigs.k8s.io/kustomize/kyaml/fn/framework"
 	"sigs.k8s.io/kustomize/kyaml/kio"
 	"sigs.k8s.io/kustomize/kyaml/kio/kioutil"
 	"sigs.k8s.io/kustomize/kyaml/yaml"
@@ -155,4 +158,24 @@ func unwrapBareSequence(node *yaml.Node) *yaml.Node {
 		return seq.YNode()
 	}
 	return node
+}
+
+// ParseFunctionOutput reads what a function process wrote on stdout: a ResourceList, its items
+// and its results. Anything but a ResourceList is an error.
+func ParseFunctionOutput(data []byte) ([]*yaml.RNode, framework.Results, error) {
+	r := &kio.ByteReader{Reader: bytes.NewReader(data), OmitReaderAnnotations: true}
+	items, err := r.Read()
+	if err != nil {
+		return nil, nil, err
+	}
+	if r.WrappingKind != kio.ResourceListKind {
+		return nil, nil, fmt.Errorf("the output is not a %s", kio.ResourceListKind)
+	}
+	var results framework.Results
+	if r.Results != nil {
+		if err := r.Results.Document().Decode(&results); err != nil {
+			return nil, nil, fmt.Errorf("reading results: %w", err)
+		}
+	}
+	return items, results, nil
 }

@@ -23,7 +23,6 @@ import (
 
 	"sigs.k8s.io/kustomize/kyaml/fn/framework"
 	"sigs.k8s.io/kustomize/kyaml/kio"
-	"sigs.k8s.io/kustomize/kyaml/yaml"
 
 	"kpo.dev/kpo/internal/fn/builtin"
 	"kpo.dev/kpo/internal/kptfile"
@@ -189,7 +188,7 @@ func (e *Evaluator) Evaluate(ctx context.Context, fn kptfile.Function, rl *frame
 			return fail(killedExitCode, stderr.String(), fmt.Errorf("function %s was killed, most likely because the container ran out of memory", name))
 		}
 		// The function failed the ordinary way: its results (and stderr) say why.
-		if _, results, err := parseResourceList(stdout.Bytes()); err == nil {
+		if _, results, err := render.ParseFunctionOutput(stdout.Bytes()); err == nil {
 			rl.Results = results
 		}
 		return &render.FunctionError{Image: fn.Image, ExitCode: code, Stderr: stderr.String(), Results: rl.Results}
@@ -197,7 +196,7 @@ func (e *Evaluator) Evaluate(ctx context.Context, fn kptfile.Function, rl *frame
 	if runErr != nil {
 		return fmt.Errorf("running %s (%s): %w", name, e.Binary, runErr)
 	}
-	items, results, err := parseResourceList(stdout.Bytes())
+	items, results, err := render.ParseFunctionOutput(stdout.Bytes())
 	if err != nil {
 		return fail(1, stderr.String(), fmt.Errorf("reading the output of %s: %w", name, err))
 	}
@@ -284,25 +283,6 @@ func FormatBytes(n int64) string {
 		}
 	}
 	return fmt.Sprintf("%d bytes", n)
-}
-
-// parseResourceList reads a function's output ResourceList: its items and its results.
-func parseResourceList(data []byte) ([]*yaml.RNode, framework.Results, error) {
-	r := &kio.ByteReader{Reader: bytes.NewReader(data), OmitReaderAnnotations: true}
-	items, err := r.Read()
-	if err != nil {
-		return nil, nil, err
-	}
-	if r.WrappingKind != kio.ResourceListKind {
-		return nil, nil, fmt.Errorf("the output is not a %s", kio.ResourceListKind)
-	}
-	var results framework.Results
-	if r.Results != nil {
-		if err := r.Results.Document().Decode(&results); err != nil {
-			return nil, nil, fmt.Errorf("reading results: %w", err)
-		}
-	}
-	return items, results, nil
 }
 
 // cappedBuffer keeps at most max bytes; a write beyond fails, which ends the copy from the
