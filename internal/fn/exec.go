@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"sigs.k8s.io/kustomize/kyaml/fn/framework"
-	"sigs.k8s.io/kustomize/kyaml/kio"
 
 	"kpo.dev/kpo/internal/fn/builtin"
 	"kpo.dev/kpo/internal/kptfile"
@@ -41,15 +40,8 @@ func (e ExecEvaluator) Evaluate(ctx context.Context, fn kptfile.Function, rl *fr
 	if err != nil {
 		return err
 	}
-	var in bytes.Buffer
-	w := kio.ByteWriter{
-		Writer:                &in,
-		KeepReaderAnnotations: true,
-		WrappingAPIVersion:    kio.ResourceListAPIVersion,
-		WrappingKind:          kio.ResourceListKind,
-		FunctionConfig:        rl.FunctionConfig,
-	}
-	if err := w.Write(rl.Items); err != nil {
+	in, err := render.FunctionInput(rl)
+	if err != nil {
 		return fmt.Errorf("serializing the input of %s: %w", name, err)
 	}
 
@@ -62,7 +54,7 @@ func (e ExecEvaluator) Evaluate(ctx context.Context, fn kptfile.Function, rl *fr
 	var stdout bytes.Buffer
 	stderr := &tailBuffer{max: maxStderr}
 	cmd := exec.CommandContext(runCtx, bin) //nolint:gosec // G204: bin comes from the manager's own Binaries allowlist (see binary), never from the package
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = &in, &stdout, stderr
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = bytes.NewReader(in), &stdout, stderr
 	cmd.WaitDelay = time.Second
 	runErr := cmd.Run()
 	if runCtx.Err() != nil && ctx.Err() == nil {

@@ -160,6 +160,23 @@ func unwrapBareSequence(node *yaml.Node) *yaml.Node {
 	return node
 }
 
+// FunctionInput is what a function process reads on stdin: rl as a ResourceList, the
+// annotations kpt puts on items kept.
+func FunctionInput(rl *framework.ResourceList) ([]byte, error) {
+	var in bytes.Buffer
+	w := kio.ByteWriter{
+		Writer:                &in,
+		KeepReaderAnnotations: true,
+		WrappingAPIVersion:    kio.ResourceListAPIVersion,
+		WrappingKind:          kio.ResourceListKind,
+		FunctionConfig:        rl.FunctionConfig,
+	}
+	if err := w.Write(rl.Items); err != nil {
+		return nil, err
+	}
+	return in.Bytes(), nil
+}
+
 // ParseFunctionOutput reads what a function process wrote on stdout: a ResourceList, its items
 // and its results. Anything but a ResourceList is an error.
 func ParseFunctionOutput(data []byte) ([]*yaml.RNode, framework.Results, error) {

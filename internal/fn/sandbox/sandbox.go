@@ -22,7 +22,6 @@ import (
 	"time"
 
 	"sigs.k8s.io/kustomize/kyaml/fn/framework"
-	"sigs.k8s.io/kustomize/kyaml/kio"
 
 	"kpo.dev/kpo/internal/fn/builtin"
 	"kpo.dev/kpo/internal/kptfile"
@@ -129,15 +128,8 @@ func (e *Evaluator) Evaluate(ctx context.Context, fn kptfile.Function, rl *frame
 	if _, ok := builtin.Lookup(fn.Image); fn.Image == "" || !ok {
 		return fmt.Errorf("%w: image %q", builtin.ErrNotBuiltin, fn.Image)
 	}
-	var in bytes.Buffer
-	w := kio.ByteWriter{
-		Writer:                &in,
-		KeepReaderAnnotations: true,
-		WrappingAPIVersion:    kio.ResourceListAPIVersion,
-		WrappingKind:          kio.ResourceListKind,
-		FunctionConfig:        rl.FunctionConfig,
-	}
-	if err := w.Write(rl.Items); err != nil {
+	in, err := render.FunctionInput(rl)
+	if err != nil {
 		return fmt.Errorf("serializing the input of %s: %w", name, err)
 	}
 
@@ -154,7 +146,7 @@ func (e *Evaluator) Evaluate(ctx context.Context, fn kptfile.Function, rl *frame
 	stderr := &stderrRecorder{}
 	cmd := exec.CommandContext(runCtx, e.Binary, //nolint:gosec // G204: the kpo-fn binary the manager was configured with; name is a builtin checked by Lookup
 		"--"+MemoryFlag+"="+strconv.FormatInt(memory, 10), "--"+TimeoutFlag+"="+timeout.String(), name)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = &in, stdout, stderr
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = bytes.NewReader(in), stdout, stderr
 	// Nothing of the manager's environment is the function's business; tracebacks of a
 	// crash are noise in its stderr.
 	cmd.Env = []string{"GOTRACEBACK=none"}
