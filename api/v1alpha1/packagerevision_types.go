@@ -138,6 +138,13 @@ type PackageRevisionStatus struct {
 	// +optional
 	Lifecycle Lifecycle `json:"lifecycle,omitempty"`
 
+	// LifecycleGeneration is the metadata.generation of the spec that lifecycle was last read
+	// from Git against. A full sync makes spec.lifecycle follow a lifecycle changed in Git
+	// (another tool moved it) only while spec is unchanged since: a user's newer intent is never
+	// overwritten by a move the manager made for an older one and had not recorded yet.
+	// +optional
+	LifecycleGeneration int64 `json:"lifecycleGeneration,omitempty"`
+
 	// Ref is the Git ref that holds the revision.
 	// +optional
 	Ref string `json:"ref,omitempty"`

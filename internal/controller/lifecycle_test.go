@@ -484,3 +484,43 @@ func TestRepository_packageCount_followsANewDraftAtOnce(t *testing.T) {
 		g.Expect(repo.Status.PackageCount).To(Equal(1))
 	}, timeout, interval).Should(Succeed())
 }
+
+func TestRepository_fullSync_followsAnotherToolsMove_butNeverANewerIntentOfTheUser(t *testing.T) {
+	g := NewWithT(t)
+	ns, gitRepo, name := newDraftFixture(t)
+	pr := waitLifecycle(t, ns, name, kpov1.LifecycleDraft)
+	g.Expect(pr.Status.LifecycleGeneration).To(Equal(pr.Generation))
+	proposeInGit := func() {
+		t.Helper()
+		head, err := gitRepo.RefHash("refs/heads/drafts/web/w")
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(gitRepo.Branch("proposed/web/w", head)).To(Succeed())
+		g.Expect(gitRepo.DeleteRef("refs/heads/drafts/web/w")).To(Succeed())
+	}
+
+	// What a SIGKILL leaves when it lands after the manager pushed a proposal and before it
+	// read the proposal back, once the user has asked for Draft again (a reject): spec and
+	// status say Draft, Git says Proposed, and the spec is newer than the last read of Git.
+	manager := managerClient(t)
+	patch := client.MergeFrom(pr.DeepCopy())
+	pr.Status.LifecycleGeneration = pr.Generation - 1
+	g.Expect(manager.Status().Patch(context.Background(), pr, patch)).To(Succeed())
+	proposeInGit()
+	syncNow(t, ns, "catalog")
+	g.Eventually(func(g Gomega) {
+		pr := getRevision(g, ns, name)
+		g.Expect(pr.Spec.Lifecycle).To(Equal(kpov1.LifecycleDraft))
+		g.Expect(pr.Status.Lifecycle).To(Equal(kpov1.LifecycleDraft))
+		refs, err := gitRepo.Refs()
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(refs).To(HaveKey("refs/heads/drafts/web/w"))
+		g.Expect(refs).NotTo(HaveKey("refs/heads/proposed/web/w"))
+	}, timeout, interval).Should(Succeed())
+
+	// Another tool proposes while no intent of the user is pending: the spec follows Git.
+	proposeInGit()
+	syncNow(t, ns, "catalog")
+	pr = waitLifecycle(t, ns, name, kpov1.LifecycleProposed)
+	g.Expect(pr.Spec.Lifecycle).To(Equal(kpov1.LifecycleProposed))
+	g.Expect(pr.Status.LifecycleGeneration).To(Equal(pr.Generation))
+}

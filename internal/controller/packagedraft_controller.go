@@ -353,7 +353,8 @@ func (r *PackageDraftReconciler) reconcileDeclaredLifecycle(ctx context.Context,
 		return terminal(kpov1.LifecycleConflictReason, fmt.Errorf(
 			"package revision %s is %s and cannot move to %s: a published revision does not go back", pr.Name, cur, want))
 	}
-	patch := client.MergeFrom(pr.DeepCopy())
+	// Optimistic locking: next was decided on this copy; a user's newer spec is never overwritten.
+	patch := client.MergeFromWithOptions(pr.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	pr.Spec.Lifecycle = next
 	switch next {
 	case kpov1.LifecyclePublished:
@@ -369,7 +370,12 @@ func (r *PackageDraftReconciler) reconcileDeclaredLifecycle(ctx context.Context,
 		delete(pr.Annotations, kpov1.ApprovedByAnnotation)
 		delete(pr.Annotations, kpov1.ApprovedCommitAnnotation)
 	}
-	if err := r.Patch(ctx, pr, patch); err != nil {
+	err := r.Patch(ctx, pr, patch)
+	if apierrors.IsConflict(err) {
+		return &stepError{Reason: kpov1.ProgressingReason, RetryAfter: time.Second,
+			Err: fmt.Errorf("%s changed while moving it to %s: trying again", pr.Name, next)}
+	}
+	if err != nil {
 		return terminal(kpov1.TransitionFailedReason, fmt.Errorf("moving %s to %s: %w", pr.Name, next, err))
 	}
 	return nil

@@ -107,7 +107,7 @@ func (s *revisionSync) applyRevision(ctx context.Context, rev discovery.Revision
 	// full sync, when no transition is pending (Git moved on its own: another tool). After the
 	// manager's own write, Git may hold an older intent than spec (a reject that came in while
 	// the proposal was pushed): spec stays, and the PackageRevision reconciler carries it out.
-	if pr.Spec.Lifecycle == "" || pr.ResourceVersion == "" || (s.full && pr.Spec.Lifecycle == pr.Status.Lifecycle) {
+	if pr.Spec.Lifecycle == "" || pr.ResourceVersion == "" || (s.full && !transitionPending(pr)) {
 		pr.Spec.Lifecycle = rev.Lifecycle
 	}
 
@@ -141,6 +141,16 @@ func (s *revisionSync) applyRevision(ctx context.Context, rev discovery.Revision
 		}
 	}
 	return s.syncContentAndStatus(ctx, rev, pr)
+}
+
+// transitionPending reports whether spec.lifecycle may ask for something Git does not show
+// yet: it differs from the lifecycle last read, or the user changed spec since that read. The
+// second case is a move the manager made in Git and was killed before recording (a proposal
+// pushed), followed by the user asking for the lifecycle the status still shows (a reject):
+// Git then differs from a spec equal to the status, and only the generation tells the user's
+// newer intent from another tool's move.
+func transitionPending(pr *kpov1.PackageRevision) bool {
+	return pr.Spec.Lifecycle != pr.Status.Lifecycle || pr.Generation != pr.Status.LifecycleGeneration
 }
 
 func (s *revisionSync) recreate(ctx context.Context, pr *kpov1.PackageRevision, rev discovery.Revision, latest bool) error {
@@ -178,6 +188,7 @@ func (s *revisionSync) syncContentAndStatus(ctx context.Context, rev discovery.R
 	before := pr.DeepCopy()
 	st := &pr.Status
 	st.Lifecycle = rev.Lifecycle
+	st.LifecycleGeneration = pr.Generation
 	st.Revision = rev.Revision
 	st.Ref = rev.Ref
 	if rev.Revision > 0 {

@@ -468,7 +468,8 @@ func (o *globalOptions) moveLifecycle(ctx context.Context, name string, t transi
 		}
 	}
 	if to != pr.Spec.Lifecycle {
-		patch := client.MergeFrom(pr.DeepCopy())
+		// Optimistic locking: the checks above were made on this version.
+		patch := client.MergeFromWithOptions(pr.DeepCopy(), client.MergeFromWithOptimisticLock{})
 		pr.Spec.Lifecycle = to
 		if err := c.Patch(ctx, pr, patch); err != nil {
 			return apiError(kindPackageRevision, name, err)

@@ -98,6 +98,9 @@ func apiError(kind, name string, err error) error {
 	if apierrors.IsNotFound(err) {
 		return fmt.Errorf("%s %s not found: list them with `kpoctl %s get`, or pick the namespace with -n", kind, name, cliNoun(kind))
 	}
+	if apierrors.IsConflict(err) {
+		return fmt.Errorf("%s %s changed while kpoctl was working on it (someone else, or the manager): run the command again", kind, name)
+	}
 	return fmt.Errorf("%s %s: %w", kind, name, err)
 }
 
