@@ -45,6 +45,7 @@ func main() {
 		LeaderElection:         leaderElect,
 		LeaderElectionID:       "kpo-manager.kpo.dev",
 		Cache:                  controller.CacheOptions(),
+		Client:                 controller.ClientOptions(),
 	})
 	if err != nil {
 		setupLog.Error(err, "creating manager")

@@ -1,5 +1,7 @@
 package v1alpha1
 
+import "time"
+
 // Labels the manager puts on the objects it owns. Users select with them; they cannot set
 // kpo.dev/latest-revision themselves (admission policy).
 const (
@@ -48,12 +50,22 @@ const (
 	// user to it on every content edit, and the manager writes them as the author and
 	// co-authors of the edit commit, then clears it.
 	EditedByAnnotation = "kpo.dev/edited-by"
+	// ContentRequestedAnnotation on a published PackageRevision asks for its content in a
+	// ConfigMap: drafts and proposals always have one, published revisions (immutable, and in
+	// Git) only on request. The value is the time of the request (RFC 3339, e.g. `date -u
+	// +%Y-%m-%dT%H:%M:%SZ`); the manager writes the ConfigMap (status.resourcesRef names it) and
+	// removes it ContentRequestTTL after that time. A time in the future is refused.
+	ContentRequestedAnnotation = "kpo.dev/content-requested"
 	// ContentCommitAnnotation on a content ConfigMap records the Git commit it was read from.
 	ContentCommitAnnotation = "kpo.dev/commit"
 	// ContentDigestAnnotation on a content ConfigMap is the digest of the files the manager
 	// wrote; content whose digest differs was edited by a user and is committed.
 	ContentDigestAnnotation = "kpo.dev/digest"
 )
+
+// ContentRequestTTL is how long the content ConfigMap of a published revision stays after the
+// time its ContentRequestedAnnotation names.
+const ContentRequestTTL = 15 * time.Minute
 
 // ManagerUsername is the identity the admission policies exempt: the manager's service
 // account in a cluster install, and the same username under `make run` and envtest.
@@ -151,6 +163,9 @@ const (
 	// ContentPendingReason: the content ConfigMap holds an edit that is not committed yet (or
 	// the ConfigMap and the Git head disagree); the revision is not Ready until they agree.
 	ContentPendingReason = "ContentPending"
+	// InvalidContentRequestReason: the kpo.dev/content-requested annotation is not a time in
+	// RFC 3339 at or before now; no content ConfigMap is written for it.
+	InvalidContentRequestReason = "InvalidContentRequest"
 )
 
 // Conditions and reasons of the sync's per-package checks: one package that cannot be

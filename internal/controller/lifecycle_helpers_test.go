@@ -4,6 +4,7 @@ import (
 	"context"
 	"os/exec"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
@@ -84,6 +85,32 @@ func contentOf(g Gomega, ns, name string) *corev1.ConfigMap {
 	cm := &corev1.ConfigMap{}
 	g.Expect(k8sClient.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, cm)).To(Succeed())
 	return cm
+}
+
+// requestContent asks for a published revision's content with the time of the request, as
+// `kubectl annotate` would, and returns its ConfigMap once the manager wrote it.
+func requestContent(t testing.TB, ns, name string, at time.Time) *corev1.ConfigMap {
+	t.Helper()
+	g := NewWithT(t)
+	annotateRevision(g, ns, name, kpov1.ContentRequestedAnnotation, at.UTC().Format(time.RFC3339))
+	var cm *corev1.ConfigMap
+	g.Eventually(func(g Gomega) {
+		pr := getRevision(g, ns, name)
+		g.Expect(pr.Status.ResourcesRef).NotTo(BeNil())
+		cm = contentOf(g, ns, pr.Status.ResourcesRef.Name)
+	}, timeout, interval).Should(Succeed())
+	return cm
+}
+
+// annotateRevision sets one annotation of a PackageRevision.
+func annotateRevision(g Gomega, ns, name, key, value string) {
+	pr := getRevision(g, ns, name)
+	patch := client.MergeFrom(pr.DeepCopy())
+	if pr.Annotations == nil {
+		pr.Annotations = map[string]string{}
+	}
+	pr.Annotations[key] = value
+	g.Expect(k8sClient.Patch(context.Background(), pr, patch)).To(Succeed())
 }
 
 // editContent updates a content ConfigMap as `kubectl edit` would.

@@ -6,8 +6,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -374,7 +376,7 @@ func TestPackageRevision_onlyApproversPublish_andPublishedByIsTheApprover(t *tes
 	g.Expect(msg).To(ContainSubstring("Approved-by: bob"))
 
 	// Published content is read-only, and a published revision cannot be deleted directly.
-	cm := contentOf(g, ns, name)
+	cm := requestContent(t, ns, name, time.Now())
 	cm.Data["extra.yaml"] = "a: b\n"
 	err = bob.Update(context.Background(), cm)
 	g.Expect(apierrors.IsForbidden(err)).To(BeTrue(), "got %v", err)
@@ -523,4 +525,34 @@ func TestRepository_fullSync_followsAnotherToolsMove_butNeverANewerIntentOfTheUs
 	pr = waitLifecycle(t, ns, name, kpov1.LifecycleProposed)
 	g.Expect(pr.Spec.Lifecycle).To(Equal(kpov1.LifecycleProposed))
 	g.Expect(pr.Status.LifecycleGeneration).To(Equal(pr.Generation))
+}
+
+func TestPackageRevision_publishedContent_appearsOnRequestAndGoesAwayAfter(t *testing.T) {
+	g := NewWithT(t)
+	ns, _, name := newDraftFixture(t)
+	files := contentOf(g, ns, name).Data
+	g.Expect(setLifecycle(k8sClient, ns, name, kpov1.LifecycleProposed)).To(Succeed())
+	waitLifecycle(t, ns, name, kpov1.LifecycleProposed)
+	g.Expect(setLifecycle(k8sClient, ns, name, kpov1.LifecyclePublished)).To(Succeed())
+	waitLifecycle(t, ns, name, kpov1.LifecyclePublished)
+	contentGone := func(g Gomega) {
+		g.Expect(getRevision(g, ns, name).Status.ResourcesRef).To(BeNil())
+		err := k8sClient.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &corev1.ConfigMap{})
+		g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "got %v", err)
+	}
+
+	// Published, the content is in Git alone.
+	g.Eventually(contentGone, timeout, interval).Should(Succeed())
+
+	// On request, the files as published, read-only; gone ContentRequestTTL after the request.
+	cm := requestContent(t, ns, name, time.Now().Add(-kpov1.ContentRequestTTL+3*time.Second))
+	g.Expect(cm.Data).To(Equal(files))
+	g.Expect(cm.Labels).To(HaveKeyWithValue(kpov1.LifecycleLabel, string(kpov1.LifecyclePublished)))
+	g.Eventually(contentGone, timeout, interval).Should(Succeed())
+
+	// A request dated in the future asks for nothing, and says why.
+	annotateRevision(g, ns, name, kpov1.ContentRequestedAnnotation, time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
+	c := revisionReady(t, ns, name, metav1.ConditionFalse, kpov1.InvalidContentRequestReason)
+	g.Expect(c.Message).To(ContainSubstring("RFC 3339"))
+	contentGone(g)
 }

@@ -44,7 +44,8 @@ func (r *PackageRevisionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&kpov1.PackageRevision{}).
-		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(),
+		// Content is never cached: an edit is seen by its metadata, read with a direct GET.
+		WatchesMetadata(&corev1.ConfigMap{}, handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(),
 			&kpov1.PackageRevision{}, handler.OnlyControllerOwner())).
 		Watches(&kpov1.PackageRevision{}, handler.EnqueueRequestsFromMapFunc(r.downstreamsOf)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
@@ -90,13 +91,14 @@ func (r *PackageRevisionReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		r.reconcileContentLifecycle,
 		r.reconcileContent,
 		r.reconcileLifecycle,
+		r.reconcileContentRequest,
 		r.reconcileUpstream,
 	} {
 		if err := step(ctx, s); err != nil {
 			return ctrl.Result{}, err
 		}
 	}
-	return ctrl.Result{}, nil
+	return ctrl.Result{RequeueAfter: s.requeueAfter}, nil
 }
 
 // revisionScope is what the steps of one PackageRevision reconcile share: the objects they
@@ -110,6 +112,9 @@ type revisionScope struct {
 
 	rendered *renderOutcome
 	upstream *[2]string // status.upstreamRevision, status.latestUpstreamRevision
+	// requeueAfter, when set, is when the revision needs another look (a content request
+	// expires).
+	requeueAfter time.Duration
 }
 
 // summarize sets what the PackageRevision reconciler owns on pr: the render outcome, the
@@ -150,8 +155,12 @@ func (r *PackageRevisionReconciler) repository(ctx context.Context, pr *kpov1.Pa
 	return repo, nil
 }
 
-// contentConfigMap returns the PackageRevision's content ConfigMap, or nil.
+// contentConfigMap returns the PackageRevision's content ConfigMap, or nil. ConfigMaps are
+// not cached (ClientOptions): this is a GET, made only for a revision whose status names one.
 func (r *PackageRevisionReconciler) contentConfigMap(ctx context.Context, pr *kpov1.PackageRevision) *corev1.ConfigMap {
+	if pr.Status.ResourcesRef == nil {
+		return nil
+	}
 	cm := &corev1.ConfigMap{}
 	if err := r.Get(ctx, client.ObjectKey{Namespace: pr.Namespace, Name: pr.Name}, cm); err != nil {
 		return nil

@@ -44,7 +44,11 @@ func setRevisionConditions(pr *kpov1.PackageRevision, cm *corev1.ConfigMap, err 
 	}
 	setRevisionReady(pr, status, reason, message)
 	meta.SetStatusCondition(&pr.Status.Conditions, contentValidCondition(pr))
-	mirrorKptfileConditions(pr, cm)
+	if cm != nil || !immutableContent(pr) {
+		// A published revision's content never changes: what was mirrored while it was a
+		// proposal, or while its content was last requested, stays true without it.
+		mirrorKptfileConditions(pr, cm)
+	}
 }
 
 // contentPending says why a Draft's or a proposal's content ConfigMap and its Git head

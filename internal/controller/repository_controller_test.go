@@ -157,16 +157,16 @@ func TestRepository_registered_discoversEveryRevisionOfThePorchLayout(t *testing
 	g.Expect(repo.Status.Commit).To(HaveLen(40))
 	g.Expect(repo.Status.LastSyncTime).NotTo(BeNil())
 
-	// The content ConfigMap holds the package's files, the nested subpackage included, byte for byte.
-	cm := &corev1.ConfigMap{}
-	g.Expect(k8sClient.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "catalog.basens.ws2"}, cm)).To(Succeed())
+	// The content ConfigMap, on request, holds the package's files, the nested subpackage
+	// included, byte for byte.
+	cm := requestContent(t, ns, "catalog.basens.ws2", time.Now())
 	g.Expect(cm.Data).To(Equal(map[string]string{
 		"Kptfile":        kptfile("basens"),
 		"namespace.yaml": "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: example # v2\n",
 		"sub__Kptfile":   kptfile("sub"),
 		"sub__cm.yaml":   "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: sub\ndata:\n  k: v\n",
 	}))
-	g.Expect(k8sClient.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "catalog.basens.ws1"}, cm)).To(Succeed())
+	cm = requestContent(t, ns, "catalog.basens.ws1", time.Now())
 	g.Expect(cm.Data).To(HaveKeyWithValue("namespace.yaml", ContainSubstring("# v1")))
 	g.Expect(k8sClient.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "catalog.apps.web.edit1"}, cm)).To(Succeed())
 	g.Expect(cm.Data).To(HaveKey("service.yaml"))

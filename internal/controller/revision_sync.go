@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -173,7 +174,8 @@ func (s *revisionSync) setMeta(pr *kpov1.PackageRevision, rev discovery.Revision
 }
 
 // syncContentAndStatus keeps the content ConfigMap equal to the package's files and patches
-// the Git projection in the status. Files are re-read only when the package's Git tree
+// the Git projection in the status. Drafts and proposals have a content ConfigMap; a published
+// revision only while its content is requested (contentWanted): it is deleted afterwards. Files are re-read only when the package's Git tree
 // changed (or, for a package whose files could not be stored, when its lifecycle changed).
 // A package whose files cannot be stored in a ConfigMap (too large, paths that cannot be
 // keys, a symlink or submodule) gets no ConfigMap (status.resourcesRef unset; one written
@@ -224,9 +226,25 @@ func (s *revisionSync) syncContentAndStatus(ctx context.Context, rev discovery.R
 		st.Commit = rev.Commit
 	}
 	st.Tree = tree
+	wanted, _, _ := contentWanted(pr, time.Now())
 	switch {
 	case readErr != nil:
 		st.ResourcesRef, st.ContentError = nil, readErr
+	case !wanted:
+		// Published and not requested: the content stays in Git alone. Whether it could be
+		// stored is still checked, so a request for it fails with a reason known in advance.
+		if files != nil {
+			st.ContentError = nil
+			if _, _, err := content.ToConfigMap(files); err != nil {
+				st.ContentError = &kpov1.ContentError{Reason: contentReason(err), Message: truncateMessage(err.Error())}
+			}
+		}
+		if st.ResourcesRef != nil {
+			if err := s.deleteContent(ctx, pr); err != nil {
+				return err
+			}
+			st.ResourcesRef = nil
+		}
 	case files != nil || (!unstorable && (lifecycleChanged || st.ResourcesRef == nil)):
 		st.ContentError = nil
 		if err := s.writeContent(ctx, rev, pr, files); err != nil {
@@ -430,6 +448,11 @@ func (s *revisionSync) deleteRevision(ctx context.Context, pr *kpov1.PackageRevi
 	if err := s.Delete(ctx, pr); client.IgnoreNotFound(err) != nil {
 		return fmt.Errorf("deleting package revision %s: %w", pr.Name, err)
 	}
+	return s.deleteContent(ctx, pr)
+}
+
+// deleteContent deletes the content ConfigMap of a revision.
+func (s *revisionSync) deleteContent(ctx context.Context, pr *kpov1.PackageRevision) error {
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: pr.Name, Namespace: pr.Namespace}}
 	if err := s.Delete(ctx, cm); client.IgnoreNotFound(err) != nil {
 		return fmt.Errorf("deleting config map %s: %w", pr.Name, err)

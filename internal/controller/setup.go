@@ -50,9 +50,19 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	}).SetupWithManager(mgr)
 }
 
-// CacheOptions caches only kpo's own ConfigMaps, never every ConfigMap of the cluster.
+// CacheOptions caches the metadata of kpo's own ConfigMaps only, never every ConfigMap of the
+// cluster and never their content, and no object's managed fields, which nothing reads.
 func CacheOptions() cache.Options {
-	return cache.Options{ByObject: map[client.Object]cache.ByObject{
-		&corev1.ConfigMap{}: {Label: labels.SelectorFromSet(labels.Set{kpov1.ContentLabel: "true"})},
-	}}
+	return cache.Options{
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.ConfigMap{}: {Label: labels.SelectorFromSet(labels.Set{kpov1.ContentLabel: "true"})},
+		},
+		DefaultTransform: cache.TransformStripManagedFields(),
+	}
+}
+
+// ClientOptions make the manager's client read ConfigMaps from the API server: their content is
+// read only when acted on, so it is not cached (CacheOptions watches their metadata).
+func ClientOptions() client.Options {
+	return client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.ConfigMap{}}}}
 }

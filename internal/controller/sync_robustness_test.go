@@ -125,10 +125,12 @@ func TestRepository_packagesWithInvalidOrUnstorableFiles_syncWithAWarningOrACont
 		})))
 		g.Expect(good.Status.ContentWarning).To(BeNil())
 
-		// Synced as Git holds it (Ready, with its ConfigMap), with a warning naming the file.
+		// Synced as Git holds it (Ready; published, so its content is in a ConfigMap only on
+		// request), with a warning naming the file.
 		badYAML := prs["catalog.badyaml.main"]
 		g.Expect(meta.IsStatusConditionTrue(badYAML.Status.Conditions, kpov1.ReadyCondition)).To(BeTrue())
-		g.Expect(badYAML.Status.ResourcesRef).NotTo(BeNil())
+		g.Expect(badYAML.Status.ResourcesRef).To(BeNil())
+		g.Expect(badYAML.Status.ContentError).To(BeNil())
 		g.Expect(badYAML.Status.ContentWarning).NotTo(BeNil())
 		g.Expect(badYAML.Status.ContentWarning.Reason).To(Equal(kpov1.InvalidContentReason))
 		c = contentValid(badYAML)
@@ -140,7 +142,7 @@ func TestRepository_packagesWithInvalidOrUnstorableFiles_syncWithAWarningOrACont
 
 		badKpt := prs["catalog.badkpt.main"]
 		g.Expect(meta.IsStatusConditionTrue(badKpt.Status.Conditions, kpov1.ReadyCondition)).To(BeTrue())
-		g.Expect(badKpt.Status.ResourcesRef).NotTo(BeNil())
+		g.Expect(badKpt.Status.ResourcesRef).To(BeNil())
 		c = contentValid(badKpt)
 		g.Expect(c).NotTo(BeNil())
 		g.Expect(c.Status).To(Equal(metav1.ConditionFalse))

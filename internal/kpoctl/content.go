@@ -17,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -41,6 +42,11 @@ func (o *globalOptions) readContent(ctx context.Context, name string) (*kpov1.Pa
 	if ce := pr.Status.ContentError; ce != nil {
 		return nil, nil, nil, fmt.Errorf("packagerevision %s has no content: %s: %s", name, ce.Reason, ce.Message)
 	}
+	if pr.Status.ResourcesRef == nil && publishedContent(pr) {
+		if pr, err = o.requestContent(ctx, c, pr); err != nil {
+			return nil, nil, nil, err
+		}
+	}
 	cmName := name
 	if pr.Status.ResourcesRef != nil && pr.Status.ResourcesRef.Name != "" {
 		cmName = pr.Status.ResourcesRef.Name
@@ -54,6 +60,47 @@ func (o *globalOptions) readContent(ctx context.Context, name string) (*kpov1.Pa
 		return nil, nil, nil, fmt.Errorf("content configmap %s of packagerevision %s: %w", cmName, name, err)
 	}
 	return pr, cm, files, nil
+}
+
+// publishedContent reports whether a revision's content is immutable, and so in a ConfigMap
+// only on request.
+func publishedContent(pr *kpov1.PackageRevision) bool {
+	return pr.Status.Lifecycle == kpov1.LifecyclePublished || pr.Status.Lifecycle == kpov1.LifecycleDeletionProposed
+}
+
+// requestContent asks the manager for the content ConfigMap of a published revision (the
+// kpo.dev/content-requested annotation, set to now) and waits until its status names it.
+func (o *globalOptions) requestContent(ctx context.Context, c client.Client, pr *kpov1.PackageRevision) (*kpov1.PackageRevision, error) {
+	name := pr.Name
+	patch := client.MergeFrom(pr.DeepCopy())
+	if pr.Annotations == nil {
+		pr.Annotations = map[string]string{}
+	}
+	pr.Annotations[kpov1.ContentRequestedAnnotation] = time.Now().UTC().Format(time.RFC3339)
+	if err := c.Patch(ctx, pr, patch); err != nil {
+		if apierrors.IsForbidden(err) {
+			return nil, fmt.Errorf("packagerevision %s is published: its content is in a ConfigMap only on request, "+
+				"and requesting it (annotation %s) needs patch on packagerevisions (role kpo-author): %w",
+				name, kpov1.ContentRequestedAnnotation, err)
+		}
+		return nil, apiError(kindPackageRevision, name, err)
+	}
+	err := o.waitFor(ctx, fmt.Sprintf("the content of packagerevision %s", name), func(ctx context.Context) error {
+		if err := c.Get(ctx, client.ObjectKeyFromObject(pr), pr); err != nil {
+			return apiError(kindPackageRevision, name, err)
+		}
+		if ce := pr.Status.ContentError; ce != nil {
+			return fmt.Errorf("packagerevision %s has no content: %s: %s", name, ce.Reason, ce.Message)
+		}
+		if r := meta.FindStatusCondition(pr.Status.Conditions, kpov1.ReadyCondition); r != nil && r.Reason == kpov1.InvalidContentRequestReason {
+			return &conditionError{Kind: kindPackageRevision, Name: name, Condition: *r}
+		}
+		if pr.Status.ResourcesRef == nil {
+			return errNotYet("status.resourcesRef is not set yet")
+		}
+		return nil
+	})
+	return pr, err
 }
 
 func newRpkgPullCommand(o *globalOptions) *cobra.Command {

@@ -50,6 +50,7 @@ func StartKpo(env *Environment, configure func(ctrl.Manager, *controller.Options
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Cache:                  controller.CacheOptions(),
+		Client:                 controller.ClientOptions(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating manager: %w", err)

@@ -123,6 +123,7 @@ func runSuite(m *testing.M) int {
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Cache:                  controller.CacheOptions(),
+		Client:                 controller.ClientOptions(),
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "node tier: creating manager:", err)
