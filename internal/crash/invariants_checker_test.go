@@ -65,17 +65,23 @@ func newCheckerFixture(t *testing.T) *checkerFixture {
 		ws, commit string
 		lifecycle  kpov1.Lifecycle
 		revision   int
+		content    bool
 	}{
-		{"r1", v1, kpov1.LifecyclePublished, 1},
-		{"r2", r2, kpov1.LifecycleDraft, 0},
-		{"main", v1, kpov1.LifecyclePublished, -1},
+		{"r1", v1, kpov1.LifecyclePublished, 1, true}, // its content requested
+		{"r2", r2, kpov1.LifecycleDraft, 0, true},
+		{"main", v1, kpov1.LifecyclePublished, -1, false},
 	} {
 		name := "alpha.p." + pr.ws
-		f.add(&kpov1.PackageRevision{
+		obj := &kpov1.PackageRevision{
 			ObjectMeta: objMeta(name),
 			Spec:       kpov1.PackageRevisionSpec{Repository: "alpha", PackageName: "p", WorkspaceName: pr.ws, Lifecycle: pr.lifecycle},
 			Status:     kpov1.PackageRevisionStatus{Conditions: ready, Lifecycle: pr.lifecycle, Revision: pr.revision, Commit: pr.commit},
-		})
+		}
+		f.add(obj)
+		if !pr.content {
+			continue
+		}
+		obj.Status.ResourcesRef = &corev1.LocalObjectReference{Name: name}
 		files := map[string][]byte{"Kptfile": []byte(kptfile)}
 		data, _, err := content.ToConfigMap(files)
 		g.Expect(err).NotTo(HaveOccurred())
@@ -163,6 +169,12 @@ func TestChecker_reportsEachInvariantOnItsObject(t *testing.T) {
 		{"user's lifecycle overwritten", func(t *testing.T, f *checkerFixture) {
 			f.objects["packagerevision/alpha.p.r2"].(*kpov1.PackageRevision).Spec.Lifecycle = kpov1.LifecycleProposed
 		}, `state the accepted operations ask for: PackageRevision alpha.p.r2: the test last set spec.lifecycle Draft, but spec.lifecycle is Proposed and status.lifecycle Draft`},
+		{"draft without content", func(t *testing.T, f *checkerFixture) {
+			delete(f.objects, "configmap/alpha.p.r2")
+		}, `content ConfigMap equals Git: PackageRevision alpha.p.r2 (Draft): content ConfigMap alpha.p.r2 does not exist`},
+		{"published content left behind", func(t *testing.T, f *checkerFixture) {
+			f.objects["packagerevision/alpha.p.r1"].(*kpov1.PackageRevision).Status.ResourcesRef = nil
+		}, `content ConfigMap equals Git: ConfigMap alpha.p.r1: left behind: PackageRevision alpha.p.r1 is Published and its content was not requested`},
 		{"uncommitted content", func(t *testing.T, f *checkerFixture) {
 			f.objects["configmap/alpha.p.r2"].(*corev1.ConfigMap).Data[markersFile] = "m9\n"
 		}, `content ConfigMap equals Git: ConfigMap alpha.p.r2 (PackageRevision alpha.p.r2, Draft): holds content that was never committed`},

@@ -288,12 +288,20 @@ func (k *checker) violations(ctx context.Context) ([]string, error) {
 		}
 	}
 
-	// Content ConfigMaps: one per PackageRevision, holding what Git holds.
+	// Content ConfigMaps: one per draft or proposal, and per published revision only while its
+	// status names one (its content was requested), holding what Git holds.
 	for _, pr := range prs.Items {
 		cm := cmByName[pr.Name]
-		if cm == nil {
-			add(invContentMatchesGit, "PackageRevision %s: content ConfigMap %s does not exist", pr.Name, pr.Name)
+		published := pr.Status.Lifecycle == kpov1.LifecyclePublished || pr.Status.Lifecycle == kpov1.LifecycleDeletionProposed
+		switch {
+		case cm == nil && published && pr.Status.ResourcesRef == nil:
 			continue
+		case cm == nil:
+			add(invContentMatchesGit, "PackageRevision %s (%s): content ConfigMap %s does not exist", pr.Name, pr.Status.Lifecycle, pr.Name)
+			continue
+		case published && pr.Status.ResourcesRef == nil:
+			add(invContentMatchesGit, "ConfigMap %s: left behind: PackageRevision %s is %s and its content was not requested",
+				cm.Name, pr.Name, pr.Status.Lifecycle)
 		}
 		if l := cm.Labels[kpov1.LifecycleLabel]; l != string(pr.Status.Lifecycle) {
 			add(invContentMatchesGit, "ConfigMap %s: label %s=%s, but PackageRevision %s is %s",
