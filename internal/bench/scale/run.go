@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -101,9 +104,12 @@ type Result struct {
 	APIServerBase, APIServer Memory
 	// EtcdBase and Etcd are etcd's size before registration and after the full sync.
 	EtcdBase, Etcd EtcdSize
-	// ListRevisions is a client List of all PackageRevisions (what `kubectl get rpkg -A`
-	// asks), ListConfigMaps of as many small ConfigMaps.
+	// ListRevisions is a client List of all PackageRevisions as JSON (`kubectl get rpkg -A -o
+	// json`), ListConfigMaps of as many small ConfigMaps.
 	ListRevisions, ListConfigMaps List
+	// TableRevisions and TableConfigMaps are the same lists as tables, what `kubectl get rpkg
+	// -A` and `kubectl get cm` ask the API server for (its printer columns).
+	TableRevisions, TableConfigMaps List
 	Authoring                     Latency
 	// Unchanged is a resync of a repository nothing changed in; NewTag a resync after one new
 	// tag was pushed to it.
@@ -271,8 +277,15 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if res.ListConfigMaps, err = timeList(ctx, lc, &corev1.ConfigMapList{}, client.InNamespace(SmallNamespace)); err != nil {
 		return res, err
 	}
-	logf("list: %d PackageRevisions in %s, %d small ConfigMaps in %s", res.ListRevisions.Items, res.ListRevisions.Time.Round(time.Millisecond),
-		res.ListConfigMaps.Items, res.ListConfigMaps.Time.Round(time.Millisecond))
+	if res.TableRevisions, err = timeTable(ctx, cfg, "/apis/kpo.dev/v1alpha1/packagerevisions"); err != nil {
+		return res, err
+	}
+	if res.TableConfigMaps, err = timeTable(ctx, cfg, "/api/v1/namespaces/"+SmallNamespace+"/configmaps"); err != nil {
+		return res, err
+	}
+	logf("list: %d PackageRevisions in %s (table %s), %d small ConfigMaps in %s (table %s)", res.ListRevisions.Items, res.ListRevisions.Time.Round(time.Millisecond),
+		res.TableRevisions.Time.Round(time.Millisecond), res.ListConfigMaps.Items, res.ListConfigMaps.Time.Round(time.Millisecond),
+		res.TableConfigMaps.Time.Round(time.Millisecond))
 
 	// Authoring in the first repository.
 	if _, err := mgr.WaitQuiet(ctx, 2*time.Second, 2*time.Minute); err != nil {
@@ -474,6 +487,44 @@ func timeList(ctx context.Context, c client.Client, list client.ObjectList, opts
 		return List{}, err
 	}
 	return List{Time: times[1], Items: meta.LenList(list), Bytes: len(data)}, nil
+}
+
+// timeTable lists path three times as a table, as kubectl get does, and decodes the table.
+func timeTable(ctx context.Context, cfg *rest.Config, path string) (List, error) {
+	hc, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return List{}, err
+	}
+	var times []time.Duration
+	var table metav1.Table
+	var size int
+	for range 3 {
+		start := time.Now()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(cfg.Host, "/")+path, nil)
+		if err != nil {
+			return List{}, err
+		}
+		req.Header.Set("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io,application/json")
+		resp, err := hc.Do(req)
+		if err != nil {
+			return List{}, err
+		}
+		data, err := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if err != nil {
+			return List{}, err
+		}
+		if resp.StatusCode != http.StatusOK {
+			return List{}, fmt.Errorf("listing %s as a table: %s", path, resp.Status)
+		}
+		if err := json.Unmarshal(data, &table); err != nil {
+			return List{}, fmt.Errorf("listing %s as a table: %w", path, err)
+		}
+		times = append(times, time.Since(start))
+		size = len(data)
+	}
+	slices.Sort(times)
+	return List{Time: times[1], Items: len(table.Rows), Bytes: size}, nil
 }
 
 // createSmallConfigMaps creates n ConfigMaps of one short key in SmallNamespace, 16 at a time.
