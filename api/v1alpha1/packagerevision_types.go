@@ -112,7 +112,9 @@ type ContentError struct {
 // writes them with a merge patch of those fields alone. The PackageRevision reconciler owns
 // observedGeneration, every condition (Ready, Rendered, ContentValid and the ones mirrored from
 // the Kptfile), renderResults, upstreamRevision and latestUpstreamRevision; it writes them at
-// the end of each reconcile onto the freshest object, with optimistic locking.
+// the end of each reconcile onto the freshest object, with optimistic locking. One exception:
+// the sync's first status write of a new published revision carries the conditions the
+// reconciler would derive from it (the same function), so a new revision costs one write.
 type PackageRevisionStatus struct {
 	// ObservedGeneration is the generation the status describes.
 	// +optional

@@ -256,6 +256,14 @@ func (s *revisionSync) syncContentAndStatus(ctx context.Context, rev discovery.R
 			st.ContentError = &kpov1.ContentError{Reason: contentReason(err), Message: truncateMessage(ce.Error())}
 		}
 	}
+	if before.Status.Lifecycle == "" && len(before.Status.Conditions) == 0 && immutableContent(pr) {
+		// A new published revision: nothing but its Git projection decides its conditions, and
+		// the PackageRevision reconciler has not written any (it waits for the projection).
+		// Its first status is written complete, with the conditions the reconciler derives
+		// (setRevisionConditions), which then finds nothing to change: one status write per
+		// new revision instead of two.
+		setRevisionConditions(pr, nil, nil)
+	}
 	return s.patchStatus(ctx, before, pr)
 }
 

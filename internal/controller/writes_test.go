@@ -5,6 +5,8 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	kpov1 "kpo.dev/kpo/api/v1alpha1"
 	"kpo.dev/kpo/internal/gitserver"
@@ -58,8 +60,16 @@ func TestRepository_resyncAfterOneNewTag_writesOnlyForThatPackage(t *testing.T) 
 	}, timeout, interval).Should(Succeed())
 	quiet := func() map[string]int { return managerRequests.Writes(ns) }
 	g.Consistently(quiet, "1s", interval).ShouldNot(HaveKey(ContainSubstring(".api.")))
-	for key := range managerRequests.Writes(ns) {
+	writes := managerRequests.Writes(ns)
+	for key := range writes {
 		g.Expect(key).NotTo(Or(ContainSubstring("catalog.api."), ContainSubstring("catalog.db.")),
 			"a new tag of web changes nothing of api and db")
 	}
+	g.Expect(writes).To(HaveKeyWithValue("POST packagerevisions", 1))
+	g.Expect(writes).To(HaveKeyWithValue("PATCH packagerevisions/status catalog.web.w2", 1),
+		"a new published revision gets its whole status, conditions included, in one write")
+	g.Expect(writes).NotTo(HaveKey(HavePrefix("POST configmaps")), "published content is in a ConfigMap only on request")
+	ready := meta.FindStatusCondition(getRevision(g, ns, "catalog.web.w2").Status.Conditions, kpov1.ReadyCondition)
+	g.Expect(ready).NotTo(BeNil())
+	g.Expect(ready.Status).To(Equal(metav1.ConditionTrue))
 }
