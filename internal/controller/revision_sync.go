@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -30,8 +31,8 @@ type revisionSync struct {
 	client.Client
 	// apiReader reads past the cache, after a write conflict.
 	apiReader client.Reader
-	// retrying is set while a revision is applied again after a conflict (once).
-	retrying bool
+	// gitMu serialises reads of src, which is not safe for concurrent use.
+	gitMu sync.Mutex
 	// full is set for a Repository's full sync, which notices changes other tools made to Git;
 	// unset for the re-read of one package after the manager's own write.
 	full bool
@@ -64,18 +65,39 @@ func (s *revisionSync) apply(ctx context.Context, revs []discovery.Revision, pkg
 	}
 
 	latest := discovery.LatestRevisions(revs, s.name)
-	var errs []error
+	var (
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
+		work = make(chan discovery.Revision)
+	)
+	// Revisions are independent objects (Validate left no two with one name): up to
+	// syncParallelism are written at once, so a sync waits on the API server's round trips
+	// concurrently rather than one after another. Git reads stay serialised (readGit).
+	for range min(syncParallelism, len(revs)) {
+		wg.Go(func() {
+			for rev := range work {
+				name := s.name(rev)
+				err := s.applyRevision(ctx, rev, current[name], latest[rev.Package] == name, false)
+				mu.Lock()
+				switch {
+				case apierrors.IsInvalid(err):
+					s.problems = append(s.problems, discovery.Problem{Revision: rev, Message: fmt.Sprintf(
+						"the API server refused its PackageRevision %s (%s): rename the package or the branch in Git", name, apiMessage(err))})
+				case err != nil:
+					errs = append(errs, fmt.Errorf("package revision %s: %w", name, err))
+				}
+				mu.Unlock()
+			}
+		})
+	}
 	for _, rev := range revs {
-		name := s.name(rev)
-		err := s.applyRevision(ctx, rev, current[name], latest[rev.Package] == name)
-		switch {
-		case apierrors.IsInvalid(err):
-			s.problems = append(s.problems, discovery.Problem{Revision: rev, Message: fmt.Sprintf(
-				"the API server refused its PackageRevision %s (%s): rename the package or the branch in Git", name, apiMessage(err))})
-		case err != nil:
-			errs = append(errs, fmt.Errorf("package revision %s: %w", name, err))
-		}
-		delete(current, name)
+		work <- rev
+	}
+	close(work)
+	wg.Wait()
+	for _, rev := range revs {
+		delete(current, s.name(rev))
 	}
 	for _, pr := range current {
 		if pkg != "" && pr.Spec.PackageName != pkg {
@@ -88,6 +110,23 @@ func (s *revisionSync) apply(ctx context.Context, revs []discovery.Revision, pkg
 	return errors.Join(errs...)
 }
 
+// syncParallelism bounds the revisions of one repository a sync writes at once.
+const syncParallelism = 8
+
+// treeHash returns the Git tree hash of rev's package directory.
+func (s *revisionSync) treeHash(rev discovery.Revision) (string, error) {
+	s.gitMu.Lock()
+	defer s.gitMu.Unlock()
+	return s.src.TreeHash(rev.Commit, rev.Path)
+}
+
+// readTree returns the files of rev's package.
+func (s *revisionSync) readTree(rev discovery.Revision) (map[string][]byte, error) {
+	s.gitMu.Lock()
+	defer s.gitMu.Unlock()
+	return s.src.ReadTree(rev.Commit, rev.Path)
+}
+
 func (s *revisionSync) name(rev discovery.Revision) string {
 	return discovery.RevisionName(s.repo.Name, rev.Package, rev.Workspace)
 }
@@ -95,7 +134,7 @@ func (s *revisionSync) name(rev discovery.Revision) string {
 // applyRevision brings one PackageRevision, its labels, spec.lifecycle, content and status
 // in line with rev. A lifecycle the API server refuses to move to (Git changed behind kpo's
 // back, e.g. a draft was published by another tool) recreates the object.
-func (s *revisionSync) applyRevision(ctx context.Context, rev discovery.Revision, pr *kpov1.PackageRevision, latest bool) error {
+func (s *revisionSync) applyRevision(ctx context.Context, rev discovery.Revision, pr *kpov1.PackageRevision, latest, retried bool) error {
 	if pr == nil {
 		pr = &kpov1.PackageRevision{ObjectMeta: metav1.ObjectMeta{Name: s.name(rev), Namespace: s.repo.Namespace}}
 	}
@@ -124,18 +163,16 @@ func (s *revisionSync) applyRevision(ctx context.Context, rev discovery.Revision
 		// Optimistic locking: spec.lifecycle follows Git only when no transition is pending,
 		// which a stale copy cannot tell; a user's newer intent is never overwritten.
 		err := s.Patch(ctx, pr, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
-		if apierrors.IsConflict(err) && !s.retrying {
+		if apierrors.IsConflict(err) && !retried {
 			fresh := &kpov1.PackageRevision{}
 			if err := s.apiReader.Get(ctx, client.ObjectKeyFromObject(pr), fresh); err != nil {
 				return fmt.Errorf("re-reading after a conflict: %w", err)
 			}
-			s.retrying = true
-			defer func() { s.retrying = false }()
-			return s.applyRevision(ctx, rev, fresh, latest)
+			return s.applyRevision(ctx, rev, fresh, latest, true)
 		}
 		if apierrors.IsInvalid(err) {
 			log.FromContext(ctx).Info("recreating package revision whose lifecycle changed in Git", "name", pr.Name, "lifecycle", rev.Lifecycle)
-			return s.recreate(ctx, pr, rev, latest)
+			return s.recreate(ctx, pr, rev, latest, retried)
 		}
 		if err != nil {
 			return fmt.Errorf("updating: %w", err)
@@ -154,11 +191,11 @@ func transitionPending(pr *kpov1.PackageRevision) bool {
 	return pr.Spec.Lifecycle != pr.Status.Lifecycle || pr.Generation != pr.Status.LifecycleGeneration
 }
 
-func (s *revisionSync) recreate(ctx context.Context, pr *kpov1.PackageRevision, rev discovery.Revision, latest bool) error {
+func (s *revisionSync) recreate(ctx context.Context, pr *kpov1.PackageRevision, rev discovery.Revision, latest, retried bool) error {
 	if err := s.deleteRevision(ctx, pr); err != nil {
 		return err
 	}
-	return s.applyRevision(ctx, rev, nil, latest)
+	return s.applyRevision(ctx, rev, nil, latest, retried)
 }
 
 // setMeta sets the labels and owner reference the manager owns.
@@ -183,7 +220,7 @@ func (s *revisionSync) setMeta(pr *kpov1.PackageRevision, rev discovery.Revision
 // are stored but not valid (YAML, Kptfile) is synced as it is and status.contentWarning says
 // what is wrong. Conditions are the PackageRevision reconciler's.
 func (s *revisionSync) syncContentAndStatus(ctx context.Context, rev discovery.Revision, pr *kpov1.PackageRevision) error {
-	tree, err := s.src.TreeHash(rev.Commit, rev.Path)
+	tree, err := s.treeHash(rev)
 	if err != nil {
 		return fmt.Errorf("reading tree of %s at %s: %w", rev.Path, shortHash(rev.Commit), err)
 	}
@@ -209,7 +246,7 @@ func (s *revisionSync) syncContentAndStatus(ctx context.Context, rev discovery.R
 	var files map[string][]byte
 	var readErr *kpov1.ContentError
 	if treeChanged || (unstorable && lifecycleChanged) || checkOnly {
-		files, err = s.src.ReadTree(rev.Commit, rev.Path)
+		files, err = s.readTree(rev)
 		if readErr = unstorableTree(err); readErr == nil && err != nil {
 			return fmt.Errorf("reading files: %w", err)
 		}
@@ -349,7 +386,7 @@ func (s *revisionSync) writeContent(ctx context.Context, rev discovery.Revision,
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: pr.Name, Namespace: pr.Namespace}}
 	if files == nil {
 		if err := s.Get(ctx, client.ObjectKeyFromObject(cm), cm); apierrors.IsNotFound(err) {
-			files, err = s.src.ReadTree(rev.Commit, rev.Path)
+			files, err = s.readTree(rev)
 			if ce := unstorableTree(err); ce != nil {
 				return &contentError{err: errors.New(ce.Message)}
 			}
