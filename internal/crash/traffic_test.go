@@ -234,6 +234,7 @@ func (w *worker) next() op {
 				add(op{kind: "reject", weight: 1, rev: r, run: func(ctx context.Context) error { return w.setLifecycle(ctx, r, kpov1.LifecycleDraft) }})
 				add(op{kind: "delete", weight: 1, rev: r, run: func(ctx context.Context) error { return w.deleteRevision(ctx, r) }})
 			case kpov1.LifecyclePublished:
+				add(op{kind: "request-content", weight: 1, rev: r, run: func(ctx context.Context) error { return w.requestContent(ctx, r) }})
 				if !r.draftDeleted {
 					add(op{kind: "drop-draft", weight: 1, rev: r, run: func(ctx context.Context) error { return w.dropDraft(ctx, r) }})
 				}
@@ -434,6 +435,44 @@ func (w *worker) approve(ctx context.Context, r *revision) error {
 		return err
 	}
 	return w.setLifecycle(ctx, r, kpov1.LifecyclePublished)
+}
+
+// requestContent asks for a published revision's content, as `kubectl annotate` would: at
+// random now (it stays past the traffic) or long enough ago that the request has expired, and
+// waits for the manager to write or remove its ConfigMap.
+func (w *worker) requestContent(ctx context.Context, r *revision) error {
+	at, want := time.Now(), true
+	if w.rng.IntN(2) == 0 {
+		at, want = at.Add(-kpov1.ContentRequestTTL-time.Minute), false
+	}
+	if err := w.retry(ctx, "requesting the content of "+r.name, func(ctx context.Context) error {
+		pr, err := w.getRevision(ctx, r.name)
+		switch {
+		case err != nil:
+			return err
+		case pr == nil:
+			return errVanished
+		}
+		patch := client.MergeFrom(pr.DeepCopy())
+		if pr.Annotations == nil {
+			pr.Annotations = map[string]string{}
+		}
+		pr.Annotations[kpov1.ContentRequestedAnnotation] = at.UTC().Format(time.RFC3339)
+		return w.tr.c.Patch(ctx, pr, patch)
+	}); err != nil {
+		return err
+	}
+	if err := w.waitFor(ctx, fmt.Sprintf("the content ConfigMap of %s to be there: %t", r.name, want), func(ctx context.Context) (bool, string, error) {
+		pr, err := w.getRevision(ctx, r.name)
+		if err != nil || pr == nil {
+			return false, "does not exist", err
+		}
+		return (pr.Status.ResourcesRef != nil) == want, fmt.Sprintf("status.resourcesRef %v", pr.Status.ResourcesRef), nil
+	}); err != nil {
+		return err
+	}
+	w.tr.accepted(w, "request-content", "%s at %s (content wanted: %t)", r.name, at.UTC().Format(time.RFC3339), want)
+	return nil
 }
 
 // deleteRevision deletes a Draft or Proposed PackageRevision, then its PackageDraft. It
