@@ -21,13 +21,14 @@ import (
 
 func main() {
 	var (
-		metricsAddr, probeAddr, gitCacheDir string
-		leaderElect                         bool
-		workers                             int
-		fns                                 functionFlags
+		metricsAddr, probeAddr, pprofAddr, gitCacheDir string
+		leaderElect                                    bool
+		workers                                        int
+		fns                                            functionFlags
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "Address of the metrics endpoint (e.g. :8080); 0 disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes.")
+	flag.StringVar(&pprofAddr, "pprof-bind-address", "", "Address of Go's pprof endpoints (/debug/pprof/, e.g. 127.0.0.1:6060), for profiling; empty disables them.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader, so only one manager replica is active.")
 	flag.StringVar(&gitCacheDir, "git-cache-dir", defaultGitCacheDir(), "Directory of the local clones of registered repositories.")
 	flag.IntVar(&workers, "repository-workers", 2, "Repositories synced in parallel.")
@@ -42,6 +43,7 @@ func main() {
 		Scheme:                 newScheme(),
 		Metrics:                metricsserver.Options{BindAddress: metricsAddr},
 		HealthProbeBindAddress: probeAddr,
+		PprofBindAddress:       pprofAddr,
 		LeaderElection:         leaderElect,
 		LeaderElectionID:       "kpo-manager.kpo.dev",
 		Cache:                  controller.CacheOptions(),
