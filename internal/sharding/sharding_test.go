@@ -12,6 +12,7 @@ import (
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -218,6 +219,9 @@ func TestSharding_relabelledRepositoryIsHandedOver(t *testing.T) {
 		expectShard(g, objs, "b")
 	}, timeout, interval).Should(Succeed())
 	waitSyncHandled(t, ns, "moving", requestSync(t, ns, "moving"), 3)
+	for key := range managers["b"].Requests.Writes(ns) {
+		g.Expect(key).NotTo(ContainSubstring("packagedrafts"), "the PackageDraft's revision, on its way from a to b, is never reported lost")
+	}
 	editContent(t, ns, "moving.new.w", "README.md", "# new, edited in shard b\n")
 	g.Expect(kpotest.SetLifecycle(k8sClient, ns, "moving.new.w", kpov1.LifecycleProposed)).To(Succeed())
 	revisions.WaitLifecycle(t, ns, "moving.new.w", kpov1.LifecycleProposed)
@@ -243,8 +247,66 @@ func TestSharding_relabelledRepositoryIsHandedOver(t *testing.T) {
 	for _, other := range []string{"a", "b"} {
 		g.Expect(managers[other].Requests.Writes(ns)).To(BeEmpty(), "manager %s wrote after the Repository left it", other)
 	}
+
+	// Back to shard a, whose manager served it before: it takes the objects over again, whatever
+	// it remembers of the Repository.
+	quiet(t, ns)
+	g.Eventually(func(g Gomega) {
+		before = uids(objectsOf(g, ns, "moving"))
+		g.Expect(before).To(HaveLen(12), "new/v1 published: new on main is a revision too")
+	}, timeout, interval).Should(Succeed())
+	relabel(t, ns, "moving", "a")
+	g.Eventually(func(g Gomega) {
+		objs := objectsOf(g, ns, "moving")
+		g.Expect(uids(objs)).To(Equal(before))
+		expectShard(g, objs, "a")
+	}, timeout, interval).Should(Succeed())
+	waitSynced(t, ns, "moving", 3)
+	for _, other := range []string{"b", "main"} {
+		g.Expect(managers[other].Requests.Writes(ns)).To(BeEmpty(), "manager %s wrote after the Repository left it", other)
+	}
 	c := draftCondition(g, ns, "moving-new")
-	g.Expect(c.Status).To(Equal(metav1.ConditionTrue), "the PackageDraft keeps its revision across both moves: %s", c.Message)
+	g.Expect(c.Status).To(Equal(metav1.ConditionTrue), "the PackageDraft keeps its revision across the moves: %s", c.Message)
+}
+
+func TestSharding_repositoryMovedToAShardNoManagerServes_isLeftAlone(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	srv := newGitServer(t)
+	gitRepo := seed(t, srv, "parked", "web")
+	register(t, ns, "parked", srv.RepoURL("parked"), "a")
+	waitSynced(t, ns, "parked", 1)
+	newDraft(t, ns, "parked-new", "parked", "new")
+	g.Expect(draftReady(t, ns, "parked-new")).To(Equal("parked.new.w"))
+	waitSynced(t, ns, "parked", 2)
+
+	// Shard c has no manager yet. Its revisions, still labelled a and in a's cache, are left as
+	// they are: a's manager neither carries out what users ask of them nor reports their
+	// Repository missing, and a deleted draft keeps its finalizer, so that its branch is deleted
+	// once c's manager runs, instead of staying behind in Git.
+	quiet(t, ns)
+	relabel(t, ns, "parked", "c")
+	g.Expect(kpotest.SetLifecycle(k8sClient, ns, "parked.web.v1", kpov1.LifecycleDeletionProposed)).To(Succeed())
+	g.Expect(k8sClient.Delete(context.Background(), &kpov1.PackageRevision{ObjectMeta: metav1.ObjectMeta{Name: "parked.new.w", Namespace: ns}})).To(Succeed())
+	g.Consistently(func(g Gomega) {
+		for name, kpo := range managers {
+			g.Expect(kpo.Requests.Writes(ns)).To(BeEmpty(), "manager %s", name)
+		}
+	}, "2s", interval).Should(Succeed())
+	g.Expect(gitRepo.RefHash("refs/heads/drafts/new/w")).NotTo(BeEmpty())
+
+	// Moved to b, it is served again, and what users asked meanwhile is carried out.
+	relabel(t, ns, "parked", "b")
+	kpotest.Revisions{Client: k8sClient, Timeout: timeout, Interval: interval}.WaitLifecycle(t, ns, "parked.web.v1", kpov1.LifecycleDeletionProposed)
+	g.Eventually(func(g Gomega) {
+		err := k8sClient.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "parked.new.w"}, &kpov1.PackageRevision{})
+		g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "deleted: %v", err)
+		_, err = gitRepo.RefHash("refs/heads/drafts/new/w")
+		g.Expect(err).To(MatchError(gitserver.ErrRefNotFound), "its branch deleted")
+	}, timeout, interval).Should(Succeed())
+	for _, other := range []string{"a", "main"} {
+		g.Expect(managers[other].Requests.Writes(ns)).To(BeEmpty(), "manager %s", other)
+	}
 }
 
 // seed creates a Git repository with each package published as v1 (tag <package>/v1).
