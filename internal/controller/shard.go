@@ -52,15 +52,18 @@ func ShardSelector(s string) (labels.Selector, error) {
 	return sel, nil
 }
 
-// defaultLeaderElectionID is the Lease of an unsharded manager.
+// defaultLeaderElectionID is the Lease of the manager that serves unlabelled Repositories.
 const defaultLeaderElectionID = "kpo-manager.kpo.dev"
 
-// LeaderElectionID is the name of the Lease the replicas of one shard elect their leader with:
-// kpo-manager.kpo.dev without sharding, and one name per selector otherwise (a hash of its
-// canonical form, as Flux derives it), so each shard has its own leader and the Deployments of
-// several shards never wait on each other.
+// LeaderElectionID is the name of the Lease the replicas of one shard elect their leader with.
+// Each shard has its own (a hash of the selector's canonical form, as Flux derives it), so the
+// Deployments of several shards never wait on each other; but the instance that serves the
+// Repositories without a shard label — an unsharded manager, or the main instance
+// ("!kpo.dev/shard") — keeps kpo-manager.kpo.dev: adding the flag to an existing installation
+// never runs two leaders while its Deployment rolls, and two instances misconfigured to serve
+// the unlabelled Repositories both elect on one Lease instead of both acting.
 func LeaderElectionID(shard labels.Selector) string {
-	if shard == nil || shard.Empty() {
+	if shard == nil || shard.Matches(labels.Set{}) {
 		return defaultLeaderElectionID
 	}
 	sum := sha256.Sum256([]byte(shard.String()))
