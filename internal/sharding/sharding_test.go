@@ -116,7 +116,7 @@ func TestSharding_twoManagersNeverActOnOneRepository(t *testing.T) {
 	// A PackageDraft in each shard is carried out by the manager of its Repository's shard.
 	for _, f := range fixtures {
 		if strings.HasSuffix(f.name, "-one") {
-			newDraft(t, ns, f.name+"-new", f.name, "new")
+			newDraft(t, ns, f.name+"-new", f.name)
 		}
 	}
 	for _, f := range fixtures {
@@ -132,7 +132,7 @@ func TestSharding_twoManagersNeverActOnOneRepository(t *testing.T) {
 		}, timeout, interval).Should(Succeed())
 	}
 	// One that names no existing Repository is reported by the main instance alone.
-	newDraft(t, ns, "ghost-new", "ghost", "new")
+	newDraft(t, ns, "ghost-new", "ghost")
 	g.Eventually(func(g Gomega) {
 		c := draftCondition(g, ns, "ghost-new")
 		g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
@@ -198,7 +198,7 @@ func TestSharding_relabelledRepositoryIsHandedOver(t *testing.T) {
 	gitRepo := seed(t, srv, "moving", "web", "db")
 	register(t, ns, "moving", srv.RepoURL("moving"), "a")
 	waitSynced(t, ns, "moving", 2)
-	newDraft(t, ns, "moving-new", "moving", "new")
+	newDraft(t, ns, "moving-new", "moving")
 	g.Expect(draftReady(t, ns, "moving-new")).To(Equal("moving.new.w"))
 	var before map[string]types.UID
 	g.Eventually(func(g Gomega) {
@@ -276,7 +276,7 @@ func TestSharding_repositoryMovedToAShardNoManagerServes_isLeftAlone(t *testing.
 	gitRepo := seed(t, srv, "parked", "web")
 	register(t, ns, "parked", srv.RepoURL("parked"), "a")
 	waitSynced(t, ns, "parked", 1)
-	newDraft(t, ns, "parked-new", "parked", "new")
+	newDraft(t, ns, "parked-new", "parked")
 	g.Expect(draftReady(t, ns, "parked-new")).To(Equal("parked.new.w"))
 	waitSynced(t, ns, "parked", 2)
 
@@ -468,13 +468,14 @@ func quiet(t testing.TB, ns string) {
 	}, timeout, time.Second).Should(BeEmpty())
 }
 
-// newDraft applies a PackageDraft that inits package pkg in workspace "w" of repo.
-func newDraft(t testing.TB, ns, name, repo, pkg string) {
+// newDraft applies a PackageDraft that inits package "new" in workspace "w" of repo: its revision
+// is <repo>.new.w.
+func newDraft(t testing.TB, ns, name, repo string) {
 	t.Helper()
 	d := &kpov1.PackageDraft{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-		Spec: kpov1.PackageDraftSpec{Repository: repo, PackageName: pkg, WorkspaceName: "w",
-			Source: kpov1.PackageDraftSource{Init: &kpov1.InitSource{Description: pkg}}},
+		Spec: kpov1.PackageDraftSpec{Repository: repo, PackageName: "new", WorkspaceName: "w",
+			Source: kpov1.PackageDraftSource{Init: &kpov1.InitSource{Description: "a new package"}}},
 	}
 	NewWithT(t).Expect(k8sClient.Create(context.Background(), d)).To(Succeed())
 }
