@@ -106,9 +106,12 @@ func TestSharding_twoManagersNeverActOnOneRepository(t *testing.T) {
 	}
 	for _, f := range fixtures {
 		waitSynced(t, ns, f.name, len(f.packages))
+		// The content of a published revision is in a ConfigMap on request only.
+		requestContent(t, ns, f.name+"."+f.packages[0]+".v1")
 		g.Eventually(func(g Gomega) {
 			objs := objectsOf(g, ns, f.name)
-			g.Expect(objs).To(HaveLen(4*len(f.packages)), "a PackageRevision and a ConfigMap for v1 and for main of each package")
+			g.Expect(objs).To(HaveLen(2*len(f.packages)+1), "PackageRevisions v1 and main of each package, and the content requested")
+			g.Expect(objs).To(HaveKey("ConfigMap/" + f.name + "." + f.packages[0] + ".v1"))
 			expectShard(g, objs, f.shard)
 		}, timeout, interval).Should(Succeed())
 	}
@@ -203,7 +206,7 @@ func TestSharding_relabelledRepositoryIsHandedOver(t *testing.T) {
 	var before map[string]types.UID
 	g.Eventually(func(g Gomega) {
 		before = uids(objectsOf(g, ns, "moving"))
-		g.Expect(before).To(HaveLen(10), "v1 and main of web and db, and the draft of new: each a PackageRevision and a ConfigMap")
+		g.Expect(before).To(HaveLen(6), "PackageRevisions v1 and main of web and db, and the draft of new with its ConfigMap")
 		g.Expect(packageCount(g, ns, "moving")).To(Equal(3))
 	}, timeout, interval).Should(Succeed())
 	revisions := kpotest.Revisions{Client: k8sClient, Timeout: timeout, Interval: interval}
@@ -253,7 +256,7 @@ func TestSharding_relabelledRepositoryIsHandedOver(t *testing.T) {
 	quiet(t, ns)
 	g.Eventually(func(g Gomega) {
 		before = uids(objectsOf(g, ns, "moving"))
-		g.Expect(before).To(HaveLen(12), "new/v1 published: new on main is a revision too")
+		g.Expect(before).To(HaveLen(6), "new/v1 published: new on main is a revision too, and its content is in Git alone")
 	}, timeout, interval).Should(Succeed())
 	relabel(t, ns, "moving", "a")
 	g.Eventually(func(g Gomega) {
@@ -328,6 +331,16 @@ func seed(t testing.TB, srv *gitserver.Server, name string, packages ...string) 
 		g.Expect(repo.Tag(pkg+"/v1", commit)).To(Succeed())
 	}
 	return repo
+}
+
+// requestContent asks for the content of a published revision in a ConfigMap, as `kpoctl rpkg
+// pull` does.
+func requestContent(t testing.TB, ns, name string) {
+	t.Helper()
+	patch := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"`+
+		kpov1.ContentRequestedAnnotation+`":"`+time.Now().UTC().Format(time.RFC3339)+`"}}}`))
+	pr := &kpov1.PackageRevision{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}
+	NewWithT(t).Expect(k8sClient.Patch(context.Background(), pr, patch)).To(Succeed())
 }
 
 // register creates a Repository in shard ("" for none). Its periodic sync is an hour away, so
