@@ -27,6 +27,11 @@ const (
 	// LifecycleLabel on a content ConfigMap mirrors its PackageRevision's lifecycle, so the
 	// admission policy can keep all but Draft content read-only.
 	LifecycleLabel = "kpo.dev/lifecycle"
+	// ShardLabel is the shard key. Users set it on a Repository to choose the manager instance
+	// that serves it (the instance whose --watch-label-selector matches it); the manager copies
+	// it to the Repository's PackageRevisions and content ConfigMaps, so each instance caches
+	// only its own shard's objects. Users cannot set it on a PackageRevision (admission policy).
+	ShardLabel = "kpo.dev/shard"
 )
 
 // Annotations users and the manager set.
