@@ -102,7 +102,12 @@ func TestConformance_kptFnRender(t *testing.T) {
 			if reason != "" {
 				t.Skip(reason)
 			}
-			failures := runConformanceCase(t, dir)
+			var failures []string
+			if script, ok := outOfPlaceScripts[name]; ok {
+				failures = outOfPlaceRunner(t, dir, script)
+			} else {
+				failures = runConformanceCase(t, dir)
+			}
 			if len(failures) == 0 {
 				if gap, ok := knownBuiltinGaps[name]; ok {
 					t.Logf("known built-in gap no longer reproduces, remove it from knownBuiltinGaps: %s", gap)
@@ -129,16 +134,27 @@ func TestConformance_kptFnRender(t *testing.T) {
 		len(sum.passed), skippedTotal, len(sum.failed), len(cases), strings.Join(lines, "\n"), strings.Join(sum.failed, ", "))
 }
 
-// omittedExecSh lists the cases whose .expected/exec.sh runs `kpt fn render -o …` (output
-// out of place: a directory, stdout, or a pipe into `kpt fn eval`), per the fixtures'
-// README; the scripts were left out of the fixtures, and kpo renders in place only. (The
-// README lists two more exec.sh cases, basicpipeline-symlink and default-runtime, whose
-// script amounts to a plain in-place render, so they run.)
-var omittedExecSh = []string{
-	"basicpipeline-out-of-place", "out-of-place-dir", "out-of-place-dir-exists-error",
-	"out-of-place-fnchain-stdout", "out-of-place-fnchain-stdout-results", "out-of-place-fnchain-unwrap",
-	"out-of-place-stdout", "out-of-place-unwrap",
+// outOfPlaceScripts are the commands of the cases whose .expected/exec.sh renders out of
+// place (a directory, stdout, or a pipe into `kpt fn eval`), as the fixtures' README describes
+// the omitted scripts; each command is a kpoctl command line run in the package directory,
+// "|" piping one into the next. They run through kpoctl (outOfPlaceRunner, set by
+// conformance_kpoctl_test.go). (The README lists two more exec.sh cases,
+// basicpipeline-symlink and default-runtime, whose script amounts to a plain in-place render,
+// so they run in process.)
+var outOfPlaceScripts = map[string][]string{
+	"basicpipeline-out-of-place":          {"fn render -o out"},
+	"out-of-place-dir":                    {"fn render -o out"},
+	"out-of-place-dir-exists-error":       {"mkdir out", "fn render -o out"},
+	"out-of-place-stdout":                 {"fn render -o stdout"},
+	"out-of-place-unwrap":                 {"fn render -o stdout --unwrap"},
+	"out-of-place-fnchain-stdout":         {"fn render -o stdout | fn eval - --image set-annotations:latest -- foo=bar | fn eval - --image set-labels:latest -- tier=backend"},
+	"out-of-place-fnchain-stdout-results": {"fn render -o stdout | fn eval - --image set-annotations:latest -- foo=bar | fn eval - --image set-labels:latest --results-dir ${RESULTS} -- tier=backend"},
+	"out-of-place-fnchain-unwrap":         {"fn render -o stdout | fn eval - --image set-annotations:latest -- foo=bar | fn eval - --image set-labels:latest --unwrap -- tier=backend"},
 }
+
+// outOfPlaceRunner runs a case of outOfPlaceScripts through kpoctl and returns the failed
+// checks; nil skips those cases.
+var outOfPlaceRunner func(t *testing.T, dir string, script []string) []string
 
 // skipReason derives, by rule, why kpo cannot run a case ("" when it can).
 func skipReason(t *testing.T, dir string) string {
@@ -148,8 +164,10 @@ func skipReason(t *testing.T, dir string) string {
 	switch {
 	case cfg.Skip:
 		return "marked skip in its config.yaml"
-	case slices.Contains(omittedExecSh, filepath.Base(dir)):
-		return "renders out of place (`kpt fn render -o …` in the omitted .expected/exec.sh); kpo renders in place only"
+	case outOfPlaceScripts[filepath.Base(dir)] != nil && outOfPlaceRunner == nil:
+		return "renders out of place (`kpt fn render -o …` in the omitted .expected/exec.sh), which runs through kpoctl"
+	case outOfPlaceScripts[filepath.Base(dir)] != nil:
+		return ""
 	case exists("exec.sh"):
 		return "runs a custom command from .expected/exec.sh (left out of the fixtures; out-of-place output, symlinks or fn eval pipes)"
 	case exists("setup.sh"):
