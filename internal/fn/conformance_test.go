@@ -201,7 +201,9 @@ func skipReason(t *testing.T, dir string) string {
 	for _, fn := range fns {
 		switch {
 		case fn.Exec != "":
-			return "needs an exec function (a local script), which the fixtures leave out"
+			if argv, _ := SplitCommand(fn.Exec); len(argv) == 0 || strings.HasSuffix(argv[0], ".sh") {
+				return "needs an exec function (a local script), which the fixtures leave out"
+			}
 		case fn.Tag != "":
 			return "resolves semver `tag:` ranges against a registry (network)"
 		case fn.Image != "":
@@ -253,7 +255,8 @@ func runConformanceCase(t *testing.T, dir string) (failures []string) {
 	}
 	expectedKptfile := decodeLoosely(t, expected[kptfile.FileName])
 
-	out, results, err := render.Render(context.Background(), input, render.Options{Evaluator: Builtin})
+	local := LocalEvaluator{AllowExec: cfg.AllowExec}
+	out, results, err := render.Render(context.Background(), input, render.Options{Evaluator: local.Evaluator})
 	if err != nil {
 		t.Logf("render error: %v", err)
 	}
@@ -342,6 +345,9 @@ func checkRenderStatus(g Gomega, kf map[string]any, results []render.Result) {
 		for _, s := range list {
 			m, _ := s.(map[string]any)
 			st := step{Image: builtin.ImageName(fmt.Sprint(m["image"]))}
+			if exec, ok := m["exec"].(string); ok {
+				st.Image = exec
+			}
 			st.ExitCode, _ = m["exitCode"].(int)
 			st.Stderr, _ = m["stderr"].(string)
 			rl, _ := m["results"].([]any)
@@ -361,6 +367,9 @@ func checkRenderStatus(g Gomega, kf map[string]any, results []render.Result) {
 				continue
 			}
 			st := step{Image: builtin.ImageName(r.Image), ExitCode: r.ExitCode, Stderr: strings.TrimSpace(r.Stderr)}
+			if r.Function.Exec != "" {
+				st.Image = r.Function.Exec
+			}
 			for _, item := range r.Results {
 				st.Results = append(st.Results, fmt.Sprintf("[%v] %v", item.Severity, item.Message))
 			}
