@@ -204,8 +204,6 @@ func skipReason(t *testing.T, dir string) string {
 			if argv, _ := SplitCommand(fn.Exec); len(argv) == 0 || strings.HasSuffix(argv[0], ".sh") {
 				return "needs an exec function (a local script), which the fixtures leave out"
 			}
-		case fn.Tag != "":
-			return "resolves semver `tag:` ranges against a registry (network)"
 		case fn.Image != "":
 			if _, ok := builtin.Lookup(fn.Image); !ok {
 				return fmt.Sprintf("needs image %s which kpo does not build in", builtin.ImageName(fn.Image))
@@ -256,7 +254,7 @@ func runConformanceCase(t *testing.T, dir string) (failures []string) {
 	expectedKptfile := decodeLoosely(t, expected[kptfile.FileName])
 
 	local := LocalEvaluator{AllowExec: cfg.AllowExec}
-	out, results, err := render.Render(context.Background(), input, render.Options{Evaluator: local.Evaluator})
+	out, results, err := render.Render(context.Background(), input, render.Options{Evaluator: local.Evaluator, ResolveTag: builtin.ResolveTag})
 	if err != nil {
 		t.Logf("render error: %v", err)
 	}

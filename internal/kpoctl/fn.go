@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 
 	"kpo.dev/kpo/internal/fn"
+	"kpo.dev/kpo/internal/fn/builtin"
 	"kpo.dev/kpo/internal/kptfile"
 	"kpo.dev/kpo/internal/render"
 )
@@ -133,7 +134,7 @@ func runFnRender(ctx context.Context, streams IOStreams, f *fnRunOptions, dir st
 	if err != nil {
 		return err
 	}
-	opts := render.Options{Evaluator: ev.Evaluator}
+	opts := render.Options{Evaluator: ev.Evaluator, ResolveTag: builtin.ResolveTag}
 	name := filepath.Base(dir)
 
 	var (

@@ -138,6 +138,9 @@ type Pipeline struct {
 type Function struct {
 	// Image is the function's container image; exactly one of Image and Exec is set.
 	Image string `json:"image,omitempty" yaml:"image,omitempty"`
+	// Tag is a semver constraint ("~0.2", "0.4.1 - 0.4.3") that picks the image's tag: the
+	// highest version that satisfies it. Image then names no tag.
+	Tag string `json:"tag,omitempty" yaml:"tag,omitempty"`
 	// Exec is a local executable; exactly one of Image and Exec is set.
 	Exec string `json:"exec,omitempty" yaml:"exec,omitempty"`
 	// ConfigPath is a package-relative path of the function config resource.

@@ -204,6 +204,16 @@ func (r *renderer) runFunction(ctx context.Context, pn *pkgNode, fn kptfile.Func
 	if err != nil {
 		return nil, fail(err)
 	}
+	if fn.Tag != "" && fn.Image != "" {
+		if r.opts.ResolveTag == nil {
+			return nil, fail(fmt.Errorf("image %s has the tag constraint %q, which nothing resolves", fn.Image, fn.Tag))
+		}
+		image, err := r.opts.ResolveTag(fn.Image, fn.Tag)
+		if err != nil {
+			return nil, fail(err)
+		}
+		fn.Image, fn.Tag, name = image, "", image
+	}
 	if r.opts.Evaluator == nil {
 		return nil, fail(fmt.Errorf("no evaluator for image %s", name))
 	}

@@ -148,6 +148,10 @@ type Options struct {
 	// Evaluator picks the evaluator for a function (by image or exec). When nil, every
 	// function fails with "no evaluator for image X".
 	Evaluator func(fn kptfile.Function) (Evaluator, error)
+	// ResolveTag resolves a function's semver tag constraint (kpt's `tag:`) to an image with
+	// a tag; the function then runs, and is reported, with that image. When nil, a function
+	// with a tag fails.
+	ResolveTag func(image, constraint string) (string, error)
 }
 
 // Result is the outcome of one function run, in the order the functions ran.
