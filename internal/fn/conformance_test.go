@@ -265,6 +265,19 @@ func runConformanceCase(t *testing.T, dir string) (failures []string) {
 		g.Expect(err).NotTo(HaveOccurred())
 	}
 	checkRenderStatus(g, expectedKptfile, results)
+	// The root Kptfile with the status kpoctl fn render (and the server) writes into it must be
+	// kpt's, byte for byte; when kpt cannot read the package it writes none.
+	kf := input[kptfile.FileName]
+	if out != nil {
+		kf = out[kptfile.FileName]
+	}
+	withStatus := kf
+	if render.WritesStatus(err) {
+		var serr error
+		withStatus, serr = render.SetRenderStatus(kf, results, err, "")
+		g.Expect(serr).NotTo(HaveOccurred(), "writing the Kptfile status")
+	}
+	g.Expect(string(withStatus)).To(Equal(string(expected[kptfile.FileName])), "root Kptfile with its status")
 
 	if out == nil {
 		// Render returns nothing on failure; kpt then changes only the root Kptfile (its

@@ -138,15 +138,15 @@ type Pipeline struct {
 type Function struct {
 	// Image is the function's container image; exactly one of Image and Exec is set.
 	Image string `json:"image,omitempty" yaml:"image,omitempty"`
-	// Tag is a semver constraint ("~0.2", "0.4.1 - 0.4.3") that picks the image's tag: the
-	// highest version that satisfies it. Image then names no tag.
-	Tag string `json:"tag,omitempty" yaml:"tag,omitempty"`
 	// Exec is a local executable; exactly one of Image and Exec is set.
 	Exec string `json:"exec,omitempty" yaml:"exec,omitempty"`
 	// ConfigPath is a package-relative path of the function config resource.
 	ConfigPath string `json:"configPath,omitempty" yaml:"configPath,omitempty"`
 	// ConfigMap is an inline function config (a ConfigMap's data); excludes ConfigPath.
 	ConfigMap map[string]string `json:"configMap,omitempty" yaml:"configMap,omitempty"`
+	// Tag is a semver constraint ("~0.2", "0.4.1 - 0.4.3") that picks the image's tag: the
+	// highest version that satisfies it. Image then names no tag.
+	Tag string `json:"tag,omitempty" yaml:"tag,omitempty"`
 	// Name identifies the function when kpt merges pipelines on update.
 	Name string `json:"name,omitempty" yaml:"name,omitempty"`
 	// Selectors limit the function to matching resources (any selector matches).

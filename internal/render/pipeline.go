@@ -34,7 +34,7 @@ func (r *renderer) runPipeline(ctx context.Context, pn *pkgNode, input []*yaml.R
 	pl := pn.kf.Pipeline
 	if pl == nil || (len(pl.Mutators) == 0 && len(pl.Validators) == 0) {
 		if err := areKRM(input); err != nil {
-			return input, fmt.Errorf("package %q: %w: input resource list must contain only KRM resources: %w", pn.dir, ErrInvalidResource, err)
+			return input, &pkgError{dir: pn.dir, err: fmt.Errorf("%w: input resource list must contain only KRM resources: %w", ErrInvalidResource, err)}
 		}
 		return input, nil
 	}

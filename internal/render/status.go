@@ -49,7 +49,7 @@ func QualifyImage(image, prefix string) string {
 // step that failed.
 func StepResult(r Result, prefix string) kptfile.PipelineStepResult {
 	step := kptfile.PipelineStepResult{
-		Stderr:         r.Stderr,
+		Stderr:         strings.TrimRight(r.Stderr, "\n"),
 		ExitCode:       r.ExitCode,
 		ExecutionError: r.ExecutionError,
 	}
@@ -140,7 +140,17 @@ func RenderStatus(results []Result, renderErr error, prefix string, bfs bool) *k
 // chain, "pkg.render: pkg <dir>:" then "pipeline.run: …" for a failed step ("already handled
 // error" when the function itself failed, its report being in renderStatus).
 func renderFailureMessage(err error, failed *kptfile.PipelineStepResult, bfs bool) string {
-	var fe *FunctionError
+	var (
+		fe  *FunctionError
+		cpe *ConfigPathError
+		ske *subpackageKptfileError
+	)
+	switch {
+	case errors.As(err, &cpe):
+		return fmt.Sprintf("pkg.render: pkg .: Kptfile is invalid:\nField: %s\nValue: %q\nReason: %s\n", cpe.Field, cpe.Value, cpe.Reason)
+	case errors.As(err, &ske) && ske.yamlErr != "":
+		return fmt.Sprintf("pkg.render: pkg .:\n\tpkg.Subpackages: pkg %s: error reading Kptfile at %q: %s", pkgRef(ske.dir), pkgRef(ske.dir), ske.yamlErr)
+	}
 	if failed == nil || !errors.As(err, &fe) {
 		var pe *pkgError
 		msg := err.Error()
@@ -176,6 +186,14 @@ type pkgError struct {
 
 func (e *pkgError) Error() string { return fmt.Sprintf("package %q: %v", e.dir, e.err) }
 func (e *pkgError) Unwrap() error { return e.err }
+
+// WritesStatus reports whether kpt writes the Kptfile status after a render that ended with
+// err: always, except when it could not read the package (an invalid root Kptfile, a function
+// config file that is missing or not one KRM resource).
+func WritesStatus(err error) bool {
+	var ue *unreadablePackageError
+	return !errors.As(err, &ue) && !errors.Is(err, ErrNotAPackage)
+}
 
 // SetRenderStatus returns the root Kptfile kf with the status kpt writes after a render (see
 // RenderStatus), encoded as kpt writes a Kptfile (from its Go type: comments are lost, as
