@@ -160,12 +160,7 @@ func runFnRender(ctx context.Context, streams IOStreams, f *fnRunOptions, dir st
 		if out == nil {
 			out = files
 		}
-		if kf, ok := out[kptfile.FileName]; ok && render.WritesStatus(renderErr) {
-			if withStatus, err := render.SetRenderStatus(kf, results, renderErr, f.imagePrefix); err == nil {
-				out = maps.Clone(out)
-				out[kptfile.FileName] = withStatus
-			}
-		}
+		out = render.WithStatus(out, results, renderErr, f.imagePrefix)
 		if err := writeLocalPackage(dir, files, out); err != nil {
 			return err
 		}

@@ -3,6 +3,7 @@ package render
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 
 	"sigs.k8s.io/kustomize/kyaml/fn/framework"
@@ -193,6 +194,23 @@ func (e *pkgError) Unwrap() error { return e.err }
 func WritesStatus(err error) bool {
 	var ue *unreadablePackageError
 	return !errors.As(err, &ue) && !errors.Is(err, ErrNotAPackage)
+}
+
+// WithStatus returns files (a rendered package) with the render's status in the root Kptfile,
+// as kpt leaves a package it rendered in place; files itself is not changed. When kpt would
+// write no status, or the Kptfile cannot take one, files is returned as it is.
+func WithStatus(files map[string][]byte, results []Result, renderErr error, prefix string) map[string][]byte {
+	kf, ok := files[kptfile.FileName]
+	if !ok || !WritesStatus(renderErr) {
+		return files
+	}
+	withStatus, err := SetRenderStatus(kf, results, renderErr, prefix)
+	if err != nil {
+		return files
+	}
+	out := maps.Clone(files)
+	out[kptfile.FileName] = withStatus
+	return out
 }
 
 // SetRenderStatus returns the root Kptfile kf with the status kpt writes after a render (see
