@@ -146,7 +146,7 @@ func runFnRender(ctx context.Context, streams IOStreams, f *fnRunOptions, dir st
 	if f.output == "" {
 		out, results, renderErr = render.Render(ctx, files, opts)
 	} else {
-		resources, results, renderErr = render.RenderResources(ctx, files, opts)
+		resources, results, renderErr = render.OutOfPlace(ctx, files, opts)
 	}
 	printProgress(streams.ErrOut, name, results, renderErr, f.imagePrefix, f.output == "")
 	if f.resultsDir != "" {
@@ -210,7 +210,7 @@ func readLocalPackage(dir string) (map[string][]byte, error) {
 		if err != nil {
 			return err
 		}
-		data, err := os.ReadFile(p)
+		data, err := os.ReadFile(p) //nolint:gosec // G304: a file below the package directory the user named, found by walking it
 		files[filepath.ToSlash(rel)] = data
 		return err
 	})
@@ -228,7 +228,7 @@ func writeLocalPackage(dir string, before, after map[string][]byte) error {
 			continue
 		}
 		dest := filepath.Join(dir, filepath.FromSlash(p))
-		if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil { //nolint:gosec // G301: directories of the package the user renders, like git's (umask applies)
 			return err
 		}
 		mode := fs.FileMode(0o644)
@@ -262,7 +262,7 @@ func writeResourceStream(w io.Writer, resources []*yaml.RNode, unwrap bool) erro
 	bw := kio.ByteWriter{Writer: w, KeepReaderAnnotations: true,
 		WrappingKind: kio.ResourceListKind, WrappingAPIVersion: kio.ResourceListAPIVersion}
 	if unwrap {
-		bw = kio.ByteWriter{Writer: w, ClearAnnotations: []string{kioutil.PathAnnotation, kioutil.LegacyPathAnnotation}}
+		bw = kio.ByteWriter{Writer: w, ClearAnnotations: []string{kioutil.PathAnnotation, kioutil.LegacyPathAnnotation}} //nolint:staticcheck // kpt writes both
 		return bw.Write(resources)
 	}
 	return bw.Write(resources)
@@ -396,7 +396,7 @@ func writeResults(dir string, results []render.Result, renderErr error, prefix s
 	if err := enc.Encode(list); err != nil {
 		return fmt.Errorf("writing the results: %w", err)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o755); err != nil { //nolint:gosec // G301: the results directory the user named (umask applies)
 		return err
 	}
 	return os.WriteFile(filepath.Join(dir, resultsFileName), buf.Bytes(), 0o644) //nolint:gosec // G306: results are no secret, as with kpt
@@ -555,7 +555,7 @@ func runFnEval(ctx context.Context, streams IOStreams, f *fnEvalOptions, dir str
 // evalConfig is fn eval's function config: the resource in file, or a ConfigMap of kv.
 func evalConfig(file string, kv []string) (*yaml.RNode, error) {
 	if file != "" {
-		data, err := os.ReadFile(file)
+		data, err := os.ReadFile(file) //nolint:gosec // G304: the function config file the user named
 		if err != nil {
 			return nil, fmt.Errorf("reading the function config: %w", err)
 		}

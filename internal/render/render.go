@@ -209,12 +209,12 @@ func Render(ctx context.Context, files map[string][]byte, opts Options) (out map
 	return out, r.results, nil
 }
 
-// RenderResources is Render for output out of place (kpt fn render -o): it returns the
+// OutOfPlace is Render for output out of place (kpt fn render -o): it returns the
 // rendered resources of every package rather than files, each annotated with its path
 // relative to the root and its index in that file (the reader's annotations, new resources
 // given theirs), each package's resources in the order of its files with its Kptfile last.
 // On failure resources is nil, or the partial result under kpt.dev/save-on-render-failure.
-func RenderResources(ctx context.Context, files map[string][]byte, opts Options) (resources []*yaml.RNode, results []Result, err error) {
+func OutOfPlace(ctx context.Context, files map[string][]byte, opts Options) (resources []*yaml.RNode, results []Result, err error) {
 	r, resources, err := run(ctx, files, opts)
 	if r == nil {
 		return nil, nil, err
@@ -228,7 +228,7 @@ func RenderResources(ctx context.Context, files map[string][]byte, opts Options)
 	return kptfilesLast(resources), r.results, err
 }
 
-// WriteResources turns resources annotated with their paths (as RenderResources returns
+// WriteResources turns resources annotated with their paths (as OutOfPlace returns
 // them) into files, as kpt writes a package out of place: one file per path, resources in
 // index order, the reader's annotations removed.
 func WriteResources(resources []*yaml.RNode) (map[string][]byte, error) {

@@ -95,12 +95,12 @@ func resultItem(r *framework.Result) kptfile.ResultItem {
 	return ri
 }
 
-// RenderStatus is the status kpt writes into the root Kptfile after a render: the Rendered
+// Status is the status kpt writes into the root Kptfile after a render: the Rendered
 // condition (True/RenderSuccess, or False/RenderFailed with kpt's error text) and the
 // renderStatus of every step, mutators and validators apart, with a summary of the failure.
 // bfs says the package was rendered breadth-first (kpt words a subpackage's failure
 // differently then).
-func RenderStatus(results []Result, renderErr error, prefix string, bfs bool) *kptfile.Status {
+func Status(results []Result, renderErr error, prefix string, bfs bool) *kptfile.Status {
 	rs := &kptfile.RenderStatus{}
 	var failed *kptfile.PipelineStepResult
 	for _, r := range results {
@@ -214,7 +214,7 @@ func WithStatus(files map[string][]byte, results []Result, renderErr error, pref
 }
 
 // SetRenderStatus returns the root Kptfile kf with the status kpt writes after a render (see
-// RenderStatus), encoded as kpt writes a Kptfile (from its Go type: comments are lost, as
+// Status), encoded as kpt writes a Kptfile (from its Go type: comments are lost, as
 // with kpt). Every earlier Rendered condition and renderStatus are replaced; other
 // conditions are kept.
 func SetRenderStatus(kf []byte, results []Result, renderErr error, prefix string) ([]byte, error) {
@@ -222,7 +222,7 @@ func SetRenderStatus(kf []byte, results []Result, renderErr error, prefix string
 	if err != nil {
 		return nil, err
 	}
-	status := RenderStatus(results, renderErr, prefix, isTrue(k.Metadata.Annotations[BFSRenderAnnotation]))
+	status := Status(results, renderErr, prefix, isTrue(k.Metadata.Annotations[BFSRenderAnnotation]))
 	if k.Status != nil {
 		for _, c := range k.Status.Conditions {
 			if c.Type != RenderedConditionType {
