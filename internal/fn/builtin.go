@@ -34,6 +34,9 @@ func (BuiltinEvaluator) Evaluate(ctx context.Context, fn kptfile.Function, rl *f
 	if !ok {
 		return fmt.Errorf("%w: image %s (%s)", builtin.ErrNotBuiltin, fn.Image, builtin.ImageName(fn.Image))
 	}
+	if v, ok := p.(builtin.VersionSetter); ok {
+		v.SetVersion(builtin.ImageTag(fn.Image))
+	}
 	var stderr bytes.Buffer
 	if s, ok := p.(builtin.StderrSetter); ok {
 		s.SetStderr(&stderr)

@@ -58,3 +58,22 @@ func ResolveTag(image, constraint string) (string, error) {
 	}
 	return "", fmt.Errorf("%w: %s %q (built-in versions: %s)", ErrNoMatchingVersion, image, constraint, strings.Join(known, ", "))
 }
+
+// VersionSetter is implemented by built-ins whose behaviour differs between catalog releases;
+// an evaluator passes the tag of the image it runs (see ImageTag) before Process.
+type VersionSetter interface {
+	SetVersion(tag string)
+}
+
+// ImageTag returns the tag of an image reference ("" when it has none, or only a digest).
+func ImageTag(image string) string {
+	image = strings.TrimSpace(image)
+	if i := strings.Index(image, "@"); i >= 0 {
+		image = image[:i]
+	}
+	last := image[strings.LastIndex(image, "/")+1:]
+	if i := strings.LastIndex(last, ":"); i >= 0 {
+		return last[i+1:]
+	}
+	return ""
+}
