@@ -94,6 +94,10 @@ func presentTargetsOnly(replacements []types.Replacement, items []*yaml.RNode) (
 				out[i].Targets = append(out[i].Targets, t)
 				continue
 			}
+			if !someMayLackAField(t, items) {
+				out[i].Targets = append(out[i].Targets, t)
+				continue
+			}
 			selected, err := selectedBy(t, items)
 			if err != nil {
 				return nil, err
@@ -131,12 +135,36 @@ func presentTargetsOnly(replacements []types.Replacement, items []*yaml.RNode) (
 	return out, nil
 }
 
+// someMayLackAField reports whether a resource that t may select lacks one of its fields. It
+// tells selected resources apart by kind only (a cheap, conservative test), so that the common
+// case, every resource of the selected kind has the fields, needs no selection run.
+func someMayLackAField(t *types.TargetSelector, items []*yaml.RNode) bool {
+	for _, n := range items {
+		if t.Select != nil && t.Select.Kind != "" && n.GetKind() != t.Select.Kind {
+			continue
+		}
+		for _, fp := range t.FieldPaths {
+			if !hasField(n, fp) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // selectedBy returns the resources t selects, found by running t on copies with a field to
 // create in place of its own.
 func selectedBy(t *types.TargetSelector, items []*yaml.RNode) ([]*yaml.RNode, error) {
+	// Selection reads apiVersion, kind and metadata only: probe on copies of those.
 	copies := make([]*yaml.RNode, len(items))
 	for i, n := range items {
-		copies[i] = n.Copy()
+		c := yaml.NewMapRNode(nil)
+		for _, key := range []string{yaml.APIVersionField, yaml.KindField, yaml.MetadataField} {
+			if f := n.Field(key); f != nil {
+				c.YNode().Content = append(c.YNode().Content, f.Key.YNode(), f.Value.Copy().YNode())
+			}
+		}
+		copies[i] = c
 	}
 	marker := "selected"
 	probe := types.Replacement{SourceValue: &marker, Targets: []*types.TargetSelector{{
