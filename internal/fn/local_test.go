@@ -40,9 +40,9 @@ func TestSplitCommand_quotesAsAShell(t *testing.T) {
 func TestBuiltinEvaluator_applyReplacementsFollowsTheTaggedVersion(t *testing.T) {
 	pkg := func(image string) map[string][]byte {
 		return map[string][]byte{
-			"Kptfile": []byte("apiVersion: kpt.dev/v1\nkind: Kptfile\nmetadata:\n  name: app\npipeline:\n  mutators:\n    - image: " + image + "\n      configPath: replacements.yaml\n"),
+			"Kptfile":           []byte("apiVersion: kpt.dev/v1\nkind: Kptfile\nmetadata:\n  name: app\npipeline:\n  mutators:\n    - image: " + image + "\n      configPath: replacements.yaml\n"),
 			"replacements.yaml": []byte("apiVersion: fn.kpt.dev/v1alpha1\nkind: ApplyReplacements\nmetadata:\n  name: r\n  annotations:\n    config.kubernetes.io/local-config: \"true\"\nreplacements:\n- source: {kind: ConfigMap, name: src, fieldPath: data.v}\n  targets:\n  - select: {kind: ConfigMap}\n    reject: [{name: src}]\n    fieldPaths:\n    - data.v\n"),
-			"cms.yaml": []byte("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: src\ndata:\n  v: new\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: has\ndata:\n  v: old\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: lacks\n"),
+			"cms.yaml":          []byte("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: src\ndata:\n  v: new\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: has\ndata:\n  v: old\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: lacks\n"),
 		}
 	}
 	g := NewWithT(t)
