@@ -12,6 +12,7 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -503,11 +504,31 @@ func runFnEval(ctx context.Context, streams IOStreams, f *fnEvalOptions, dir str
 		img = function.Exec
 	}
 	fmt.Fprintf(streams.ErrOut, "[RUNNING] %q\n", img)
+	// A function that runs as a process loses comments and field order: ids map its output
+	// back to copies of the input, from which they are restored, as around kpt's functions.
+	originals := make([]*yaml.RNode, len(items))
+	for i, n := range items {
+		id := strconv.Itoa(i)
+		if err := n.PipeE(yaml.SetAnnotation(kioutil.IdAnnotation, id)); err != nil {
+			return err
+		}
+		originals[i] = n.Copy()
+	}
 	rl := &framework.ResourceList{Items: items, FunctionConfig: config}
 	var stderr bytes.Buffer
 	ev, err := local.Evaluator(function)
 	if err == nil {
 		err = ev.Evaluate(render.WithStderr(ctx, &stderr), function, rl)
+	}
+	if err == nil {
+		if cp, ok := ev.(render.CommentPreserver); !ok || !cp.PreservesComments(function) {
+			err = render.RestoreComments(originals, rl.Items)
+		}
+	}
+	for _, n := range rl.Items {
+		if _, cerr := n.Pipe(yaml.ClearAnnotation(kioutil.IdAnnotation)); cerr != nil && err == nil {
+			err = cerr
+		}
 	}
 	result := render.Result{Image: img, Function: function, Results: rl.Results, Stderr: stderr.String()}
 	var fe *render.FunctionError
