@@ -43,8 +43,9 @@ func (BuiltinEvaluator) Evaluate(ctx context.Context, fn kptfile.Function, rl *f
 	}
 	err := p.Process(rl)
 	if err == nil && !hasErrorResult(rl.Results) {
-		// Success with diagnostics: report them like a container's stderr.
-		_, _ = render.StderrWriter(ctx).Write(stderr.Bytes())
+		// Success with diagnostics: report them like a container's stderr (the catalog's
+		// functions end them without a newline, as kpt records them).
+		_, _ = render.StderrWriter(ctx).Write(bytes.TrimSuffix(stderr.Bytes(), []byte("\n")))
 		return nil
 	}
 	if stderr.Len() > 0 && !bytes.HasSuffix(stderr.Bytes(), []byte("\n")) {

@@ -312,12 +312,7 @@ func printProgress(w io.Writer, root string, results []render.Result, renderErr 
 			fmt.Fprintf(w, "[FAIL] %q in 0s\n", img)
 		}
 		printResults(w, r.Results)
-		if s := strings.TrimRight(r.Stderr, "\n"); s != "" {
-			fmt.Fprintln(w, "  Stderr:")
-			for _, line := range strings.Split(s, "\n") {
-				fmt.Fprintf(w, "    %s\n", line)
-			}
-		}
+		printStderr(w, r.Stderr)
 		if r.ExitCode != 0 {
 			fmt.Fprintf(w, "  Exit code: %d\n", r.ExitCode)
 		}
@@ -547,12 +542,7 @@ func runFnEval(ctx context.Context, streams IOStreams, f *fnEvalOptions, dir str
 		fmt.Fprintf(streams.ErrOut, "[FAIL] %q in 0s\n", img)
 	}
 	printResults(streams.ErrOut, result.Results)
-	if s := strings.TrimRight(result.Stderr, "\n"); s != "" {
-		fmt.Fprintln(streams.ErrOut, "  Stderr:")
-		for _, line := range strings.Split(s, "\n") {
-			fmt.Fprintf(streams.ErrOut, "    %s\n", line)
-		}
-	}
+	printStderr(streams.ErrOut, result.Stderr)
 	if f.resultsDir != "" {
 		if werr := writeResults(f.resultsDir, []render.Result{result}, err, f.imagePrefix); werr != nil {
 			return werr
@@ -609,5 +599,17 @@ func attachDocumentComments(resources []*yaml.RNode) {
 			node.HeadComment = strings.TrimSuffix(doc.HeadComment+"\n"+node.HeadComment, "\n")
 			doc.HeadComment = ""
 		}
+	}
+}
+
+// printStderr writes a function's stderr as kpt does: every line indented, a final newline
+// of the function's own giving an indented empty line.
+func printStderr(w io.Writer, stderr string) {
+	if stderr == "" {
+		return
+	}
+	fmt.Fprintln(w, "  Stderr:")
+	for _, line := range strings.Split(stderr, "\n") {
+		fmt.Fprintf(w, "    %s\n", line)
 	}
 }

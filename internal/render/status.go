@@ -50,7 +50,7 @@ func QualifyImage(image, prefix string) string {
 // step that failed.
 func StepResult(r Result, prefix string) kptfile.PipelineStepResult {
 	step := kptfile.PipelineStepResult{
-		Stderr:         strings.TrimRight(r.Stderr, "\n"),
+		Stderr:         r.Stderr,
 		ExitCode:       r.ExitCode,
 		ExecutionError: r.ExecutionError,
 	}

@@ -13,7 +13,7 @@ func TestSetRenderStatus_writesTheRenderedConditionAndStepsAsKpt(t *testing.T) {
 	g := NewWithT(t)
 	kf := []byte("apiVersion: kpt.dev/v1\nkind: Kptfile\nmetadata:\n  name: app # a comment kpt drops\npipeline:\n  mutators:\n  - image: set-labels\n    configMap:\n      tier: backend\n  - exec: ./fn.sh\n")
 	results := []Result{
-		{Package: ".", Image: "set-labels", Function: kptfile.Function{Image: "set-labels"}, Stderr: "warning\n"},
+		{Package: ".", Image: "set-labels", Function: kptfile.Function{Image: "set-labels"}, Stderr: "warning"},
 		{Package: ".", Image: "./fn.sh", Function: kptfile.Function{Exec: "./fn.sh"}, ExitCode: 2},
 	}
 	got, err := SetRenderStatus(kf, results, &FunctionError{Package: ".", Image: "./fn.sh", ExitCode: 2}, "")
