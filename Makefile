@@ -72,6 +72,13 @@ bench: ## Run the benchmarks and write bench/report.txt.
 	@mkdir -p bench
 	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" go test $$(go list ./... | grep -v /internal/e2e) -run '^$$' -bench . -benchmem -count=1 -timeout 60m | tee bench/report.txt
 
+BENCH_KPT_SIZES ?= 100,1000
+
+.PHONY: bench-kpt
+bench-kpt: build ## kpt (when installed) and kpoctl fn render side by side on generated packages (BENCH_KPT_SIZES resources), with the ratio; then the in-process render and three-way merge benchmarks.
+	go run ./hack/benchkpt -sizes '$(BENCH_KPT_SIZES)' -kpoctl bin/kpoctl
+	go test ./internal/kpoctl ./internal/merge -run '^$$' -bench 'FnRender|Update_500' -benchmem -count=1
+
 BENCH_SCALE_SIZES ?= 3x50x3
 BENCH_SCALE_FLAGS ?=
 

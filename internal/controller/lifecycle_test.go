@@ -446,7 +446,13 @@ func TestPackageRevision_readinessGates_blockPublicationUntilTheKptfileSaysTrue(
 	g.Expect(setLifecycle(k8sClient, ns, name, kpov1.LifecycleDraft)).To(Succeed())
 	waitLifecycle(t, ns, name, kpov1.LifecycleDraft)
 	editContent(t, ns, name, func(d map[string]string) {
-		d["Kptfile"] += "status:\n  conditions:\n  - type: Verified\n    status: \"True\"\n    reason: Checked\n"
+		// The render's own status (condition Rendered) is already there, as kpt writes it.
+		verified := "    - type: Verified\n      status: \"True\"\n      reason: Checked\n"
+		if strings.Contains(d["Kptfile"], "\nstatus:\n  conditions:\n") {
+			d["Kptfile"] = strings.Replace(d["Kptfile"], "\nstatus:\n  conditions:\n", "\nstatus:\n  conditions:\n"+verified, 1)
+		} else {
+			d["Kptfile"] += "status:\n  conditions:\n" + verified
+		}
 	})
 	g.Eventually(func(g Gomega) {
 		c := findCondition(getRevision(g, ns, name).Status.Conditions, "Verified")

@@ -34,14 +34,18 @@ func (BuiltinEvaluator) Evaluate(ctx context.Context, fn kptfile.Function, rl *f
 	if !ok {
 		return fmt.Errorf("%w: image %s (%s)", builtin.ErrNotBuiltin, fn.Image, builtin.ImageName(fn.Image))
 	}
+	if v, ok := p.(builtin.VersionSetter); ok {
+		v.SetVersion(builtin.ImageTag(fn.Image))
+	}
 	var stderr bytes.Buffer
 	if s, ok := p.(builtin.StderrSetter); ok {
 		s.SetStderr(&stderr)
 	}
 	err := p.Process(rl)
 	if err == nil && !hasErrorResult(rl.Results) {
-		// Success with diagnostics: report them like a container's stderr.
-		_, _ = render.StderrWriter(ctx).Write(stderr.Bytes())
+		// Success with diagnostics: report them like a container's stderr (the catalog's
+		// functions end them without a newline, as kpt records them).
+		_, _ = render.StderrWriter(ctx).Write(bytes.TrimSuffix(stderr.Bytes(), []byte("\n")))
 		return nil
 	}
 	if stderr.Len() > 0 && !bytes.HasSuffix(stderr.Bytes(), []byte("\n")) {

@@ -59,12 +59,15 @@ type conformanceSummary struct {
 // functions (Builtin), and compares the rendered tree with the case's input plus .expected/diff.patch.
 // Cases that need something kpo does not provide are skipped with the reason.
 func TestConformance_kptFnRender(t *testing.T) {
-	root := conformanceDir()
+	root, err := filepath.Abs(conformanceDir()) // cases may change the working directory
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := os.Stat(root); err != nil {
 		t.Skipf("kpt conformance fixtures not found at %s: set KPO_CONFORMANCE_DIR", root)
 	}
 	var cases []string
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -102,7 +105,25 @@ func TestConformance_kptFnRender(t *testing.T) {
 			if reason != "" {
 				t.Skip(reason)
 			}
-			failures := runConformanceCase(t, dir)
+			if scripts, ok := recreatedScripts[name]; ok {
+				// The exec path is relative to the working directory, as kpt runs it.
+				wd := t.TempDir()
+				for p, body := range scripts {
+					if err := os.MkdirAll(filepath.Join(wd, filepath.Dir(p)), 0o755); err != nil {
+						t.Fatal(err)
+					}
+					if err := os.WriteFile(filepath.Join(wd, p), []byte(body), 0o755); err != nil { //nolint:gosec // G306: an executable test script
+						t.Fatal(err)
+					}
+				}
+				t.Chdir(wd)
+			}
+			var failures []string
+			if script, ok := outOfPlaceScripts[name]; ok {
+				failures = outOfPlaceRunner(t, dir, script)
+			} else {
+				failures = runConformanceCase(t, dir)
+			}
 			if len(failures) == 0 {
 				if gap, ok := knownBuiltinGaps[name]; ok {
 					t.Logf("known built-in gap no longer reproduces, remove it from knownBuiltinGaps: %s", gap)
@@ -129,16 +150,37 @@ func TestConformance_kptFnRender(t *testing.T) {
 		len(sum.passed), skippedTotal, len(sum.failed), len(cases), strings.Join(lines, "\n"), strings.Join(sum.failed, ", "))
 }
 
-// omittedExecSh lists the cases whose .expected/exec.sh runs `kpt fn render -o …` (output
-// out of place: a directory, stdout, or a pipe into `kpt fn eval`), per the fixtures'
-// README; the scripts were left out of the fixtures, and kpo renders in place only. (The
-// README lists two more exec.sh cases, basicpipeline-symlink and default-runtime, whose
-// script amounts to a plain in-place render, so they run.)
-var omittedExecSh = []string{
-	"basicpipeline-out-of-place", "out-of-place-dir", "out-of-place-dir-exists-error",
-	"out-of-place-fnchain-stdout", "out-of-place-fnchain-stdout-results", "out-of-place-fnchain-unwrap",
-	"out-of-place-stdout", "out-of-place-unwrap",
+// outOfPlaceScripts are the commands of the cases whose .expected/exec.sh renders out of
+// place (a directory, stdout, or a pipe into `kpt fn eval`), as the fixtures' README describes
+// the omitted scripts; each command is a kpoctl command line run in the package directory,
+// "|" piping one into the next. They run through kpoctl (outOfPlaceRunner, set by
+// conformance_kpoctl_test.go). (The README lists two more exec.sh cases,
+// basicpipeline-symlink and default-runtime, whose script amounts to a plain in-place render,
+// so they run in process.)
+var outOfPlaceScripts = map[string][]string{
+	"basicpipeline-out-of-place":          {"fn render -o out"},
+	"out-of-place-dir":                    {"fn render -o out"},
+	"out-of-place-dir-exists-error":       {"mkdir out", "fn render -o out"},
+	"out-of-place-stdout":                 {"fn render -o stdout"},
+	"out-of-place-unwrap":                 {"fn render -o stdout --unwrap"},
+	"out-of-place-fnchain-stdout":         {"fn render -o stdout | fn eval - --image set-annotations:latest -- foo=bar | fn eval - --image set-labels:latest -- tier=backend"},
+	"out-of-place-fnchain-stdout-results": {"fn render -o stdout | fn eval - --image set-annotations:latest -- foo=bar | fn eval - --image set-labels:latest --results-dir ${RESULTS} -- tier=backend"},
+	"out-of-place-fnchain-unwrap":         {"fn render -o stdout | fn eval - --image set-annotations:latest -- foo=bar | fn eval - --image set-labels:latest --unwrap -- tier=backend"},
 }
+
+// recreatedScripts are exec functions the fixtures leave out (no shell scripts were copied),
+// written again from what the case expects of them: exec-function-stderr's function.sh prints
+// "Hello world 0!" to "Hello world 20!" on stderr and replaces foo with bar, as its expected
+// stderr and diff.patch show. Paths are relative to the working directory the case runs in.
+var recreatedScripts = map[string]map[string]string{
+	"exec-function-stderr": {
+		"testdata/fn-render/exec-function-stderr/function.sh": "#!/bin/sh\nfor i in $(seq 0 20); do echo \"Hello world $i!\" >&2; done\nsed -e 's/foo/bar/'\n",
+	},
+}
+
+// outOfPlaceRunner runs a case of outOfPlaceScripts through kpoctl and returns the failed
+// checks; nil skips those cases.
+var outOfPlaceRunner func(t *testing.T, dir string, script []string) []string
 
 // skipReason derives, by rule, why kpo cannot run a case ("" when it can).
 func skipReason(t *testing.T, dir string) string {
@@ -148,8 +190,10 @@ func skipReason(t *testing.T, dir string) string {
 	switch {
 	case cfg.Skip:
 		return "marked skip in its config.yaml"
-	case slices.Contains(omittedExecSh, filepath.Base(dir)):
-		return "renders out of place (`kpt fn render -o …` in the omitted .expected/exec.sh); kpo renders in place only"
+	case outOfPlaceScripts[filepath.Base(dir)] != nil && outOfPlaceRunner == nil:
+		return "renders out of place (`kpt fn render -o …` in the omitted .expected/exec.sh), which runs through kpoctl"
+	case outOfPlaceScripts[filepath.Base(dir)] != nil:
+		return ""
 	case exists("exec.sh"):
 		return "runs a custom command from .expected/exec.sh (left out of the fixtures; out-of-place output, symlinks or fn eval pipes)"
 	case exists("setup.sh"):
@@ -183,9 +227,9 @@ func skipReason(t *testing.T, dir string) string {
 	for _, fn := range fns {
 		switch {
 		case fn.Exec != "":
-			return "needs an exec function (a local script), which the fixtures leave out"
-		case fn.Tag != "":
-			return "resolves semver `tag:` ranges against a registry (network)"
+			if argv, _ := SplitCommand(fn.Exec); len(argv) == 0 || (strings.HasSuffix(argv[0], ".sh") && recreatedScripts[filepath.Base(dir)] == nil) {
+				return "needs an exec function (a local script), which the fixtures leave out"
+			}
 		case fn.Image != "":
 			if _, ok := builtin.Lookup(fn.Image); !ok {
 				return fmt.Sprintf("needs image %s which kpo does not build in", builtin.ImageName(fn.Image))
@@ -235,7 +279,8 @@ func runConformanceCase(t *testing.T, dir string) (failures []string) {
 	}
 	expectedKptfile := decodeLoosely(t, expected[kptfile.FileName])
 
-	out, results, err := render.Render(context.Background(), input, render.Options{Evaluator: Builtin})
+	local := LocalEvaluator{AllowExec: cfg.AllowExec}
+	out, results, err := render.Render(context.Background(), input, render.Options{Evaluator: local.Evaluator, ResolveTag: builtin.ResolveTag})
 	if err != nil {
 		t.Logf("render error: %v", err)
 	}
@@ -246,6 +291,19 @@ func runConformanceCase(t *testing.T, dir string) (failures []string) {
 		g.Expect(err).NotTo(HaveOccurred())
 	}
 	checkRenderStatus(g, expectedKptfile, results)
+	// The root Kptfile with the status kpoctl fn render (and the server) writes into it must be
+	// kpt's, byte for byte; when kpt cannot read the package it writes none.
+	kf := input[kptfile.FileName]
+	if out != nil {
+		kf = out[kptfile.FileName]
+	}
+	withStatus := kf
+	if render.WritesStatus(err) {
+		var serr error
+		withStatus, serr = render.SetRenderStatus(kf, results, err, "")
+		g.Expect(serr).NotTo(HaveOccurred(), "writing the Kptfile status")
+	}
+	g.Expect(string(withStatus)).To(Equal(string(expected[kptfile.FileName])), "root Kptfile with its status")
 
 	if out == nil {
 		// Render returns nothing on failure; kpt then changes only the root Kptfile (its
@@ -324,6 +382,9 @@ func checkRenderStatus(g Gomega, kf map[string]any, results []render.Result) {
 		for _, s := range list {
 			m, _ := s.(map[string]any)
 			st := step{Image: builtin.ImageName(fmt.Sprint(m["image"]))}
+			if exec, ok := m["exec"].(string); ok {
+				st.Image = exec
+			}
 			st.ExitCode, _ = m["exitCode"].(int)
 			st.Stderr, _ = m["stderr"].(string)
 			rl, _ := m["results"].([]any)
@@ -343,6 +404,9 @@ func checkRenderStatus(g Gomega, kf map[string]any, results []render.Result) {
 				continue
 			}
 			st := step{Image: builtin.ImageName(r.Image), ExitCode: r.ExitCode, Stderr: strings.TrimSpace(r.Stderr)}
+			if r.Function.Exec != "" {
+				st.Image = r.Function.Exec
+			}
 			for _, item := range r.Results {
 				st.Results = append(st.Results, fmt.Sprintf("[%v] %v", item.Severity, item.Message))
 			}

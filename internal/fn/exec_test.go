@@ -99,3 +99,22 @@ func TestExecEvaluator_timeout_wrapsErrTimeout(t *testing.T) {
 	g.Expect(err).To(MatchError(render.ErrTimeout))
 	g.Expect(time.Since(start)).To(BeNumerically("<", 5*time.Second))
 }
+
+func TestExecEvaluator_acceptsResultsWrappedAsOlderKyamlFunctionsWriteThem(t *testing.T) {
+	g := NewWithT(t)
+	ev := ExecEvaluator{Binaries: map[string]string{"apply-setters": script(t, `cat >/dev/null
+cat <<'EOF'
+apiVersion: config.kubernetes.io/v1
+kind: ResourceList
+items: []
+results:
+  name: apply-setters
+  items:
+  - message: set field value to "foo"
+    severity: info
+EOF`)}}
+	rl := &framework.ResourceList{}
+	g.Expect(ev.Evaluate(context.Background(), kptfile.Function{Image: "apply-setters"}, rl)).To(Succeed())
+	g.Expect(rl.Results).To(HaveLen(1))
+	g.Expect(rl.Results[0].Message).To(Equal(`set field value to "foo"`))
+}

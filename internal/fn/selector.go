@@ -81,7 +81,13 @@ func (s *Selector) external(ctx context.Context, fn kptfile.Function, rl *framew
 	return s.Job.Evaluate(ctx, fn, rl)
 }
 
-// Render renders files with this Selector's evaluators.
+// Render renders files with this Selector's evaluators, semver tags resolved against the
+// built-ins' versions, and writes the outcome into the root Kptfile's status as kpt does (and
+// as kpoctl fn render does), so a package rendered by the manager and by kpt are the same files.
 func (s *Selector) Render(ctx context.Context, files map[string][]byte) (map[string][]byte, []render.Result, error) {
-	return render.Render(ctx, files, render.Options{Evaluator: s.Evaluator})
+	out, results, err := render.Render(ctx, files, render.Options{Evaluator: s.Evaluator, ResolveTag: builtin.ResolveTag})
+	if out != nil {
+		out = render.WithStatus(out, results, err, "")
+	}
+	return out, results, err
 }

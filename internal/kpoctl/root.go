@@ -102,7 +102,7 @@ your kubeconfig, like kubectl: RBAC and the kpo admission policies decide what y
 		return fmt.Errorf("unknown output format %q: use -o table, yaml, json or name", o.output)
 	}
 
-	root.AddCommand(newRepoCommand(o), newRpkgCommand(o))
+	root.AddCommand(newRepoCommand(o), newRpkgCommand(o), newFnCommand(o), newPkgCommand(o))
 	return root
 }
 

@@ -109,3 +109,17 @@ func TestResourceList_roundTrip_keepsFilesAndOrder(t *testing.T) {
 	g.Expect(string(back["Kptfile"])).To(Equal(string(files["Kptfile"])))
 	g.Expect(string(back["app/multi.yaml"])).To(Equal(string(files["app/multi.yaml"])))
 }
+
+func TestParseGitSource_readsKptsPackageArgument(t *testing.T) {
+	g := NewWithT(t)
+	for arg, want := range map[string]gitSource{
+		"https://u:p@example.com/org/blueprints.git/basens@basens/v1": {repo: "https://u:p@example.com/org/blueprints.git", directory: "/basens", ref: "basens/v1"},
+		"https://example.com/org/blueprints.git/catalog/nginx":        {repo: "https://example.com/org/blueprints.git", directory: "/catalog/nginx"},
+		"https://example.com/org/blueprints.git@v2":                   {repo: "https://example.com/org/blueprints.git", directory: "/", ref: "v2"},
+		"/srv/git/blueprints.git/basens@main":                         {repo: "/srv/git/blueprints.git", directory: "/basens", ref: "main"},
+	} {
+		got, err := parseGitSource(arg)
+		g.Expect(err).NotTo(HaveOccurred(), arg)
+		g.Expect(got).To(Equal(want), arg)
+	}
+}

@@ -144,6 +144,9 @@ type Function struct {
 	ConfigPath string `json:"configPath,omitempty" yaml:"configPath,omitempty"`
 	// ConfigMap is an inline function config (a ConfigMap's data); excludes ConfigPath.
 	ConfigMap map[string]string `json:"configMap,omitempty" yaml:"configMap,omitempty"`
+	// Tag is a semver constraint ("~0.2", "0.4.1 - 0.4.3") that picks the image's tag: the
+	// highest version that satisfies it. Image then names no tag.
+	Tag string `json:"tag,omitempty" yaml:"tag,omitempty"`
 	// Name identifies the function when kpt merges pipelines on update.
 	Name string `json:"name,omitempty" yaml:"name,omitempty"`
 	// Selectors limit the function to matching resources (any selector matches).

@@ -295,3 +295,9 @@ func parallel(n int, f func(i int)) {
 	close(next)
 	wg.Wait()
 }
+
+// AddMergeComments returns files with kpt's merge comment and upstream-identifier annotation on
+// every resource, as `kpt pkg get` leaves a fetched package (see addMergeComments).
+func AddMergeComments(files map[string][]byte) (map[string][]byte, error) {
+	return addMergeComments(files)
+}

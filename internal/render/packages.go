@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	gitignore "github.com/monochromegane/go-gitignore"
+	goyaml "go.yaml.in/yaml/v3"
 	"sigs.k8s.io/kustomize/kyaml/kio"
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 
@@ -78,7 +79,11 @@ func loadPackages(files map[string][]byte) (*pkgNode, error) {
 		dir := path.Dir(p)
 		kf, err := kptfile.Decode(files[p])
 		if err != nil {
-			return nil, fmt.Errorf("%w %s: %w", ErrInvalidKptfile, p, err)
+			err = fmt.Errorf("%w %s: %w", ErrInvalidKptfile, p, err)
+			if dir == "." {
+				return nil, &unreadablePackageError{err}
+			}
+			return nil, &subpackageKptfileError{dir: dir, yamlErr: rawYAMLError(files[p]), err: err}
 		}
 		nodes[dir] = &pkgNode{dir: dir, kf: kf}
 	}
@@ -212,20 +217,27 @@ func (pn *pkgNode) validatePipeline(files map[string][]byte) error {
 			rel := path.Clean(fn.ConfigPath)
 			p := pn.abs(rel)
 			data, ok := files[p]
-			if !ok || !slices.Contains(pn.files, p) || !pn.isKRMFile(rel) {
-				return fmt.Errorf("%w %s: %s %q: the function config file is missing from the package (a file in a subpackage does not count)",
-					ErrInvalidKptfile, kfPath, field, fn.ConfigPath)
+			if !ok {
+				return &unreadablePackageError{fmt.Errorf("%w %s: %s %q: the function config file is missing from the package",
+					ErrInvalidKptfile, kfPath, field, fn.ConfigPath)}
+			}
+			if !slices.Contains(pn.files, p) || !pn.isKRMFile(rel) {
+				return &ConfigPathError{Field: "`" + field + "`", Value: fn.ConfigPath,
+					Reason: fmt.Sprintf("functionConfig resource for %s %q is missing from path %q, this also occurs if %q is part of a subpackage",
+						strings.TrimSuffix(kind, "s"), shortImageName(fn.Image), fn.ConfigPath, fn.ConfigPath),
+					err: fmt.Errorf("%w %s: %s %q: the function config file is missing from the package (a file in a subpackage does not count)",
+						ErrInvalidKptfile, kfPath, field, fn.ConfigPath)}
 			}
 			nodes, err := parseFile(data, rel)
 			if err != nil {
-				return fmt.Errorf("%w %s: %s %q: reading the function config: %w", ErrInvalidKptfile, kfPath, field, fn.ConfigPath, err)
+				return &unreadablePackageError{fmt.Errorf("%w %s: %s %q: reading the function config: %w", ErrInvalidKptfile, kfPath, field, fn.ConfigPath, err)}
 			}
 			if len(nodes) != 1 {
-				return fmt.Errorf("%w %s: %s %q: the function config file must hold exactly one resource, it holds %d",
-					ErrInvalidKptfile, kfPath, field, fn.ConfigPath, len(nodes))
+				return &unreadablePackageError{fmt.Errorf("%w %s: %s %q: the function config file must hold exactly one resource, it holds %d",
+					ErrInvalidKptfile, kfPath, field, fn.ConfigPath, len(nodes))}
 			}
 			if err := isKRM(nodes[0]); err != nil {
-				return fmt.Errorf("%w %s: %s %q: %w", ErrInvalidKptfile, kfPath, field, fn.ConfigPath, err)
+				return &unreadablePackageError{fmt.Errorf("%w %s: %s %q: %w", ErrInvalidKptfile, kfPath, field, fn.ConfigPath, err)}
 			}
 		}
 		return nil
@@ -275,4 +287,54 @@ func areKRM(nodes []*yaml.RNode) error {
 		}
 	}
 	return nil
+}
+
+// ConfigPathError is a function's configPath that names a file the package does not own (it
+// lies in a subpackage, or is not read as resources). Error is kpo's message; Field, Value
+// and Reason are kpt's account of it, which the Kptfile status repeats.
+type ConfigPathError struct {
+	Field, Value, Reason string
+	err                  error
+}
+
+func (e *ConfigPathError) Error() string { return e.err.Error() }
+func (e *ConfigPathError) Unwrap() error { return e.err }
+
+// unreadablePackageError is a package kpt refuses while reading it, before rendering: an
+// invalid root Kptfile, or a function config file that is missing, unreadable or not one
+// KRM resource. kpt writes no status then.
+type unreadablePackageError struct{ err error }
+
+func (e *unreadablePackageError) Error() string { return e.err.Error() }
+func (e *unreadablePackageError) Unwrap() error { return e.err }
+
+// subpackageKptfileError is a subpackage whose Kptfile cannot be read.
+type subpackageKptfileError struct {
+	dir     string
+	yamlErr string
+	err     error
+}
+
+func (e *subpackageKptfileError) Error() string { return e.err.Error() }
+func (e *subpackageKptfileError) Unwrap() error { return e.err }
+
+// rawYAMLError is the YAML parser's own message for data ("" when it parses), as kpt reports it.
+func rawYAMLError(data []byte) string {
+	var n goyaml.Node
+	if err := goyaml.Unmarshal(data, &n); err != nil {
+		return err.Error()
+	}
+	return ""
+}
+
+// shortImageName is an image's last path segment without tag or digest.
+func shortImageName(image string) string {
+	if i := strings.Index(image, "@"); i >= 0 {
+		image = image[:i]
+	}
+	image = image[strings.LastIndex(image, "/")+1:]
+	if i := strings.Index(image, ":"); i >= 0 {
+		image = image[:i]
+	}
+	return image
 }

@@ -34,7 +34,7 @@ func (r *renderer) runPipeline(ctx context.Context, pn *pkgNode, input []*yaml.R
 	pl := pn.kf.Pipeline
 	if pl == nil || (len(pl.Mutators) == 0 && len(pl.Validators) == 0) {
 		if err := areKRM(input); err != nil {
-			return input, fmt.Errorf("package %q: %w: input resource list must contain only KRM resources: %w", pn.dir, ErrInvalidResource, err)
+			return input, &pkgError{dir: pn.dir, err: fmt.Errorf("%w: input resource list must contain only KRM resources: %w", ErrInvalidResource, err)}
 		}
 		return input, nil
 	}
@@ -97,7 +97,7 @@ func inPackage(pn *pkgNode, err error) error {
 	if errors.As(err, &fe) {
 		return err
 	}
-	return fmt.Errorf("package %q: %w", pn.dir, err)
+	return &pkgError{dir: pn.dir, err: err}
 }
 
 // selectResources returns the resources fn is to see. When fn has selectors or exclusions,
@@ -204,12 +204,25 @@ func (r *renderer) runFunction(ctx context.Context, pn *pkgNode, fn kptfile.Func
 	if err != nil {
 		return nil, fail(err)
 	}
+	if fn.Tag != "" && fn.Image != "" {
+		if r.opts.ResolveTag == nil {
+			return nil, fail(fmt.Errorf("image %s has the tag constraint %q, which nothing resolves", fn.Image, fn.Tag))
+		}
+		image, err := r.opts.ResolveTag(fn.Image, fn.Tag)
+		if err != nil {
+			return nil, fail(err)
+		}
+		fn.Image, fn.Tag, name = image, "", image
+	}
 	if r.opts.Evaluator == nil {
 		return nil, fail(fmt.Errorf("no evaluator for image %s", name))
 	}
 	ev, err := r.opts.Evaluator(fn)
 	if err != nil {
-		return nil, fail(err)
+		// As kpt, a function that cannot be run at all is a failed step of its own.
+		r.results = append(r.results, Result{Package: pn.dir, Image: name, Validator: validator, Function: fn,
+			Resources: len(selected), ExitCode: 1, ExecutionError: err.Error()})
+		return nil, &FunctionError{Package: pn.dir, Image: name, ExitCode: 1, Err: err}
 	}
 	if ev == nil {
 		return nil, fail(fmt.Errorf("no evaluator for image %s", name))
@@ -237,12 +250,12 @@ func (r *renderer) runFunction(ctx context.Context, pn *pkgNode, fn kptfile.Func
 // function itself (non-KRM input, a resource moved out of the package) counts as failed
 // with exit code 1.
 func (r *renderer) evaluate(ctx context.Context, pn *pkgNode, fn kptfile.Function, name string, validator bool, ev Evaluator, config *yaml.RNode, nodes []*yaml.RNode) ([]*yaml.RNode, error) {
-	res := Result{Package: pn.dir, Image: name, Validator: validator}
+	res := Result{Package: pn.dir, Image: name, Validator: validator, Function: fn, Resources: len(nodes)}
 	if err := areKRM(nodes); err != nil {
-		res.ExitCode = 1
+		err = fmt.Errorf("%w: input resource list must contain only KRM resources: %w", ErrInvalidResource, err)
+		res.ExitCode, res.ExecutionError = 1, executionError(err)
 		r.results = append(r.results, res)
-		return nil, &FunctionError{Package: pn.dir, Image: name, ExitCode: 1,
-			Err: fmt.Errorf("%w: input resource list must contain only KRM resources: %w", ErrInvalidResource, err)}
+		return nil, &FunctionError{Package: pn.dir, Image: name, ExitCode: 1, Err: err}
 	}
 	// Functions work on copies, so that a failing function leaves the input untouched for
 	// kpt.dev/save-on-render-failure, and so that comments can be restored from the input.
@@ -314,7 +327,7 @@ func (r *renderer) evaluate(ctx context.Context, pn *pkgNode, fn kptfile.Functio
 	}
 	output, err := r.postProcess(pn, rl.Items)
 	if err != nil {
-		res.ExitCode = 1
+		res.ExitCode, res.ExecutionError = 1, executionError(err)
 		r.results = append(r.results, res)
 		return nil, &FunctionError{Package: pn.dir, Image: name, ExitCode: 1, Stderr: res.Stderr, Results: res.Results, Err: err}
 	}
@@ -489,4 +502,10 @@ func withoutInternalAnnotations(n *yaml.RNode) (*yaml.RNode, error) {
 		return nil, err
 	}
 	return n, nil
+}
+
+// executionError is the message kpt records for a step that failed around the function
+// rather than in it: without the sentinel kpo wraps it in.
+func executionError(err error) string {
+	return strings.TrimPrefix(err.Error(), ErrInvalidResource.Error()+": ")
 }

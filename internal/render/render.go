@@ -148,6 +148,10 @@ type Options struct {
 	// Evaluator picks the evaluator for a function (by image or exec). When nil, every
 	// function fails with "no evaluator for image X".
 	Evaluator func(fn kptfile.Function) (Evaluator, error)
+	// ResolveTag resolves a function's semver tag constraint (kpt's `tag:`) to an image with
+	// a tag; the function then runs, and is reported, with that image. When nil, a function
+	// with a tag fails.
+	ResolveTag func(image, constraint string) (string, error)
 }
 
 // Result is the outcome of one function run, in the order the functions ran.
@@ -165,6 +169,14 @@ type Result struct {
 	Stderr string
 	// Results are the structured results the function reported.
 	Results framework.Results
+	// Function is the pipeline entry that ran.
+	Function kptfile.Function
+	// ExecutionError says why the step failed when it failed around the function rather than
+	// in it (the function could not be run, or its input or output broke kpt's rules).
+	ExecutionError string
+	// Resources is the number of resources the function was given (its selection, when it
+	// has selectors or exclusions).
+	Resources int
 }
 
 // Render runs the Kptfile pipelines of the package held in files (slash-separated paths
@@ -176,22 +188,9 @@ type Result struct {
 // kpt.dev/save-on-render-failure: "true" on the root Kptfile: then out holds the partially
 // rendered package, as kpt would write it.
 func Render(ctx context.Context, files map[string][]byte, opts Options) (out map[string][]byte, results []Result, err error) {
-	files, err = cleanPaths(files)
-	if err != nil {
+	r, resources, err := run(ctx, files, opts)
+	if r == nil {
 		return nil, nil, err
-	}
-	root, err := loadPackages(files)
-	if err != nil {
-		return nil, nil, err
-	}
-	r := &renderer{opts: opts, files: files, root: root,
-		saveOnFailure: isTrue(root.kf.Metadata.Annotations[SaveOnRenderFailureAnnotation])}
-
-	var resources []*yaml.RNode
-	if isTrue(root.kf.Metadata.Annotations[BFSRenderAnnotation]) {
-		resources, err = r.hydrateBFS(ctx)
-	} else {
-		resources, err = r.hydrate(ctx, root)
 	}
 	if err != nil {
 		if !r.saveOnFailure || resources == nil {
@@ -208,6 +207,76 @@ func Render(ctx context.Context, files map[string][]byte, opts Options) (out map
 		return nil, r.results, err
 	}
 	return out, r.results, nil
+}
+
+// OutOfPlace is Render for output out of place (kpt fn render -o): it returns the
+// rendered resources of every package rather than files, each annotated with its path
+// relative to the root and its index in that file (the reader's annotations, new resources
+// given theirs), each package's resources in the order of its files with its Kptfile last.
+// On failure resources is nil, or the partial result under kpt.dev/save-on-render-failure.
+func OutOfPlace(ctx context.Context, files map[string][]byte, opts Options) (resources []*yaml.RNode, results []Result, err error) {
+	r, resources, err := run(ctx, files, opts)
+	if r == nil {
+		return nil, nil, err
+	}
+	if err != nil && (!r.saveOnFailure || resources == nil) {
+		return nil, r.results, err
+	}
+	if perr := rootRelativePaths(resources); perr != nil {
+		return nil, r.results, perr
+	}
+	return kptfilesLast(resources), r.results, err
+}
+
+// WriteResources turns resources annotated with their paths (as OutOfPlace returns
+// them) into files, as kpt writes a package out of place: one file per path, resources in
+// index order, the reader's annotations removed.
+func WriteResources(resources []*yaml.RNode) (map[string][]byte, error) {
+	r := &renderer{files: map[string][]byte{}, root: &pkgNode{dir: "."}}
+	return r.write(resources, false)
+}
+
+// run loads the packages and hydrates them; it returns a nil renderer when the files are not
+// a package it can render.
+func run(ctx context.Context, files map[string][]byte, opts Options) (*renderer, []*yaml.RNode, error) {
+	files, err := cleanPaths(files)
+	if err != nil {
+		return nil, nil, err
+	}
+	root, err := loadPackages(files)
+	if err != nil {
+		return nil, nil, err
+	}
+	r := &renderer{opts: opts, files: files, root: root,
+		saveOnFailure: isTrue(root.kf.Metadata.Annotations[SaveOnRenderFailureAnnotation])}
+
+	var resources []*yaml.RNode
+	if isTrue(root.kf.Metadata.Annotations[BFSRenderAnnotation]) {
+		resources, err = r.hydrateBFS(ctx)
+	} else {
+		resources, err = r.hydrate(ctx, root)
+	}
+	return r, resources, err
+}
+
+// kptfilesLast orders resources by package (in the order they come), and within a package
+// puts its Kptfile after its other resources, as kpt's package reader lists them.
+func kptfilesLast(resources []*yaml.RNode) []*yaml.RNode {
+	out := make([]*yaml.RNode, 0, len(resources))
+	var kptfiles []*yaml.RNode
+	dirOf := func(n *yaml.RNode) string { p, _ := yamlfast.FileAnnotations(n); return path.Dir(p) }
+	for i, n := range resources {
+		if p, _ := yamlfast.FileAnnotations(n); path.Base(p) == kptfile.FileName && n.GetKind() == "Kptfile" {
+			kptfiles = append(kptfiles, n)
+		} else {
+			out = append(out, n)
+		}
+		if i == len(resources)-1 || dirOf(resources[i+1]) != dirOf(n) {
+			out = append(out, kptfiles...)
+			kptfiles = kptfiles[:0]
+		}
+	}
+	return out
 }
 
 func isTrue(v string) bool { return strings.EqualFold(strings.TrimSpace(v), "true") }

@@ -20,27 +20,7 @@ import (
 // kept). Files that held resources and hold none any more are deleted when prune is set
 // (kpt prunes only after a successful render). Every other file is kept byte for byte.
 func (r *renderer) write(resources []*yaml.RNode, prune bool) (map[string][]byte, error) {
-	for _, n := range resources {
-		pkg, _ := yamlfast.Annotation(n, pkgPathAnnotation)
-		p, _ := yamlfast.FileAnnotations(n)
-		if p == "" {
-			continue
-		}
-		p = strings.TrimPrefix(path.Clean(p), "/")
-		if pkg != "" && pkg != "." {
-			p = path.Join(pkg, p)
-		}
-		if err := yamlfast.SetAnnotation(n, kioutil.PathAnnotation, p); err != nil {
-			return nil, err
-		}
-		if err := yamlfast.SetAnnotation(n, kioutil.LegacyPathAnnotation, p); err != nil {
-			return nil, err
-		}
-		if err := yamlfast.ClearAnnotation(n, pkgPathAnnotation); err != nil {
-			return nil, err
-		}
-	}
-	if err := defaultPathAndIndexAnnotation(resources); err != nil {
+	if err := rootRelativePaths(resources); err != nil {
 		return nil, err
 	}
 	byFile := map[string][]*yaml.RNode{}
@@ -103,4 +83,31 @@ func (r *renderer) eachPackage(f func(pn *pkgNode)) {
 		}
 	}
 	walk(r.root)
+}
+
+// rootRelativePaths makes every resource's path annotations relative to the root package
+// (they are relative to the resource's package while rendering) and gives resources without
+// a path or index theirs. It is idempotent.
+func rootRelativePaths(resources []*yaml.RNode) error {
+	for _, n := range resources {
+		pkg, _ := yamlfast.Annotation(n, pkgPathAnnotation)
+		p, _ := yamlfast.FileAnnotations(n)
+		if p == "" {
+			continue
+		}
+		p = strings.TrimPrefix(path.Clean(p), "/")
+		if pkg != "" && pkg != "." {
+			p = path.Join(pkg, p)
+		}
+		if err := yamlfast.SetAnnotation(n, kioutil.PathAnnotation, p); err != nil {
+			return err
+		}
+		if err := yamlfast.SetAnnotation(n, kioutil.LegacyPathAnnotation, p); err != nil {
+			return err
+		}
+		if err := yamlfast.ClearAnnotation(n, pkgPathAnnotation); err != nil {
+			return err
+		}
+	}
+	return defaultPathAndIndexAnnotation(resources)
 }

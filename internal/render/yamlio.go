@@ -178,7 +178,8 @@ func FunctionInput(rl *framework.ResourceList) ([]byte, error) {
 }
 
 // ParseFunctionOutput reads what a function process wrote on stdout: a ResourceList, its items
-// and its results. Anything but a ResourceList is an error.
+// and its results. Anything but a ResourceList is an error. Every evaluator that runs a
+// function as a process (exec, the sandbox, a Job) reads its output here.
 func ParseFunctionOutput(data []byte) ([]*yaml.RNode, framework.Results, error) {
 	r := &kio.ByteReader{Reader: bytes.NewReader(data), OmitReaderAnnotations: true}
 	items, err := r.Read()
@@ -188,11 +189,35 @@ func ParseFunctionOutput(data []byte) ([]*yaml.RNode, framework.Results, error) 
 	if r.WrappingKind != kio.ResourceListKind {
 		return nil, nil, fmt.Errorf("the output is not a %s", kio.ResourceListKind)
 	}
-	var results framework.Results
-	if r.Results != nil {
-		if err := r.Results.Document().Decode(&results); err != nil {
-			return nil, nil, fmt.Errorf("reading results: %w", err)
-		}
+	results, err := decodeResults(r.Results)
+	if err != nil {
+		return nil, nil, err
 	}
 	return items, results, nil
+}
+
+// decodeResults reads a ResourceList's results in either of the forms functions write, as
+// kpt accepts both: a list of results (the current function spec), or the older form of the
+// kyaml framework and the Go SDK of its time (apply-setters among others), a map that wraps
+// them, {name: …, items: [...]}.
+func decodeResults(n *yaml.RNode) (framework.Results, error) {
+	if n == nil {
+		return nil, nil
+	}
+	node := n.YNode()
+	if node.Kind == yaml.DocumentNode && len(node.Content) > 0 {
+		node = node.Content[0]
+	}
+	if node.Kind == yaml.MappingNode {
+		items := yaml.NewRNode(node).Field("items")
+		if items == nil || items.Value == nil {
+			return nil, nil
+		}
+		node = items.Value.YNode()
+	}
+	var results framework.Results
+	if err := node.Decode(&results); err != nil {
+		return nil, fmt.Errorf("reading results: %w", err)
+	}
+	return results, nil
 }

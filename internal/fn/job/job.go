@@ -4,7 +4,6 @@
 package job
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -22,7 +21,6 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/kustomize/kyaml/fn/framework"
-	"sigs.k8s.io/kustomize/kyaml/kio"
 
 	"kpo.dev/kpo/internal/fn/builtin"
 	"kpo.dev/kpo/internal/fn/job/wrapper"
@@ -101,9 +99,9 @@ func (e *Evaluator) Evaluate(ctx context.Context, fn kptfile.Function, rl *frame
 	if !e.Allowed(fn.Image) {
 		return fmt.Errorf("%w: %q is not on the function image allowlist: add it to the manager's --function-image-allowlist, or use a built-in function", ErrImageNotAllowed, fn.Image)
 	}
-	input, err := marshalResourceList(rl)
+	input, err := render.FunctionInput(rl)
 	if err != nil {
-		return err
+		return fmt.Errorf("writing the input ResourceList: %w", err)
 	}
 	timeout := e.Timeout
 	if timeout == 0 {
@@ -266,45 +264,19 @@ func apply(image string, out map[string][]byte, rl *framework.ResourceList) erro
 	if msg, ok := out[wrapper.ErrorKey]; ok {
 		return &render.FunctionError{Image: image, ExitCode: code, Stderr: stderr, Err: errors.New(string(msg))}
 	}
-	result, parseErr := parseResourceList(out[wrapper.StdoutKey])
+	items, results, parseErr := render.ParseFunctionOutput(out[wrapper.StdoutKey])
 	if code != 0 {
 		fe := &render.FunctionError{Image: image, ExitCode: code, Stderr: stderr}
 		if parseErr == nil {
-			fe.Results = result.Results
+			fe.Results = results
 		}
 		return fe
 	}
 	if parseErr != nil {
 		return &render.FunctionError{Image: image, Stderr: stderr, Err: fmt.Errorf("its output is not a ResourceList: %w", parseErr)}
 	}
-	rl.Items, rl.Results = result.Items, result.Results
+	rl.Items, rl.Results = items, results
 	return nil
-}
-
-func marshalResourceList(rl *framework.ResourceList) ([]byte, error) {
-	var buf bytes.Buffer
-	w := kio.ByteWriter{Writer: &buf, WrappingKind: kio.ResourceListKind, WrappingAPIVersion: kio.ResourceListAPIVersion,
-		FunctionConfig: rl.FunctionConfig, KeepReaderAnnotations: true}
-	if err := w.Write(rl.Items); err != nil {
-		return nil, fmt.Errorf("writing the input ResourceList: %w", err)
-	}
-	return buf.Bytes(), nil
-}
-
-func parseResourceList(data []byte) (*framework.ResourceList, error) {
-	r := &kio.ByteReader{Reader: bytes.NewReader(data), PreserveSeqIndent: true, WrapBareSeqNode: true}
-	items, err := r.Read()
-	if err != nil {
-		return nil, err
-	}
-	rl := &framework.ResourceList{Items: items}
-	if r.Results != nil {
-		// Results are kept as YAML in the ResourceList; decode them into framework.Results.
-		if err := r.Results.YNode().Decode(&rl.Results); err != nil {
-			return nil, fmt.Errorf("reading results: %w", err)
-		}
-	}
-	return rl, nil
 }
 
 // cleanup deletes the Job (and its pods) and both ConfigMaps of a run.

@@ -6,6 +6,9 @@ import (
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/kustomize/kyaml/fn/framework"
+
+	"kpo.dev/kpo/internal/fn/job/wrapper"
 )
 
 func TestObjects_podIsRestrictedAndOnlyTheUploaderHasAToken(t *testing.T) {
@@ -58,4 +61,20 @@ func TestObjects_podRunsWithANonRootGroup(t *testing.T) {
 		g.Expect(c.SecurityContext.RunAsUser).To(HaveValue(BeEquivalentTo(65532)), c.Name)
 		g.Expect(c.SecurityContext.RunAsGroup).To(HaveValue(BeEquivalentTo(65532)), c.Name)
 	}
+}
+
+// Older kyaml-framework functions (apply-setters among them) wrap their results in a map; kpt
+// reads both forms, and so does the Job evaluator (through render.ParseFunctionOutput).
+func TestApply_readsResultsWrappedAsOlderKyamlFunctionsWriteThem(t *testing.T) {
+	g := NewWithT(t)
+	rl := &framework.ResourceList{}
+	err := apply("apply-setters", map[string][]byte{
+		wrapper.ExitCodeKey: []byte("0"),
+		wrapper.StdoutKey: []byte("apiVersion: config.kubernetes.io/v1\nkind: ResourceList\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata:\n    name: a\n" +
+			"results:\n  name: apply-setters\n  items:\n  - message: set field value to \"foo\"\n    severity: info\n"),
+	}, rl)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(rl.Items).To(HaveLen(1))
+	g.Expect(rl.Results).To(HaveLen(1))
+	g.Expect(rl.Results[0].Message).To(Equal(`set field value to "foo"`))
 }

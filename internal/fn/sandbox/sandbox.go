@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -193,7 +194,9 @@ func (e *Evaluator) Evaluate(ctx context.Context, fn kptfile.Function, rl *frame
 		return fail(1, stderr.String(), fmt.Errorf("reading the output of %s: %w", name, err))
 	}
 	rl.Items, rl.Results = items, results
-	_, _ = render.StderrWriter(ctx).Write([]byte(stderr.String()))
+	// As the in-process built-in (fn.BuiltinEvaluator): the catalog's functions end their
+	// diagnostics without a newline, as kpt records them.
+	_, _ = render.StderrWriter(ctx).Write([]byte(strings.TrimSuffix(stderr.String(), "\n")))
 	return nil
 }
 

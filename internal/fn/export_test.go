@@ -1,0 +1,10 @@
+package fn
+
+import "testing"
+
+// Hooks for the external test package (conformance_kpoctl_test.go), which may import kpoctl.
+var (
+	ReadTree      = readTree
+	ApplyGitDiff  = applyGitDiff
+	SetOutOfPlace = func(f func(t *testing.T, dir string, script []string) []string) { outOfPlaceRunner = f }
+)
