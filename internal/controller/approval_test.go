@@ -222,6 +222,11 @@ func TestRepository_forbidSelfApproval_refusesAnApproverWhoEdited(t *testing.T) 
 		g.Eventually(func(g Gomega) {
 			out, err := gitOut(t, gitRepo, "show", "refs/heads/drafts/web/w:web/"+fmt.Sprintf("edit-%d.yaml", i))
 			g.Expect(err).NotTo(HaveOccurred(), out)
+			// The commit is written back (kpo.dev/edited-by cleared) before the next edit, which
+			// would otherwise still carry this editor.
+			head, err := gitRepo.RefHash("refs/heads/drafts/web/w")
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(contentOf(g, ns, name).Annotations).To(HaveKeyWithValue(kpov1.ContentCommitAnnotation, head))
 		}, timeout, interval).Should(Succeed())
 	}
 	// Git names the editors as authors, the manager as committer.
