@@ -163,6 +163,9 @@ func TestPackageRevision_imageNotOnTheAllowlist_isRefusedBeforeAnyJob(t *testing
 		g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
 		g.Expect(c.Reason).To(Equal(kpov1.ImageNotAllowedReason))
 		g.Expect(c.Message).To(ContainSubstring("--function-image-allowlist"))
+		results := getRevision(g, ns, name).Status.RenderResults
+		g.Expect(results).To(ContainElement(HaveField("Message", ContainSubstring("--function-image-allowlist"))),
+			"the result of a function that never ran says why")
 	}, timeout, interval).Should(Succeed())
 	jobs := &batchv1.JobList{}
 	g.Expect(k8sClient.List(context.Background(), jobs, client.InNamespace(functionNamespace))).To(Succeed())

@@ -70,8 +70,12 @@ func renderResults(results []render.Result) []kpov1.RenderResult {
 	var out []kpov1.RenderResult
 	for _, r := range results {
 		if len(r.Results) == 0 && r.ExitCode != 0 {
+			why := lastLine(r.Stderr)
+			if r.ExecutionError != "" {
+				why = r.ExecutionError // it failed around the function: not run, or its output unreadable
+			}
 			out = append(out, kpov1.RenderResult{Image: r.Image, Severity: "error",
-				Message: fmt.Sprintf("exit code %d: %s", r.ExitCode, lastLine(r.Stderr))})
+				Message: fmt.Sprintf("exit code %d: %s", r.ExitCode, why)})
 		}
 		for _, item := range r.Results {
 			if item == nil {

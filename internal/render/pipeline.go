@@ -310,7 +310,9 @@ func (r *renderer) evaluate(ctx context.Context, pn *pkgNode, fn kptfile.Functio
 			fe.Results = res.Results
 		}
 	case err != nil:
-		res.ExitCode = 1
+		// The function did not run, or failed around its process (not allowed, not found,
+		// timed out): the step says why.
+		res.ExitCode, res.ExecutionError = 1, executionError(err)
 		fe = &FunctionError{Package: pn.dir, Image: name, ExitCode: 1, Results: res.Results, Err: err}
 	case hasErrorResult(rl.Results):
 		res.ExitCode = 1
