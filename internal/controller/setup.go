@@ -42,11 +42,19 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
-	return (&PackageDraftReconciler{
+	if err := (&PackageDraftReconciler{
 		Client:   mgr.GetClient(),
 		git:      access,
 		render:   opts.Render,
 		Recorder: mgr.GetEventRecorderFor("kpo-packagedraft"),
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	return (&PackageVariantReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		git:       access,
+		Recorder:  mgr.GetEventRecorderFor("kpo-packagevariant"),
 	}).SetupWithManager(mgr)
 }
 
