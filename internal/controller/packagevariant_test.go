@@ -190,8 +190,11 @@ func TestPackageVariant_adoptionAndDeletionPolicies(t *testing.T) {
 	g.Expect(patchVariant(t, k8sClient, ns, "manual", func(pv *kpov1.PackageVariant) {
 		pv.Spec.AdoptionPolicy = kpov1.AdoptionPolicyAdoptExisting
 	})).To(Succeed())
-	g.Expect(variantTarget(t, ns, "manual")).To(Equal(manual), "adopted, and up to date: nothing to change")
+	// Adopted; its injection point gets its condition and gate in a new draft (a copy).
+	copied := variantTarget(t, ns, "manual")
+	g.Expect(copied).To(Equal("deployments.manual.packagevariant-1"))
 	g.Expect(getRevision(g, ns, manual).Labels).To(HaveKeyWithValue(kpov1.PackageVariantLabel, "manual"))
+	g.Expect(getRevision(g, ns, copied).Spec.ReadinessGates).To(ConsistOf(kpov1.ReadinessGate{ConditionType: "config.injection.ConfigMap.settings"}))
 	variantCondition(t, ns, "manual", kpov1.StalledCondition, metav1.ConditionFalse, "")
 
 	// Users cannot take the ownership label off (or put it on).
@@ -200,10 +203,11 @@ func TestPackageVariant_adoptionAndDeletionPolicies(t *testing.T) {
 	delete(pr.Labels, kpov1.PackageVariantLabel)
 	g.Expect(userClient(t, ns, "alice", "kpo-approver").Patch(context.Background(), pr, patch)).To(MatchError(ContainSubstring("kpo.dev/package-variant")))
 
-	// deletionPolicy delete: the published revision is proposed for deletion.
+	// deletionPolicy delete: the draft goes, the published revision is proposed for deletion.
 	g.Expect(k8sClient.Delete(context.Background(), getVariant(g, ns, "manual"))).To(Succeed())
 	g.Eventually(func(g Gomega) {
 		g.Expect(getRevision(g, ns, manual).Spec.Lifecycle).To(Equal(kpov1.LifecycleDeletionProposed))
+		g.Expect(apierrors.IsNotFound(k8sClient.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: copied}, &kpov1.PackageRevision{}))).To(BeTrue())
 		err := k8sClient.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "manual"}, &kpov1.PackageVariant{})
 		g.Expect(apierrors.IsNotFound(err)).To(BeTrue())
 	}, timeout, interval).Should(Succeed())
