@@ -190,7 +190,7 @@ type PackageVariantStatus struct {
 // (annotation approval.nephio.org/policy), which needs the approve permission to set.
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
-// +kubebuilder:resource:shortName=pv,categories=kpo
+// +kubebuilder:resource:shortName=pvar,categories=kpo
 // +kubebuilder:printcolumn:name="Upstream-Repo",type=string,JSONPath=`.spec.upstream.repo`
 // +kubebuilder:printcolumn:name="Upstream-Package",type=string,JSONPath=`.spec.upstream.package`
 // +kubebuilder:printcolumn:name="Upstream-Revision",type=string,JSONPath=`.spec.upstream.revision`
