@@ -542,7 +542,7 @@ func hasMetadata(pr *kpov1.PackageRevision, pv *kpov1.PackageVariant) bool {
 func (r *PackageVariantReconciler) lookup(ctx context.Context, ns string) injectionLookup {
 	return func(gvk schema.GroupVersionKind, name string) (*unstructured.Unstructured, error) {
 		if gvk.Group == "" && gvk.Kind == "Secret" {
-			return nil, fmt.Errorf("Secrets are never injected")
+			return nil, errors.New("a Secret is never injected")
 		}
 		obj := &unstructured.Unstructured{}
 		obj.SetGroupVersionKind(gvk)

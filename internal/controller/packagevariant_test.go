@@ -38,7 +38,7 @@ func newVariantFixture(t *testing.T) (string, string) {
 	return ns, publish(t, ns, name).Name
 }
 
-func newVariant(t *testing.T, c client.Client, ns, name string, mutate func(*kpov1.PackageVariant)) *kpov1.PackageVariant {
+func newVariant(t *testing.T, c client.Client, ns, name string, mutate func(*kpov1.PackageVariant)) {
 	t.Helper()
 	pv := &kpov1.PackageVariant{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
@@ -51,7 +51,6 @@ func newVariant(t *testing.T, c client.Client, ns, name string, mutate func(*kpo
 		mutate(pv)
 	}
 	NewWithT(t).Expect(c.Create(context.Background(), pv)).To(Succeed())
-	return pv
 }
 
 func getVariant(g Gomega, ns, name string) *kpov1.PackageVariant {
