@@ -301,3 +301,32 @@ func TestPackageVariant_badInput_givesAClearConditionAndStalls(t *testing.T) {
 		g.Expect(getVariant(g, ns, "reserved").ResourceVersion).To(Equal(rv))
 	}, "2s", interval).Should(Succeed())
 }
+
+func TestPackageVariant_crashBeforeLabelling_reclaimsItsDraftWithoutASecondOne(t *testing.T) {
+	g := NewWithT(t)
+	ns, _ := newVariantFixture(t)
+	newVariant(t, k8sClient, ns, "app", nil)
+	name := variantTarget(t, ns, "app")
+
+	// The state a SIGKILL between the PackageDraft producing the draft and the variant labelling
+	// it leaves: an unlabelled draft (only the manager's identity can remove the label), which
+	// an adoptNone variant would otherwise refuse as someone else's package.
+	manager := managerClient(t)
+	pr := getRevision(g, ns, name)
+	patch := client.MergeFrom(pr.DeepCopy())
+	delete(pr.Labels, kpov1.PackageVariantLabel)
+	g.Expect(manager.Patch(context.Background(), pr, patch)).To(Succeed())
+	g.Expect(patchVariant(t, k8sClient, ns, "app", func(pv *kpov1.PackageVariant) { pv.Labels = map[string]string{"poke": "1"} })).To(Succeed())
+
+	g.Eventually(func(g Gomega) {
+		g.Expect(getRevision(g, ns, name).Labels).To(HaveKeyWithValue(kpov1.PackageVariantLabel, "app"))
+	}, timeout, interval).Should(Succeed())
+	g.Expect(variantTarget(t, ns, "app")).To(Equal(name))
+	drafts := &kpov1.PackageDraftList{}
+	g.Expect(k8sClient.List(context.Background(), drafts, client.InNamespace(ns), client.MatchingLabels{kpov1.PackageVariantLabel: "app"})).To(Succeed())
+	g.Expect(drafts.Items).To(HaveLen(1))
+	revs := &kpov1.PackageRevisionList{}
+	g.Expect(k8sClient.List(context.Background(), revs, client.InNamespace(ns), client.MatchingLabels{kpov1.RepositoryLabel: "deployments"})).To(Succeed())
+	g.Expect(revs.Items).To(HaveLen(1), "one draft, never a second")
+
+}
