@@ -330,3 +330,30 @@ func TestPackageVariant_crashBeforeLabelling_reclaimsItsDraftWithoutASecondOne(t
 	g.Expect(revs.Items).To(HaveLen(1), "one draft, never a second")
 
 }
+
+func TestPackageVariant_conflictingUpgrade_isReportedOnTheVariant(t *testing.T) {
+	g := NewWithT(t)
+	ns, v1 := newVariantFixture(t)
+	newInjectedConfigMap(t, ns, "settings", "red")
+	newVariant(t, k8sClient, ns, "app", func(pv *kpov1.PackageVariant) {
+		pv.Spec.Injectors = []kpov1.InjectionSelector{{Name: "settings"}}
+	})
+	name := variantTarget(t, ns, "app")
+	editAndWait(t, ns, name, func(d map[string]string) {
+		d["app.yaml"] = strings.Replace(d["app.yaml"], "size: small", "size: medium", 1)
+	})
+	published := publish(t, ns, name).Name
+
+	newDraft(t, ns, "base-v2", "blueprints", "base", "v2", copySource(v1))
+	v2name := waitDraft(t, ns, "base-v2")
+	editAndWait(t, ns, v2name, func(d map[string]string) {
+		d["app.yaml"] = strings.Replace(d["app.yaml"], "size: small", "size: large", 1)
+	})
+	publish(t, ns, v2name)
+	g.Expect(patchVariant(t, k8sClient, ns, "app", func(pv *kpov1.PackageVariant) { pv.Spec.Upstream.Revision = "" })).To(Succeed(), "follow the newest")
+
+	c := variantCondition(t, ns, "app", kpov1.StalledCondition, metav1.ConditionTrue, kpov1.MergeConflictReason)
+	g.Expect(c.Message).To(And(ContainSubstring("app.yaml"), ContainSubstring("data.size")))
+	variantCondition(t, ns, "app", kpov1.ReadyCondition, metav1.ConditionFalse, kpov1.MergeConflictReason)
+	g.Expect(getVariant(g, ns, "app").Status.DownstreamTargets).To(Equal([]kpov1.DownstreamTarget{{Name: published, RenderStatus: kpov1.RenderSucceededReason}}))
+}
