@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -47,6 +48,9 @@ type PackageVariantReconciler struct {
 	APIReader client.Reader
 	git       *gitAccess
 	Recorder  record.EventRecorder
+	// upToDate remembers, per variant UID, the published revision last found up to date (see
+	// customizationChanges).
+	upToDate sync.Map
 }
 
 // +kubebuilder:rbac:groups=kpo.dev,resources=packagevariants,verbs=get;list;watch;update;patch
@@ -487,8 +491,14 @@ func (r *PackageVariantReconciler) ensureDraft(ctx context.Context, s *variantSc
 }
 
 // customizationChanges reports whether the variant's customisations would change a published
-// revision, read from Git (published content is in a ConfigMap only on request).
+// revision, read from Git (published content is in a ConfigMap only on request). A revision
+// found up to date for a generation of a variant without injectors is remembered, so the
+// reconciles that revision events of the package cause read Git once.
 func (r *PackageVariantReconciler) customizationChanges(ctx context.Context, s *variantScope, pr *kpov1.PackageRevision) (bool, error) {
+	key := fmt.Sprintf("%d/%s/%s", s.pv.Generation, pr.Name, pr.Status.Commit)
+	if v, ok := r.upToDate.Load(s.pv.UID); ok && v == key && hasMetadata(pr, s.pv) {
+		return false, nil
+	}
 	files, err := r.publishedFiles(ctx, s.repo, pr)
 	if err != nil {
 		return false, err
@@ -500,17 +510,31 @@ func (r *PackageVariantReconciler) customizationChanges(ctx context.Context, s *
 	if len(s.pv.Spec.Injectors) > 0 {
 		s.requeue = injectionResync
 	}
-	return !reflect.DeepEqual(c.Files, files) || !hasGates(pr, c.RequiredGates) || !hasMetadata(pr, s.pv), nil
+	changed := !reflect.DeepEqual(c.Files, files) || !hasGates(pr, c.RequiredGates) || !hasMetadata(pr, s.pv)
+	if !changed && len(s.pv.Spec.Injectors) == 0 {
+		r.upToDate.Store(s.pv.UID, key)
+	}
+	return changed, nil
 }
 
-// publishedFiles reads a published revision's files from Git.
+// publishedFiles reads a published revision's files from Git: from the manager's clone as it
+// is (the sync that read the revision fetched its commit), fetching only when the commit is
+// not there.
 func (r *PackageVariantReconciler) publishedFiles(ctx context.Context, repo *kpov1.Repository, pr *kpov1.PackageRevision) (map[string][]byte, error) {
 	defer r.git.lock(repo)()
+	dir := discovery.PackagePath(repo.Spec.Git.Directory, pr.Spec.PackageName)
+	if creds, err := r.git.credentials(ctx, repo.Namespace, repo.Spec.Git.SecretRef); err == nil {
+		if src, err := r.git.cache.Open(ctx, cacheKey(repo), repo.Spec.Git.Repo, creds); err == nil {
+			if files, err := readPackage(src, pr.Status.Commit, dir, pr.Name); err == nil {
+				return files, nil
+			}
+		}
+	}
 	src, err := r.git.open(ctx, repo)
 	if err != nil {
 		return nil, gitStepError("reading "+pr.Name, err)
 	}
-	return readPackage(src, pr.Status.Commit, discovery.PackagePath(repo.Spec.Git.Directory, pr.Spec.PackageName), pr.Name)
+	return readPackage(src, pr.Status.Commit, dir, pr.Name)
 }
 
 func hasGates(pr *kpov1.PackageRevision, gates []string) bool {
@@ -756,6 +780,7 @@ func (r *PackageVariantReconciler) reconcileDelete(ctx context.Context, pv *kpov
 			return fmt.Errorf("applying deletion policy %s to %s: %w", pv.Spec.DeletionPolicy, pr.Name, err)
 		}
 	}
+	r.upToDate.Delete(pv.UID)
 	return releaseFinalizer(ctx, r.Client, pv, kpov1.PackageVariantFinalizer)
 }
 
