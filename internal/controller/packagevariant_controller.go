@@ -302,6 +302,9 @@ func (r *PackageVariantReconciler) reconcileOwnership(ctx context.Context, s *va
 			s.owned = append(s.owned, revs[i])
 		}
 	}
+	if err := r.releaseDrafts(ctx, drafts, s.owned); err != nil {
+		return err
+	}
 	switch {
 	case len(unowned) == 0:
 		return nil
@@ -323,6 +326,24 @@ func (r *PackageVariantReconciler) reconcileOwnership(ctx context.Context, s *va
 	}
 	if r.Recorder != nil {
 		r.Recorder.Eventf(pv, corev1.EventTypeNormal, "Adopted", "adopted downstream package %s (%d revisions)", pv.Spec.Downstream.Package, len(unowned))
+	}
+	return nil
+}
+
+// releaseDrafts deletes the variant's PackageDrafts whose revision it owns and is published:
+// deleting a PackageDraft then only removes the request, and no later draft can ask for the
+// same thing (each is based on the newest published revision), so a name is never reused.
+func (r *PackageVariantReconciler) releaseDrafts(ctx context.Context, drafts []kpov1.PackageDraft, owned []kpov1.PackageRevision) error {
+	for i := range drafts {
+		d := &drafts[i]
+		done := slices.ContainsFunc(owned, func(pr kpov1.PackageRevision) bool {
+			return pr.Name == d.Status.PackageRevision && pr.Status.Lifecycle == kpov1.LifecyclePublished && pr.Status.Revision > 0
+		})
+		if done {
+			if err := r.Delete(ctx, d); client.IgnoreNotFound(err) != nil {
+				return fmt.Errorf("deleting PackageDraft %s, whose revision is published: %w", d.Name, err)
+			}
+		}
 	}
 	return nil
 }

@@ -170,6 +170,11 @@ func TestPackageVariant_clonesCustomisesAndUpgradesKeepingLocalEdits(t *testing.
 	g.Expect(data["app.yaml"]).To(ContainSubstring("local: kept"), "the local edit is kept")
 	g.Expect(data["package-context.yaml"]).To(ContainSubstring("region: west"))
 	g.Expect(strings.Count(data["Kptfile"], "PackageVariant.app.")).To(Equal(1))
+	g.Eventually(func(g Gomega) {
+		g.Expect(k8sClient.List(context.Background(), drafts, client.InNamespace(ns), client.MatchingLabels{kpov1.PackageVariantLabel: "app"})).To(Succeed())
+		g.Expect(drafts.Items).To(HaveLen(1), "the clone's PackageDraft goes once its revision is published")
+		g.Expect(drafts.Items[0].Spec.Source.Upgrade).NotTo(BeNil())
+	}, timeout, interval).Should(Succeed())
 }
 
 func TestPackageVariant_adoptionAndDeletionPolicies(t *testing.T) {
