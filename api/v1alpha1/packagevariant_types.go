@@ -138,6 +138,28 @@ type Function struct {
 	// ConfigMap is an inline function config.
 	// +optional
 	ConfigMap map[string]string `json:"configMap,omitempty"`
+	// Selectors limit the function to matching resources (any selector matches).
+	// +optional
+	Selectors []Selector `json:"selectors,omitempty"`
+	// Exclusions remove matching resources from the selection.
+	// +optional
+	Exclusions []Selector `json:"exclude,omitempty"`
+}
+
+// Selector matches resources of a package, as in the Kptfile: every field set must match.
+type Selector struct {
+	// +optional
+	APIVersion string `json:"apiVersion,omitempty"`
+	// +optional
+	Kind string `json:"kind,omitempty"`
+	// +optional
+	Name string `json:"name,omitempty"`
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+	// +optional
+	Labels map[string]string `json:"labels,omitempty"`
+	// +optional
+	Annotations map[string]string `json:"annotations,omitempty"`
 }
 
 // InjectionSelector selects the in-cluster object injected into matching injection points:

@@ -183,7 +183,7 @@ func applyPipeline(kf *kptfile.Kptfile, variant string, p *kpov1.Pipeline) {
 		var out []kptfile.Function
 		for i, f := range add {
 			out = append(out, kptfile.Function{Image: f.Image, ConfigPath: f.ConfigPath, ConfigMap: f.ConfigMap,
-				Name: fmt.Sprintf("%s%s.%d", prefix, f.Name, i)})
+				Name: fmt.Sprintf("%s%s.%d", prefix, f.Name, i), Selectors: kptSelectors(f.Selectors), Exclusions: kptSelectors(f.Exclusions)})
 		}
 		for _, f := range existing {
 			if !strings.HasPrefix(f.Name, prefix) {
@@ -207,6 +207,15 @@ func applyPipeline(kf *kptfile.Kptfile, variant string, p *kpov1.Pipeline) {
 		return
 	}
 	kf.Pipeline = &next
+}
+
+func kptSelectors(in []kpov1.Selector) []kptfile.Selector {
+	var out []kptfile.Selector
+	for _, s := range in {
+		out = append(out, kptfile.Selector{APIVersion: s.APIVersion, Kind: s.Kind, Name: s.Name, Namespace: s.Namespace,
+			Labels: s.Labels, Annotations: s.Annotations})
+	}
+	return out
 }
 
 // injectionPoint is one resource of the package annotated kpt.dev/config-injection.

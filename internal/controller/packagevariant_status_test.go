@@ -111,8 +111,9 @@ func TestCustomize_appliesContextPipelineAndInjection_andIsIdempotent(t *testing
 	}
 	pv := &kpov1.PackageVariant{ObjectMeta: metav1.ObjectMeta{Name: "v"}, Spec: kpov1.PackageVariantSpec{
 		PackageContext: &kpov1.PackageContext{Data: map[string]string{"region": "east"}, RemoveKeys: []string{"absent"}},
-		Pipeline:       &kpov1.Pipeline{Mutators: []kpov1.Function{{Name: "lbl", Image: "set-labels"}}, Validators: []kpov1.Function{{Image: "kubeconform"}}},
-		Injectors:      []kpov1.InjectionSelector{{Name: "east"}},
+		Pipeline: &kpov1.Pipeline{Mutators: []kpov1.Function{{Name: "lbl", Image: "set-labels", Selectors: []kpov1.Selector{{Kind: "Deployment"}}}},
+			Validators: []kpov1.Function{{Image: "kubeconform"}}},
+		Injectors: []kpov1.InjectionSelector{{Name: "east"}},
 	}}
 	lookup := func(gvk schema.GroupVersionKind, name string) (*unstructured.Unstructured, error) {
 		if gvk.Kind != "ConfigMap" || name != "east" {
@@ -129,6 +130,7 @@ func TestCustomize_appliesContextPipelineAndInjection_andIsIdempotent(t *testing
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(kf.Pipeline.Mutators).To(HaveLen(2))
 	g.Expect(kf.Pipeline.Mutators[0].Name).To(Equal("PackageVariant.v.lbl.0"), "prepended")
+	g.Expect(kf.Pipeline.Mutators[0].Selectors).To(Equal([]kptfile.Selector{{Kind: "Deployment"}}))
 	g.Expect(kf.Pipeline.Mutators[1].Image).To(ContainSubstring("set-namespace"), "the package's own function stays; the old variant function is gone")
 	g.Expect(kf.Pipeline.Validators[0].Name).To(Equal("PackageVariant.v..0"))
 	g.Expect(string(c.Files["settings.yaml"])).To(And(ContainSubstring("a: injected"), ContainSubstring("kpt.dev/injected-resource-name: east"), ContainSubstring("url: none")))
