@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	kpov1 "kpo.dev/kpo/api/v1alpha1"
 )
@@ -300,11 +301,37 @@ func TestPackageVariant_badInput_givesAClearConditionAndStalls(t *testing.T) {
 	drafts := &kpov1.PackageDraftList{}
 	g.Expect(k8sClient.List(context.Background(), drafts, client.InNamespace(ns), client.HasLabels{kpov1.PackageVariantLabel})).To(Succeed())
 	g.Expect(drafts.Items).To(BeEmpty())
-	// No hot loop: a terminal failure is not retried, so the status stays as written.
+	// No hot loop: a terminal failure is not retried, and a missing upstream only after a
+	// pause; the manager's reconciles of variants (every test's) stay a handful.
+	before := variantReconciles(t)
+	g.Expect(before).To(BeNumerically(">", 0), "the metric counts this manager's reconciles")
 	rv := getVariant(g, ns, "reserved").ResourceVersion
 	g.Consistently(func(g Gomega) {
 		g.Expect(getVariant(g, ns, "reserved").ResourceVersion).To(Equal(rv))
 	}, "2s", interval).Should(Succeed())
+	g.Expect(variantReconciles(t) - before).To(BeNumerically("<", 20))
+}
+
+// variantReconciles is the number of PackageVariant reconciles the in-process manager has
+// run, from controller-runtime's metrics.
+func variantReconciles(t *testing.T) float64 {
+	t.Helper()
+	families, err := crmetrics.Registry.Gather()
+	NewWithT(t).Expect(err).NotTo(HaveOccurred())
+	total := 0.0
+	for _, f := range families {
+		if f.GetName() != "controller_runtime_reconcile_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "controller" && l.GetValue() == "packagevariant" {
+					total += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return total
 }
 
 func TestPackageVariant_crashBeforeLabelling_reclaimsItsDraftWithoutASecondOne(t *testing.T) {
