@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
@@ -388,4 +389,31 @@ func TestPackageVariant_conflictingUpgrade_isReportedOnTheVariant(t *testing.T) 
 	g.Expect(c.Message).To(And(ContainSubstring("app.yaml"), ContainSubstring("data.size")))
 	variantCondition(t, ns, "app", kpov1.ReadyCondition, metav1.ConditionFalse, kpov1.MergeConflictReason)
 	g.Expect(getVariant(g, ns, "app").Status.DownstreamTargets).To(Equal([]kpov1.DownstreamTarget{{Name: published, RenderStatus: kpov1.RenderSucceededReason}}))
+}
+
+func TestPackageVariant_approvalPolicyAlways_publishesEveryRevision(t *testing.T) {
+	g := NewWithT(t)
+	ns, v1 := newVariantFixture(t)
+	bob := userClient(t, ns, "bob", "kpo-approver")
+	newInjectedConfigMap(t, ns, "fleet-settings", "blue")
+	newVariant(t, bob, ns, "fleet", func(pv *kpov1.PackageVariant) {
+		pv.Annotations = map[string]string{kpov1.ApprovalPolicyAnnotation: kpov1.ApprovalPolicyAlways}
+		pv.Spec.Injectors = []kpov1.InjectionSelector{{Name: "fleet-settings"}}
+	})
+	first := waitLifecycle(t, ns, "deployments.fleet.packagevariant-1", kpov1.LifecyclePublished)
+	g.Expect(first.Status.PublishedBy).To(Equal("bob"))
+
+	newDraft(t, ns, "base-v2", "blueprints", "base", "v2", copySource(v1))
+	v2name := waitDraft(t, ns, "base-v2")
+	editAndWait(t, ns, v2name, func(d map[string]string) {
+		d["app.yaml"] = strings.Replace(d["app.yaml"], "size: small", "size: large", 1)
+	})
+	publish(t, ns, v2name)
+	g.Expect(patchVariant(t, bob, ns, "fleet", func(pv *kpov1.PackageVariant) { pv.Spec.Upstream.Revision = "v2" })).To(Succeed())
+
+	second := waitLifecycle(t, ns, "deployments.fleet.packagevariant-2", kpov1.LifecyclePublished)
+	g.Expect(second.Status.Revision).To(Equal(2))
+	g.Expect(second.Status.PublishedBy).To(Equal("bob"))
+	g.Expect(contentOf(g, ns, requestContent(t, ns, second.Name, time.Now()).Name).Data["app.yaml"]).To(ContainSubstring("size: large"))
+	variantCondition(t, ns, "fleet", kpov1.ReadyCondition, metav1.ConditionTrue, kpov1.UpToDateReason)
 }
