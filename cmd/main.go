@@ -21,30 +21,41 @@ import (
 
 func main() {
 	var (
-		metricsAddr, probeAddr, gitCacheDir string
-		leaderElect                         bool
-		workers                             int
-		fns                                 functionFlags
+		metricsAddr, probeAddr, pprofAddr, gitCacheDir string
+		watchLabelSelector                             string
+		leaderElect                                    bool
+		workers                                        int
+		fns                                            functionFlags
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "Address of the metrics endpoint (e.g. :8080); 0 disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes.")
+	flag.StringVar(&pprofAddr, "pprof-bind-address", "", "Address of Go's pprof endpoints (/debug/pprof/, e.g. 127.0.0.1:6060), for profiling; empty disables them.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader, so only one manager replica is active.")
 	flag.StringVar(&gitCacheDir, "git-cache-dir", defaultGitCacheDir(), "Directory of the local clones of registered repositories.")
 	flag.IntVar(&workers, "repository-workers", 2, "Repositories synced in parallel.")
+	flag.StringVar(&watchLabelSelector, "watch-label-selector", "",
+		"Serve only the Repositories this label selector over "+kpov1.ShardLabel+" matches (sharding), e.g. "+
+			kpov1.ShardLabel+"=shard1, or !"+kpov1.ShardLabel+" for the instance that serves the unlabelled ones; empty serves all.")
 	fns.bind(flag.CommandLine)
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
 	setupLog := ctrl.Log.WithName("setup")
+	shard, err := controller.ShardSelector(watchLabelSelector)
+	if err != nil {
+		setupLog.Error(err, "invalid --watch-label-selector")
+		os.Exit(1)
+	}
 
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
 		Scheme:                 newScheme(),
 		Metrics:                metricsserver.Options{BindAddress: metricsAddr},
 		HealthProbeBindAddress: probeAddr,
+		PprofBindAddress:       pprofAddr,
 		LeaderElection:         leaderElect,
-		LeaderElectionID:       "kpo-manager.kpo.dev",
-		Cache:                  controller.CacheOptions(),
+		LeaderElectionID:       controller.LeaderElectionID(shard),
+		Cache:                  controller.ShardCacheOptions(shard),
 		Client:                 controller.ClientOptions(),
 	})
 	if err != nil {
@@ -60,6 +71,7 @@ func main() {
 		GitCache:          git.NewCache(gitCacheDir),
 		RepositoryWorkers: workers,
 		Render:            selector.Render,
+		Shard:             shard,
 	}); err != nil {
 		setupLog.Error(err, "setting up controllers")
 		os.Exit(1)
@@ -72,7 +84,8 @@ func main() {
 		setupLog.Error(err, "adding ready check")
 		os.Exit(1)
 	}
-	setupLog.Info("starting manager", "gitCacheDir", gitCacheDir)
+	setupLog.Info("starting manager", "gitCacheDir", gitCacheDir, "watchLabelSelector", shard.String(),
+		"leaderElectionID", controller.LeaderElectionID(shard))
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
 		setupLog.Error(err, "running manager")
 		os.Exit(1)

@@ -30,6 +30,11 @@ const (
 	// PackageVariantLabel on a PackageRevision names the PackageVariant that owns it (created
 	// it through its PackageDrafts, or adopted it). Only the manager sets it (admission policy).
 	PackageVariantLabel = "kpo.dev/package-variant"
+	// ShardLabel is the shard key. Users set it on a Repository to choose the manager instance
+	// that serves it (the instance whose --watch-label-selector matches it); the manager copies
+	// it to the Repository's PackageRevisions and content ConfigMaps, so each instance caches
+	// only its own shard's objects. Users cannot set it on a PackageRevision (admission policy).
+	ShardLabel = "kpo.dev/shard"
 )
 
 // Annotations users and the manager set.

@@ -79,6 +79,36 @@ func TestInstaller_managerHasProbesLeaderElectionAndMetrics(t *testing.T) {
 	g.Expect(c.LivenessProbe).NotTo(BeNil())
 	g.Expect(c.ReadinessProbe).NotTo(BeNil())
 	g.Expect(dep.Spec.Template.Spec.ServiceAccountName).To(Equal("kpo-controller-manager"))
+	g.Expect(c.Args).To(ContainElement("--watch-label-selector=!kpo.dev/shard"),
+		"the main instance serves the Repositories without a shard label, so shards are added without touching it")
+}
+
+// config/shard adds one manager instance for one shard: a Deployment alone, with its own name and
+// pods, the same identity, and its own selector.
+func TestInstaller_shardOverlayAddsAManagerForOneShard(t *testing.T) {
+	g := NewWithT(t)
+	resMap, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).
+		Run(filesys.MakeFsOnDisk(), filepath.Join(testenv.RepoRoot(), "config", "shard"))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(resMap.Resources()).To(HaveLen(1))
+	m, err := resMap.Resources()[0].Map()
+	g.Expect(err).NotTo(HaveOccurred())
+	dep := &appsv1.Deployment{}
+	g.Expect(runtime.DefaultUnstructuredConverter.FromUnstructured(m, dep)).To(Succeed())
+	g.Expect(dep.Name).To(Equal("kpo-controller-manager-shard1"))
+	g.Expect(dep.Namespace).To(Equal("kpo-system"))
+	g.Expect(dep.Spec.Selector.MatchLabels).To(Equal(map[string]string{"app.kubernetes.io/name": "kpo-shard1"}),
+		"its pods are not the main instance's (app.kubernetes.io/name: kpo)")
+	g.Expect(dep.Spec.Template.Labels).To(Equal(dep.Spec.Selector.MatchLabels))
+	g.Expect(dep.Spec.Template.Spec.ServiceAccountName).To(Equal("kpo-controller-manager"), "the identity the admission policies exempt")
+	var selectors []string
+	for _, arg := range dep.Spec.Template.Spec.Containers[0].Args {
+		if strings.HasPrefix(arg, "--watch-label-selector") {
+			selectors = append(selectors, arg)
+		}
+	}
+	g.Expect(selectors).To(Equal([]string{"--watch-label-selector=kpo.dev/shard=shard1"}))
+	g.Expect(dep.Spec.Template.Spec.Containers[0].Args).To(ContainElement("--leader-elect"))
 }
 
 // The API server accepts every object of the installer, policies included.

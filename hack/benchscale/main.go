@@ -29,10 +29,10 @@ import (
 
 func main() {
 	var (
-		sizes, out, managerBin, managerArgs, workDir string
-		drafts, packageBytes, authoring              int
-		syncTimeout, total, syncInterval             time.Duration
-		keep                                         bool
+		sizes, out, managerBin, managerArgs, apiServerArgs, workDir string
+		drafts, packageBytes, authoring                             int
+		syncTimeout, total, syncInterval                            time.Duration
+		keep                                                        bool
 	)
 	flag.StringVar(&sizes, "sizes", envOr("KPO_BENCH_SCALE_SIZES", "3x50x3"),
 		"Comma-separated sizes RxPxT: R repositories × P packages × T published tags (env KPO_BENCH_SCALE_SIZES).")
@@ -45,6 +45,8 @@ func main() {
 	flag.StringVar(&managerBin, "manager", "", "Manager binary; empty builds ./cmd.")
 	flag.StringVar(&managerArgs, "manager-args", os.Getenv("KPO_BENCH_SCALE_MANAGER_ARGS"),
 		"Extra manager flags, space-separated, e.g. --repository-workers=8 (env KPO_BENCH_SCALE_MANAGER_ARGS).")
+	flag.StringVar(&apiServerArgs, "apiserver-args", "",
+		"Extra kube-apiserver flags, space-separated name=value (e.g. watch-cache-sizes=packagerevisions.kpo.dev#0).")
 	flag.StringVar(&out, "out", filepath.Join("bench", "scale-report.txt"), "Report file.")
 	flag.StringVar(&workDir, "workdir", "", "Work directory (default: a new temporary directory, removed at the end unless -keep).")
 	flag.BoolVar(&keep, "keep", false, "Keep the work directory (repositories, manager logs, audit logs).")
@@ -61,7 +63,8 @@ func main() {
 	ctx, cancel := context.WithTimeout(ctx, total)
 	defer cancel()
 	if err := run(ctx, parsed, options{
-		out: out, managerBin: managerBin, managerArgs: strings.Fields(managerArgs), workDir: workDir, keep: keep,
+		out: out, managerBin: managerBin, managerArgs: strings.Fields(managerArgs), apiServerArgs: strings.Fields(apiServerArgs),
+		workDir: workDir, keep: keep,
 		authoring: authoring, syncTimeout: syncTimeout, syncInterval: syncInterval,
 	}); err != nil {
 		fatal(err)
@@ -69,11 +72,11 @@ func main() {
 }
 
 type options struct {
-	out, managerBin, workDir  string
-	managerArgs               []string
-	keep                      bool
-	authoring                 int
-	syncTimeout, syncInterval time.Duration
+	out, managerBin, workDir   string
+	managerArgs, apiServerArgs []string
+	keep                       bool
+	authoring                  int
+	syncTimeout, syncInterval  time.Duration
 }
 
 func run(ctx context.Context, sizes []scale.Size, o options) error {
@@ -103,7 +106,7 @@ func run(ctx context.Context, sizes []scale.Size, o options) error {
 	}
 	header := scale.Header{
 		Date: time.Now().Format("2006-01-02"), Machine: machine(), Commit: commit(),
-		Flags: o.managerArgs, Drafts: sizes[0].Drafts, PackageBytes: sizes[0].PackageBytes,
+		Flags: o.managerArgs, APIServerFlags: o.apiServerArgs, Drafts: sizes[0].Drafts, PackageBytes: sizes[0].PackageBytes,
 		SyncInterval: o.syncInterval, Authoring: o.authoring,
 	}
 	var results []*scale.Result
@@ -123,7 +126,7 @@ func run(ctx context.Context, sizes []scale.Size, o options) error {
 		}
 		logf("size %s: %d published revisions, %d PackageRevisions expected", size, size.Published(), size.PackageRevisions())
 		res, err := scale.Run(ctx, scale.Options{
-			Size: size, ManagerBin: bin, ManagerArgs: o.managerArgs, Dir: sizeDir, Authoring: o.authoring,
+			Size: size, ManagerBin: bin, ManagerArgs: o.managerArgs, APIServerArgs: o.apiServerArgs, Dir: sizeDir, Authoring: o.authoring,
 			SyncTimeout: o.syncTimeout, SyncInterval: o.syncInterval, Logf: logf,
 		})
 		if err != nil {

@@ -500,6 +500,7 @@ func TestContentMetadataManagedByKpoCannotChange(t *testing.T) {
 		`{"metadata":{"labels":{"kpo.dev/lifecycle":"Published"}}}`:          "label kpo.dev/lifecycle",
 		`{"metadata":{"labels":{"kpo.dev/content":null}}}`:                   "label kpo.dev/content",
 		`{"metadata":{"labels":{"kpo.dev/latest-revision":"true"}}}`:         "label kpo.dev/latest-revision",
+		`{"metadata":{"labels":{"kpo.dev/shard":"b"}}}`:                      "label kpo.dev/shard",
 		`{"metadata":{"annotations":{"kpo.dev/commit":"fedcba9876543210"}}}`: "annotation kpo.dev/commit",
 	} {
 		err := alice.Patch(ctx, draft.DeepCopy(), mergePatch(patch))
@@ -551,6 +552,13 @@ func TestUsersCannotSetManagerOwnedLabels(t *testing.T) {
 		"cannot be set, changed or removed by users")
 	err = bob.Patch(ctx, rpkg.DeepCopy(), mergePatch(`{"metadata":{"labels":{"kpo.dev/repository":"other","kpo.dev/package":null}}}`))
 	expectRefused(g, err, "kpo.dev/repository, kpo.dev/package")
+	// The shard key follows the Repository: a revision cannot be moved to another manager alone.
+	err = alice.Patch(ctx, rpkg.DeepCopy(), mergePatch(`{"metadata":{"labels":{"kpo.dev/shard":"b"}}}`))
+	expectRefused(g, err, "label(s) kpo.dev/shard of blueprints.nginx.v1 are set by the kpo manager")
+	g.Expect(manager.Patch(ctx, rpkg.DeepCopy(), mergePatch(`{"metadata":{"labels":{"kpo.dev/shard":"a"}}}`))).To(Succeed())
+	for _, patch := range []string{`{"metadata":{"labels":{"kpo.dev/shard":"b"}}}`, `{"metadata":{"labels":{"kpo.dev/shard":null}}}`} {
+		expectRefused(g, bob.Patch(ctx, rpkg.DeepCopy(), mergePatch(patch)), "label(s) kpo.dev/shard of blueprints.nginx.v1")
+	}
 
 	// Labels of their own are fine.
 	g.Expect(alice.Patch(ctx, rpkg, mergePatch(`{"metadata":{"labels":{"team":"web"}}}`))).To(Succeed())

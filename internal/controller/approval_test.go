@@ -32,11 +32,13 @@ func revisionReady(t testing.TB, ns, name string, status metav1.ConditionStatus,
 	return cond
 }
 
-// syncNow asks for an immediate sync of a Repository and waits until it is done.
-func syncNow(t testing.TB, ns, name string) {
+// syncNow asks for an immediate sync of the fixtures' Repository, catalog, and waits until it
+// is done.
+func syncNow(t testing.TB, ns string) {
+	const name = "catalog"
 	t.Helper()
 	g := NewWithT(t)
-	token := requestSync(g, ns, name)
+	token := requestSync(g, ns)
 	g.Eventually(func(g Gomega) {
 		repo := &kpov1.Repository{}
 		g.Expect(k8sClient.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, repo)).To(Succeed())
@@ -152,7 +154,7 @@ func TestPackageRevision_proposalMovedAfterApproval_isNotPublished(t *testing.T)
 
 	// Withdraw, look again (a sync reads the new head), approve again: the new head is published.
 	g.Expect(setLifecycle(k8sClient, ns, name, kpov1.LifecycleProposed)).To(Succeed())
-	syncNow(t, ns, "catalog")
+	syncNow(t, ns)
 	g.Eventually(func(g Gomega) {
 		g.Expect(getRevision(g, ns, name).Status.Commit).To(Equal(moved))
 	}, timeout, interval).Should(Succeed())

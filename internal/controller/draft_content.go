@@ -22,7 +22,9 @@ const sourceRetry = 15 * time.Second
 // draftBuilder builds the files of a new draft from its PackageDraft's source.
 type draftBuilder struct {
 	client.Client
-	git   *gitAccess
+	git *gitAccess
+	// shard reads source revisions served by another shard.
+	shard *shard
 	draft *kpov1.PackageDraft
 	repo  *kpov1.Repository
 	// src is the target repository's clone, already locked and fetched.
@@ -56,10 +58,10 @@ func (b *draftBuilder) build(ctx context.Context) (map[string][]byte, string, er
 }
 
 // publishedSource returns a published PackageRevision, its Repository and the revision's
-// package path from the repository root.
+// package path from the repository root; they may be another shard's.
 func (b *draftBuilder) publishedSource(ctx context.Context, name string) (*kpov1.PackageRevision, *kpov1.Repository, string, error) {
 	pr := &kpov1.PackageRevision{}
-	if err := b.Get(ctx, client.ObjectKey{Namespace: b.draft.Namespace, Name: name}, pr); err != nil {
+	if err := b.shard.get(ctx, b.Client, client.ObjectKey{Namespace: b.draft.Namespace, Name: name}, pr); err != nil {
 		if apierrors.IsNotFound(err) {
 			// It may appear with the next sync of its repository (a GitOps apply of both at once).
 			return nil, nil, "", &stepError{Reason: kpov1.SourceNotFoundReason, RetryAfter: sourceRetry,
@@ -72,7 +74,7 @@ func (b *draftBuilder) publishedSource(ctx context.Context, name string) (*kpov1
 			"package revision %q is %s, not a published revision: copy and clone only from published revisions (approve it first)", name, pr.Status.Lifecycle))
 	}
 	repo := &kpov1.Repository{}
-	if err := b.Get(ctx, client.ObjectKey{Namespace: pr.Namespace, Name: pr.Spec.Repository}, repo); err != nil {
+	if err := b.shard.get(ctx, b.Client, client.ObjectKey{Namespace: pr.Namespace, Name: pr.Spec.Repository}, repo); err != nil {
 		return nil, nil, "", fmt.Errorf("reading repository %q of %s: %w", pr.Spec.Repository, name, err)
 	}
 	return pr, repo, discovery.PackagePath(repo.Spec.Git.Directory, pr.Spec.PackageName), nil

@@ -508,7 +508,7 @@ func TestRepository_fullSync_followsAnotherToolsMove_butNeverANewerIntentOfTheUs
 	pr.Status.LifecycleGeneration = pr.Generation - 1
 	g.Expect(manager.Status().Patch(context.Background(), pr, patch)).To(Succeed())
 	proposeInGit()
-	syncNow(t, ns, "catalog")
+	syncNow(t, ns)
 	g.Eventually(func(g Gomega) {
 		pr := getRevision(g, ns, name)
 		g.Expect(pr.Spec.Lifecycle).To(Equal(kpov1.LifecycleDraft))
@@ -521,7 +521,7 @@ func TestRepository_fullSync_followsAnotherToolsMove_butNeverANewerIntentOfTheUs
 
 	// Another tool proposes while no intent of the user is pending: the spec follows Git.
 	proposeInGit()
-	syncNow(t, ns, "catalog")
+	syncNow(t, ns)
 	pr = waitLifecycle(t, ns, name, kpov1.LifecycleProposed)
 	g.Expect(pr.Spec.Lifecycle).To(Equal(kpov1.LifecycleProposed))
 	g.Expect(pr.Status.LifecycleGeneration).To(Equal(pr.Generation))

@@ -12,11 +12,14 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/record"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	kpov1 "kpo.dev/kpo/api/v1alpha1"
@@ -30,6 +33,7 @@ import (
 type PackageDraftReconciler struct {
 	client.Client
 	git      *gitAccess
+	shard    *shard
 	render   Renderer
 	Recorder record.EventRecorder
 }
@@ -39,11 +43,22 @@ type PackageDraftReconciler struct {
 // +kubebuilder:rbac:groups=kpo.dev,resources=packagedrafts/finalizers,verbs=update
 
 // SetupWithManager registers the reconciler; changes of a produced PackageRevision (found by
-// its kpo.dev/draft label) requeue its PackageDraft.
+// its kpo.dev/draft label) requeue its PackageDraft, and a Repository that enters the cache
+// (created, or moved into this manager's shard) requeues the PackageDrafts that name it.
 func (r *PackageDraftReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &kpov1.PackageDraft{}, draftRepositoryIndex, func(obj client.Object) []string {
+		return []string{obj.(*kpov1.PackageDraft).Spec.Repository}
+	}); err != nil {
+		return err
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&kpov1.PackageDraft{}).
 		Watches(&kpov1.PackageRevision{}, handler.EnqueueRequestsFromMapFunc(draftOfRevision)).
+		Watches(&kpov1.Repository{}, handler.EnqueueRequestsFromMapFunc(r.draftsOfRepository), builder.WithPredicates(predicate.Funcs{
+			UpdateFunc:  func(event.UpdateEvent) bool { return false },
+			DeleteFunc:  func(event.DeleteEvent) bool { return false },
+			GenericFunc: func(event.GenericEvent) bool { return false },
+		})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
 		Named("packagedraft").
 		Complete(r)
@@ -57,11 +72,30 @@ func draftOfRevision(_ context.Context, obj client.Object) []reconcile.Request {
 	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: name}}}
 }
 
+// draftRepositoryIndex indexes PackageDrafts by the Repository they name.
+const draftRepositoryIndex = "spec.repository"
+
+// draftsOfRepository maps a Repository to the PackageDrafts that name it.
+func (r *PackageDraftReconciler) draftsOfRepository(ctx context.Context, obj client.Object) []reconcile.Request {
+	list := &kpov1.PackageDraftList{}
+	if err := r.List(ctx, list, client.InNamespace(obj.GetNamespace()), client.MatchingFields{draftRepositoryIndex: obj.GetName()}); err != nil {
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for i := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+	}
+	return reqs
+}
+
 // Reconcile creates the draft revision once, then follows the declared lifecycle.
 func (r *PackageDraftReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	draft := &kpov1.PackageDraft{}
 	if err := r.Get(ctx, req.NamespacedName, draft); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if act, result, err := r.inShard(ctx, draft); !act || err != nil {
+		return result, err
 	}
 	if !draft.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, r.reconcileDelete(ctx, draft)
@@ -88,6 +122,40 @@ func (r *PackageDraftReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		}
 	}
 	return ctrl.Result{}, nil
+}
+
+// inShard tells whether this manager acts on the PackageDraft. One whose Repository is in
+// another shard is that shard's manager's, and one whose Repository does not exist is the
+// unsharded instance's (shard.writesForMissing): any other manager leaves it alone, writing
+// nothing, not even a finalizer. While the revision it produced is on its way from one shard to
+// the other (in neither this manager's cache nor gone), it waits, so that a revision taken over
+// is never reported deleted.
+func (r *PackageDraftReconciler) inShard(ctx context.Context, draft *kpov1.PackageDraft) (bool, ctrl.Result, error) {
+	_, where, err := r.shard.locate(ctx, r.Client, client.ObjectKey{Namespace: draft.Namespace, Name: draft.Spec.Repository})
+	if err != nil {
+		return false, ctrl.Result{}, err
+	}
+	if stop, result := leaveAlone(where); stop {
+		return false, result, nil
+	}
+	if where == missing {
+		return r.shard.writesForMissing(), ctrl.Result{}, nil
+	}
+	produced := draft.Status.PackageRevision
+	if produced == "" || !r.shard.sharded() {
+		return true, ctrl.Result{}, nil
+	}
+	key := client.ObjectKey{Namespace: draft.Namespace, Name: produced}
+	if err := r.Get(ctx, key, &kpov1.PackageRevision{}); !apierrors.IsNotFound(err) {
+		return err == nil, ctrl.Result{}, err
+	}
+	switch err := r.shard.apiReader.Get(ctx, key, &kpov1.PackageRevision{}); {
+	case apierrors.IsNotFound(err):
+		return true, ctrl.Result{}, nil
+	case err != nil:
+		return false, ctrl.Result{}, fmt.Errorf("reading package revision %s: %w", produced, err)
+	}
+	return false, ctrl.Result{RequeueAfter: time.Second}, nil
 }
 
 // draftScope is what the steps of one PackageDraft reconcile share: the PackageDraft (whose
@@ -226,7 +294,7 @@ func (r *PackageDraftReconciler) createDraft(ctx context.Context, draft *kpov1.P
 	if err := r.checkTarget(src, repo, draft, pkgPath); err != nil {
 		return err
 	}
-	b := &draftBuilder{Client: r.Client, git: r.git, draft: draft, repo: repo, src: src}
+	b := &draftBuilder{Client: r.Client, git: r.git, shard: r.shard, draft: draft, repo: repo, src: src}
 	files, task, err := b.build(ctx)
 	if err != nil {
 		return err

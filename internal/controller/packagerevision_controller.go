@@ -30,6 +30,7 @@ import (
 type PackageRevisionReconciler struct {
 	client.Client
 	git      *gitAccess
+	shard    *shard
 	render   Renderer
 	Recorder record.EventRecorder
 }
@@ -60,9 +61,14 @@ func (r *PackageRevisionReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	if err := r.Get(ctx, req.NamespacedName, pr); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	repo, err := r.repository(ctx, pr)
+	repo, where, err := r.repository(ctx, pr)
 	if err != nil {
 		return ctrl.Result{}, err
+	}
+	if stop, result := leaveAlone(where); stop {
+		// Labelled with this shard, but its Repository moved to another: that shard's manager
+		// takes it over (reconcileShard).
+		return result, nil
 	}
 	if !pr.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, r.reconcileDelete(ctx, pr, repo)
@@ -140,19 +146,20 @@ func (r *PackageRevisionReconciler) reconcileRepository(_ context.Context, s *re
 	return nil
 }
 
-// repository returns the PackageRevision's Repository, or nil when it is gone or being deleted.
-func (r *PackageRevisionReconciler) repository(ctx context.Context, pr *kpov1.PackageRevision) (*kpov1.Repository, error) {
-	repo := &kpov1.Repository{}
-	err := r.Get(ctx, client.ObjectKey{Namespace: pr.Namespace, Name: pr.Spec.Repository}, repo)
+// repository returns the PackageRevision's Repository, or nil when it is gone or being deleted,
+// and where it is served. A Repository of another shard that is being deleted counts as gone:
+// this manager holds the revision and releases it.
+func (r *PackageRevisionReconciler) repository(ctx context.Context, pr *kpov1.PackageRevision) (*kpov1.Repository, placement, error) {
+	repo, where, err := r.shard.locate(ctx, r.Client, client.ObjectKey{Namespace: pr.Namespace, Name: pr.Spec.Repository})
 	switch {
-	case apierrors.IsNotFound(err):
-		return nil, nil
 	case err != nil:
-		return nil, fmt.Errorf("reading repository: %w", err)
-	case !repo.DeletionTimestamp.IsZero():
-		return nil, nil
+		return nil, where, err
+	case repo != nil && !repo.DeletionTimestamp.IsZero():
+		return nil, missing, nil
+	case where != servedHere:
+		return nil, where, nil
 	}
-	return repo, nil
+	return repo, where, nil
 }
 
 // contentConfigMap returns the PackageRevision's content ConfigMap, or nil. ConfigMaps are

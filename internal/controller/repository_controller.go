@@ -41,6 +41,7 @@ const maxRetryAfter = time.Minute
 type RepositoryReconciler struct {
 	client.Client
 	git      *gitAccess
+	shard    *shard
 	Recorder record.EventRecorder
 	// MaxConcurrentReconciles bounds parallel syncs (default 2).
 	MaxConcurrentReconciles int
@@ -59,8 +60,9 @@ type RepositoryReconciler struct {
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;delete;deletecollection
 
 // SetupWithManager registers the reconciler: it runs on spec changes and on any annotation
-// change (kpo.dev/sync-requested), requeues itself for periodic syncs, and recounts its
-// packages when one of its PackageRevisions is created or deleted.
+// change (kpo.dev/sync-requested), requeues itself for periodic syncs, recounts its
+// packages when one of its PackageRevisions is created or deleted, and forgets a Repository
+// that leaves the cache (deleted, or moved to another shard).
 func (r *RepositoryReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	workers := r.MaxConcurrentReconciles
 	if workers == 0 {
@@ -74,6 +76,7 @@ func (r *RepositoryReconciler) SetupWithManager(mgr ctrl.Manager) error {
 				UpdateFunc:  func(event.UpdateEvent) bool { return false },
 				GenericFunc: func(event.GenericEvent) bool { return false },
 			})).
+		Watches(&kpov1.Repository{}, handler.Funcs{DeleteFunc: r.forget}).
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
 		Named("repository").
 		Complete(r)
@@ -137,6 +140,7 @@ func (r *RepositoryReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	state := &syncState{}
 	result = ctrl.Result{RequeueAfter: nextSync(repo, now)}
 	for _, step := range []func(context.Context, *kpov1.Repository, *syncState) error{
+		r.reconcileShard,
 		r.reconcileSource,
 		r.reconcileRevisions,
 		r.reconcilePackageCount,

@@ -181,9 +181,11 @@ func TestRepository_registered_discoversEveryRevisionOfThePorchLayout(t *testing
 	g.Expect(ws2.Labels).To(HaveKeyWithValue(kpov1.PackageLabel, "basens"))
 }
 
-func requestSync(g Gomega, ns, name string) string {
+// requestSync asks for a sync of the fixtures' Repository, catalog, as `kubectl annotate` would,
+// and returns the request's token.
+func requestSync(g Gomega, ns string) string {
 	repo := &kpov1.Repository{}
-	g.Expect(k8sClient.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, repo)).To(Succeed())
+	g.Expect(k8sClient.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "catalog"}, repo)).To(Succeed())
 	patch := client.MergeFrom(repo.DeepCopy())
 	token := time.Now().Format(time.RFC3339Nano)
 	if repo.Annotations == nil {
@@ -210,7 +212,7 @@ func TestRepository_syncRequested_picksUpNewTagAndDropsDeletedBranch(t *testing.
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(gitRepo.Tag("apps/web/v1", web1)).To(Succeed())
 	g.Expect(gitRepo.DeleteRef("refs/heads/drafts/apps/web/edit1")).To(Succeed())
-	token := requestSync(g, ns, "catalog")
+	token := requestSync(g, ns)
 
 	g.Eventually(func(g Gomega) {
 		repo := &kpov1.Repository{}

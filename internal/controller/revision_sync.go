@@ -198,7 +198,8 @@ func (s *revisionSync) recreate(ctx context.Context, pr *kpov1.PackageRevision, 
 	return s.applyRevision(ctx, rev, nil, latest, retried)
 }
 
-// setMeta sets the labels and owner reference the manager owns.
+// setMeta sets the labels (the Repository's shard among them) and owner reference the manager
+// owns.
 func (s *revisionSync) setMeta(pr *kpov1.PackageRevision, rev discovery.Revision, latest bool) {
 	labels := mergeMaps(pr.Labels, map[string]string{
 		kpov1.RepositoryLabel: s.repo.Name,
@@ -206,7 +207,7 @@ func (s *revisionSync) setMeta(pr *kpov1.PackageRevision, rev discovery.Revision
 	})
 	setLabel(labels, kpov1.LatestRevisionLabel, latest)
 	setLabel(labels, kpov1.DeploymentLabel, s.repo.Spec.Deployment)
-	pr.Labels = labels
+	pr.Labels = withShard(labels, s.repo)
 	_ = controllerutil.SetOwnerReference(s.repo, pr, s.Scheme())
 }
 
@@ -409,12 +410,12 @@ func (s *revisionSync) writeContent(ctx context.Context, rev discovery.Revision,
 	// conflict with a fresh read.
 	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		_, err := controllerutil.CreateOrUpdate(ctx, s.Client, cm, func() error {
-			cm.Labels = mergeMaps(cm.Labels, map[string]string{
+			cm.Labels = withShard(mergeMaps(cm.Labels, map[string]string{
 				kpov1.RepositoryLabel: s.repo.Name,
 				kpov1.PackageLabel:    discovery.PackageLabelValue(rev.Package),
 				kpov1.ContentLabel:    "true",
 				kpov1.LifecycleLabel:  string(rev.Lifecycle),
-			})
+			}), s.repo)
 			if files != nil && !hasUncommittedEdits(cm, content.Digest(files)) {
 				cm.Data, cm.BinaryData = data, binary
 				cm.Annotations = mergeMaps(cm.Annotations, map[string]string{

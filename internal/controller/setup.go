@@ -20,15 +20,20 @@ type Options struct {
 	// Render renders draft content through its Kptfile pipelines before it is committed; nil
 	// commits content as given.
 	Render Renderer
+	// Shard selects the Repositories this manager serves (ShardSelector); nil serves them all.
+	// The manager's cache must be built with ShardCacheOptions of the same selector.
+	Shard labels.Selector
 }
 
 // SetupWithManager registers every kpo controller with mgr. They share one Git access, so
 // work on one repository is serialised across them.
 func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	access := &gitAccess{apiReader: mgr.GetAPIReader(), cache: opts.GitCache}
+	shard := &shard{selector: opts.Shard, apiReader: mgr.GetAPIReader()}
 	if err := (&RepositoryReconciler{
 		Client:                  mgr.GetClient(),
 		git:                     access,
+		shard:                   shard,
 		Recorder:                mgr.GetEventRecorderFor("kpo-repository"),
 		MaxConcurrentReconciles: opts.RepositoryWorkers,
 	}).SetupWithManager(mgr); err != nil {
@@ -37,6 +42,7 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	if err := (&PackageRevisionReconciler{
 		Client:   mgr.GetClient(),
 		git:      access,
+		shard:    shard,
 		render:   opts.Render,
 		Recorder: mgr.GetEventRecorderFor("kpo-packagerevision"),
 	}).SetupWithManager(mgr); err != nil {
@@ -45,6 +51,7 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	if err := (&PackageDraftReconciler{
 		Client:   mgr.GetClient(),
 		git:      access,
+		shard:    shard,
 		render:   opts.Render,
 		Recorder: mgr.GetEventRecorderFor("kpo-packagedraft"),
 	}).SetupWithManager(mgr); err != nil {

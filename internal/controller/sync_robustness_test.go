@@ -79,7 +79,7 @@ func TestRepository_packagesThatCannotBePackageRevisions_areReportedAlone_andThe
 	_, err = gitRepo.Commit("main", gitserver.Change{Message: "Remove the long path", Delete: []string{"deep"}})
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(gitRepo.DeleteRef("refs/heads/drafts/good/" + longWorkspace)).To(Succeed())
-	requestSync(g, ns, "catalog")
+	requestSync(g, ns)
 	g.Eventually(func(g Gomega) {
 		repo := getRepository(g, ns, "catalog")
 		c := meta.FindStatusCondition(repo.Status.Conditions, kpov1.PackagesValidCondition)
@@ -168,7 +168,7 @@ func TestRepository_packagesWithInvalidOrUnstorableFiles_syncWithAWarningOrACont
 
 	// An unchanged resync writes nothing: no PackageRevision or ConfigMap changes.
 	before := resourceVersions(g, ns)
-	token := requestSync(g, ns, "catalog")
+	token := requestSync(g, ns)
 	g.Eventually(func(g Gomega) {
 		g.Expect(getRepository(g, ns, "catalog").Status.LastHandledSyncRequest).To(Equal(token))
 	}, timeout, interval).Should(Succeed())
@@ -181,7 +181,7 @@ func TestRepository_packagesWithInvalidOrUnstorableFiles_syncWithAWarningOrACont
 		"badyaml/app.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: fixed\n",
 	}})
 	g.Expect(err).NotTo(HaveOccurred())
-	requestSync(g, ns, "catalog")
+	requestSync(g, ns)
 	g.Eventually(func(g Gomega) {
 		pr := getRevision(g, ns, "catalog.badyaml.main")
 		g.Expect(pr.Status.ContentWarning).To(BeNil())

@@ -30,7 +30,7 @@ func TestRepository_unchangedResync_writesNothingButItsOwnSyncRecord(t *testing.
 	waitLifecycle(t, ns, waitDraft(t, ns, "api"), kpov1.LifecycleDraft)
 	quiet(t, ns)
 
-	syncNow(t, ns, "catalog")
+	syncNow(t, ns)
 	g.Consistently(func() map[string]int { return managerRequests.Writes(ns) }, "2s", interval).Should(
 		Or(BeEmpty(), Equal(map[string]int{"PATCH repositories/status catalog": 1})),
 		"a resync that finds Git unchanged writes no PackageRevision, ConfigMap or event")
@@ -54,7 +54,7 @@ func TestRepository_resyncAfterOneNewTag_writesOnlyForThatPackage(t *testing.T) 
 		Message: "Approve web v2\n\nkpt:{\"package\":\"web\",\"workspaceName\":\"w2\",\"revision\":\"2\"}"})
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(gitRepo.Tag("web/v2", "main")).To(Succeed())
-	syncNow(t, ns, "catalog")
+	syncNow(t, ns)
 	g.Eventually(func(g Gomega) {
 		g.Expect(getRevision(g, ns, "catalog.web.w2").Status.Revision).To(Equal(2))
 	}, timeout, interval).Should(Succeed())

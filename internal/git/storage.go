@@ -10,6 +10,7 @@ import (
 	gogit "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/storage"
 	"github.com/go-git/go-git/v5/storage/filesystem"
 )
@@ -56,12 +57,18 @@ func initClone(dir string) (*gogit.Repository, error) {
 	return wrapStorage(repo, dir)
 }
 
+// objectCache holds decoded Git objects for every clone of this process. Objects are named by
+// their hash, so clones can share it, and its bound is the manager's whatever the number of
+// repositories: go-git's default is a cache of 96 MiB per repository.
+var objectCache = cache.NewObjectLRU(64 * cache.MiByte)
+
 func wrapStorage(repo *gogit.Repository, dir string) (*gogit.Repository, error) {
 	fs, ok := repo.Storer.(*filesystem.Storage)
 	if !ok {
 		return nil, fmt.Errorf("local clone %s: unexpected storage %T", dir, repo.Storer)
 	}
-	return gogit.Open(&atomicStorage{Storage: fs, dir: dir}, nil)
+	shared := filesystem.NewStorage(fs.Filesystem(), objectCache)
+	return gogit.Open(&atomicStorage{Storage: shared, dir: dir}, nil)
 }
 
 // SetReference writes ref atomically.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
@@ -25,8 +26,9 @@ type ControlPlane struct {
 
 // StartControlPlane starts the control plane (KUBEBUILDER_ASSETS must be set), as
 // testenv.Start does but with an audit policy, installs kpo's cluster config and waits for
-// the admission policies. dir holds the audit policy and log.
-func StartControlPlane(ctx context.Context, dir string) (*ControlPlane, error) {
+// the admission policies. dir holds the audit policy and log; apiServerArgs are extra
+// kube-apiserver flags, each "name=value".
+func StartControlPlane(ctx context.Context, dir string, apiServerArgs []string) (*ControlPlane, error) {
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		return nil, errors.New("KUBEBUILDER_ASSETS is not set: run `make bench-scale`, or export KUBEBUILDER_ASSETS=$(hack/envtest-assets.sh)")
 	}
@@ -43,6 +45,13 @@ func StartControlPlane(ctx context.Context, dir string) (*ControlPlane, error) {
 		Set("audit-log-path", log).
 		Set("audit-log-maxsize", "0").
 		Set("audit-log-format", "json")
+	for _, arg := range apiServerArgs {
+		name, value, ok := strings.Cut(strings.TrimPrefix(arg, "--"), "=")
+		if !ok {
+			return nil, fmt.Errorf("kube-apiserver flag %q: want name=value", arg)
+		}
+		env.ControlPlane.GetAPIServer().Configure().Set(name, value)
+	}
 	cfg, err := env.Start()
 	if err != nil {
 		return nil, fmt.Errorf("starting envtest control plane: %w", err)

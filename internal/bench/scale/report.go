@@ -13,11 +13,13 @@ type Header struct {
 	Date, Machine, Commit string
 	// Flags are the manager's extra flags; Drafts, PackageBytes and SyncInterval the
 	// generated repositories' shape.
-	Flags        []string
-	Drafts       int
-	PackageBytes int
-	SyncInterval time.Duration
-	Authoring    int
+	Flags []string
+	// APIServerFlags are the extra kube-apiserver flags.
+	APIServerFlags []string
+	Drafts         int
+	PackageBytes   int
+	SyncInterval   time.Duration
+	Authoring      int
 }
 
 // WriteReport writes the Markdown report: two tables (one row per size) and the details of
@@ -32,7 +34,11 @@ func WriteReport(w io.Writer, h Header, results []*Result, failed map[string]err
 	if len(h.Flags) > 0 {
 		flags = strings.Join(h.Flags, " ")
 	}
-	fmt.Fprintf(w, "- manager: the real binary as a process (flags: %s); envtest kube-apiserver and etcd, fresh per size\n\n", flags)
+	apiFlags := "defaults"
+	if len(h.APIServerFlags) > 0 {
+		apiFlags = strings.Join(h.APIServerFlags, " ")
+	}
+	fmt.Fprintf(w, "- manager: the real binary as a process (flags: %s); envtest kube-apiserver (flags: %s) and etcd, fresh per size\n\n", flags, apiFlags)
 
 	fmt.Fprintln(w, "## Full sync and footprint")
 	fmt.Fprintln(w)

@@ -46,6 +46,8 @@ type Options struct {
 	// ManagerBin is the manager binary; ManagerArgs are flags added after the benchmark's.
 	ManagerBin  string
 	ManagerArgs []string
+	// APIServerArgs are extra kube-apiserver flags, each "name=value".
+	APIServerArgs []string
 	// Dir is the work directory of this size (Git repositories, audit log, manager log and
 	// Git cache); the caller removes it.
 	Dir string
@@ -146,7 +148,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	res.GitGen = time.Since(start)
 	logf("generated %d repositories (%d published revisions) in %s", o.Size.Repositories, o.Size.Published(), res.GitGen.Round(time.Millisecond))
 
-	cp, err := StartControlPlane(ctx, o.Dir)
+	cp, err := StartControlPlane(ctx, o.Dir, o.APIServerArgs)
 	if err != nil {
 		return nil, err
 	}
