@@ -47,6 +47,7 @@ type PackageVariantReconciler struct {
 	// kinds, and reads only what its role allows.
 	APIReader client.Reader
 	git       *gitAccess
+	shard     *shard
 	Recorder  record.EventRecorder
 	// upToDate remembers, per variant UID, the published revision last found up to date (see
 	// customizationChanges).
@@ -64,6 +65,10 @@ const (
 	variantUpstreamIndex   = "spec.upstream.package"
 	variantDownstreamIndex = "spec.downstream.package"
 )
+
+// sharedUpstreamResync is how often a variant of a sharded manager looks at its upstream
+// package again: it may be another shard's, whose revisions this manager does not watch.
+const sharedUpstreamResync = time.Minute
 
 // injectionResync is how often a variant with injectors looks at its injected objects again:
 // the manager does not watch every kind it may inject.
@@ -152,6 +157,9 @@ func (r *PackageVariantReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	if err := r.Get(ctx, req.NamespacedName, pv); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	if act, result, err := r.inShard(ctx, pv); !act || err != nil {
+		return result, err
+	}
 	if !pv.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, r.reconcileDelete(ctx, pv)
 	}
@@ -186,6 +194,23 @@ func (r *PackageVariantReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	return ctrl.Result{}, nil
 }
 
+// inShard tells whether this manager acts on the variant: the manager whose shard serves the
+// downstream Repository (where the variant writes), or, when that does not exist, the instance
+// that reports on missing Repositories. Any other leaves it alone, writing nothing.
+func (r *PackageVariantReconciler) inShard(ctx context.Context, pv *kpov1.PackageVariant) (bool, ctrl.Result, error) {
+	_, where, err := r.shard.locate(ctx, r.Client, client.ObjectKey{Namespace: pv.Namespace, Name: pv.Spec.Downstream.Repo})
+	if err != nil {
+		return false, ctrl.Result{}, err
+	}
+	if stop, result := leaveAlone(where); stop {
+		return false, result, nil
+	}
+	if where == missing {
+		return r.shard.writesForMissing(), ctrl.Result{}, nil
+	}
+	return true, ctrl.Result{}, nil
+}
+
 // reconcileSpec refuses a spec kpo will not carry out (terminal, reason InvalidSpec).
 func (r *PackageVariantReconciler) reconcileSpec(_ context.Context, s *variantScope) error {
 	if err := validateVariantSpec(&s.pv.Spec); err != nil {
@@ -198,7 +223,13 @@ func (r *PackageVariantReconciler) reconcileSpec(_ context.Context, s *variantSc
 // names none). A missing one is retried after a pause: it may be published later.
 func (r *PackageVariantReconciler) reconcileUpstream(ctx context.Context, s *variantScope) error {
 	up := s.pv.Spec.Upstream
-	revs, err := r.packageRevisions(ctx, s.pv.Namespace, up.Repo, up.Package)
+	var reader client.Reader = r.Client
+	if r.shard.sharded() {
+		// The upstream Repository may be another shard's, whose revisions are not cached here;
+		// their changes do not requeue the variant either (see sharedUpstreamResync).
+		reader, s.requeue = r.APIReader, sharedUpstreamResync
+	}
+	revs, err := packageRevisions(ctx, reader, s.pv.Namespace, up.Repo, up.Package)
 	if err != nil {
 		return err
 	}
@@ -229,8 +260,12 @@ func (r *PackageVariantReconciler) reconcileUpstream(ctx context.Context, s *var
 // packageRevisions lists the revisions of one package of one repository, revision -1 (the
 // package as on the registered branch) excluded.
 func (r *PackageVariantReconciler) packageRevisions(ctx context.Context, ns, repo, pkg string) ([]kpov1.PackageRevision, error) {
+	return packageRevisions(ctx, r.Client, ns, repo, pkg)
+}
+
+func packageRevisions(ctx context.Context, c client.Reader, ns, repo, pkg string) ([]kpov1.PackageRevision, error) {
 	list := &kpov1.PackageRevisionList{}
-	if err := r.List(ctx, list, client.InNamespace(ns), client.MatchingLabels{
+	if err := c.List(ctx, list, client.InNamespace(ns), client.MatchingLabels{
 		kpov1.RepositoryLabel: repo, kpov1.PackageLabel: discovery.PackageLabelValue(pkg),
 	}); err != nil {
 		return nil, err
@@ -528,7 +563,7 @@ func (r *PackageVariantReconciler) customizationChanges(ctx context.Context, s *
 	if err != nil {
 		return false, terminal(kpov1.InjectionFailedReason, err)
 	}
-	if len(s.pv.Spec.Injectors) > 0 {
+	if len(s.pv.Spec.Injectors) > 0 && (s.requeue == 0 || s.requeue > injectionResync) {
 		s.requeue = injectionResync
 	}
 	changed := !reflect.DeepEqual(c.Files, files) || !hasGates(pr, c.RequiredGates) || !hasMetadata(pr, s.pv)
@@ -614,7 +649,7 @@ func (r *PackageVariantReconciler) reconcileCustomizations(ctx context.Context, 
 	if s.waiting != "" {
 		return nil
 	}
-	if len(s.pv.Spec.Injectors) > 0 {
+	if len(s.pv.Spec.Injectors) > 0 && (s.requeue == 0 || s.requeue > injectionResync) {
 		s.requeue = injectionResync
 	}
 	for i := range s.owned {

@@ -61,6 +61,7 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		git:       access,
+		shard:     shard,
 		Recorder:  mgr.GetEventRecorderFor("kpo-packagevariant"),
 	}).SetupWithManager(mgr)
 }
