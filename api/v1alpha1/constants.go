@@ -27,6 +27,9 @@ const (
 	// LifecycleLabel on a content ConfigMap mirrors its PackageRevision's lifecycle, so the
 	// admission policy can keep all but Draft content read-only.
 	LifecycleLabel = "kpo.dev/lifecycle"
+	// PackageVariantLabel on a PackageRevision names the PackageVariant that owns it (created
+	// it through its PackageDrafts, or adopted it). Only the manager sets it (admission policy).
+	PackageVariantLabel = "kpo.dev/package-variant"
 	// ShardLabel is the shard key. Users set it on a Repository to choose the manager instance
 	// that serves it (the instance whose --watch-label-selector matches it); the manager copies
 	// it to the Repository's PackageRevisions and content ConfigMaps, so each instance caches
@@ -66,6 +69,27 @@ const (
 	// ContentDigestAnnotation on a content ConfigMap is the digest of the files the manager
 	// wrote; content whose digest differs was edited by a user and is committed.
 	ContentDigestAnnotation = "kpo.dev/digest"
+	// ApprovalPolicyAnnotation on a PackageVariant lets the manager publish the variant's
+	// drafts (Nephio's annotation): "initial" publishes the first revision of the downstream
+	// package once its readiness gates are True, "always" every revision. Setting it, or
+	// changing the spec of a variant that has it, needs the approve permission (admission
+	// policy kpo-package-variant-approval), which stamps ApprovedByAnnotation with the
+	// identity that did: the publisher recorded on what the variant publishes.
+	ApprovalPolicyAnnotation = "approval.nephio.org/policy"
+	// InjectedResourceNameAnnotation on an injection point names the in-cluster object
+	// injected into it (kpt's annotation).
+	InjectedResourceNameAnnotation = "kpt.dev/injected-resource-name"
+	// ConfigInjectionAnnotation marks a resource of a package as an injection point: required
+	// or optional (kpt's annotation).
+	ConfigInjectionAnnotation = "kpt.dev/config-injection"
+)
+
+// The values of ApprovalPolicyAnnotation.
+const (
+	// ApprovalPolicyInitial publishes the first revision once its readiness gates are True.
+	ApprovalPolicyInitial = "initial"
+	// ApprovalPolicyAlways publishes every revision once its readiness gates are True.
+	ApprovalPolicyAlways = "always"
 )
 
 // ContentRequestTTL is how long the content ConfigMap of a published revision stays after the
@@ -87,6 +111,9 @@ const (
 	// PackageDraftFinalizer abandons the draft a deleted PackageDraft produced while it is
 	// still a Draft.
 	PackageDraftFinalizer = "kpo.dev/packagedraft-cleanup"
+	// PackageVariantFinalizer applies a deleted PackageVariant's deletionPolicy to its
+	// downstream revisions.
+	PackageVariantFinalizer = "kpo.dev/packagevariant-cleanup"
 )
 
 // Condition types.
@@ -96,6 +123,9 @@ const (
 	ReadyCondition = "Ready"
 	// RenderedCondition says whether the draft's content rendered through its Kptfile pipeline.
 	RenderedCondition = "Rendered"
+	// StalledCondition on a PackageVariant is True when it cannot go on without a change by the
+	// user (an invalid spec, a downstream it may not adopt, a merge conflict); as Porch's.
+	StalledCondition = "Stalled"
 )
 
 // Condition reasons.
@@ -171,6 +201,25 @@ const (
 	// InvalidContentRequestReason: the kpo.dev/content-requested annotation is not a time in
 	// RFC 3339 at or before now; no content ConfigMap is written for it.
 	InvalidContentRequestReason = "InvalidContentRequest"
+	// InvalidSpecReason: a PackageVariant asks for something kpo refuses (a manager-owned label
+	// or annotation, a reserved package-context key); the message names it.
+	InvalidSpecReason = "InvalidSpec"
+	// UpstreamNotFoundReason: the PackageVariant's upstream revision is not a published
+	// PackageRevision (yet).
+	UpstreamNotFoundReason = "UpstreamNotFound"
+	// DownstreamNotOwnedReason: the downstream package exists and no PackageVariant owns it;
+	// set adoptionPolicy: adoptExisting to take it over.
+	DownstreamNotOwnedReason = "DownstreamNotOwned"
+	// DownstreamOwnedElsewhereReason: another PackageVariant owns the downstream package.
+	DownstreamOwnedElsewhereReason = "DownstreamOwnedElsewhere"
+	// InjectionFailedReason: the package's injection points cannot be filled (an invalid
+	// kpt.dev/config-injection value, ambiguous injection points).
+	InjectionFailedReason = "InjectionFailed"
+	// WaitingForDraftReason: the variant's draft is being created, edited or rendered.
+	WaitingForDraftReason = "WaitingForDraft"
+	// DraftBehindUpstreamReason: the variant's draft or proposal is based on another upstream
+	// revision than the spec asks for; publish or delete it and the variant upgrades.
+	DraftBehindUpstreamReason = "DraftBehindUpstream"
 )
 
 // Conditions and reasons of the sync's per-package checks: one package that cannot be

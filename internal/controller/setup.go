@@ -48,12 +48,21 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
-	return (&PackageDraftReconciler{
+	if err := (&PackageDraftReconciler{
 		Client:   mgr.GetClient(),
 		git:      access,
 		shard:    shard,
 		render:   opts.Render,
 		Recorder: mgr.GetEventRecorderFor("kpo-packagedraft"),
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	return (&PackageVariantReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		git:       access,
+		shard:     shard,
+		Recorder:  mgr.GetEventRecorderFor("kpo-packagevariant"),
 	}).SetupWithManager(mgr)
 }
 

@@ -30,6 +30,8 @@ var ClusterConfigFiles = []string{
 	filepath.Join("config", "policies", "edited-by-stamp.yaml"),
 	filepath.Join("config", "policies", "read-only-content.yaml"),
 	filepath.Join("config", "policies", "manager-owned-labels.yaml"),
+	filepath.Join("config", "policies", "packagevariant-approved-by-stamp.yaml"),
+	filepath.Join("config", "policies", "packagevariant-approval.yaml"),
 	filepath.Join("config", "functions", "functions.yaml"),
 }
 
