@@ -149,11 +149,10 @@ func (r *Repo) lostRace(ctx context.Context, cmds []*packp.Command) bool {
 // receivePackSession opens a push session to origin and reads the advertised refs; adv is
 // nil for an empty remote.
 func (r *Repo) receivePackSession(ctx context.Context) (transport.ReceivePackSession, *packp.AdvRefs, error) {
-	ep, err := transport.NewEndpoint(r.url)
+	ep, err := r.endpoint()
 	if err != nil {
-		return nil, nil, fmt.Errorf("invalid repository URL %s", RedactURL(r.url))
+		return nil, nil, err
 	}
-	ep.CaBundle = r.creds.CABundle
 	cl, err := client.NewClient(ep)
 	if err != nil {
 		return nil, nil, err
@@ -241,9 +240,9 @@ func (e *entry) applyLocally(cmds []*packp.Command) error {
 	for _, c := range cmds {
 		var err error
 		if c.New.IsZero() {
-			err = e.repo.Storer.RemoveReference(c.Name)
+			err = e.removeRef(c.Name)
 		} else {
-			err = e.repo.Storer.SetReference(plumbing.NewHashReference(c.Name, c.New))
+			err = e.setRef(c.Name, c.New)
 		}
 		if err != nil {
 			return fmt.Errorf("updating local ref %s: %w", c.Name, err)

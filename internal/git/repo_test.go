@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -488,4 +489,29 @@ func TestCache_openLocalPathAndRemove(t *testing.T) {
 		g.Expect(cache.Remove(key)).To(Succeed())
 		g.Expect(cache.keyDir(key)).NotTo(BeADirectory())
 	}
+}
+
+func TestRepo_fetch_writesOnlyRefsThatChanged(t *testing.T) {
+	g := NewWithT(t)
+	f, _ := fetchedFixture(t)
+	refFile := func(name string) string { return filepath.Join(f.cloneDir(), filepath.FromSlash(name)) }
+	tag, draft := statHeld(t, refFile("refs/tags/basens/v1")), statHeld(t, refFile("refs/heads/drafts/basens/ws1"))
+	main := statHeld(t, refFile("refs/heads/main"))
+
+	g.Expect(f.repo.Fetch(context.Background())).To(Succeed())
+	next := f.commit(t, gitserver.Change{Files: map[string]string{"basens/new.yaml": "kind: ConfigMap\n"}})
+	g.Expect(f.repo.Fetch(context.Background())).To(Succeed())
+
+	for name, before := range map[string]os.FileInfo{"refs/tags/basens/v1": tag, "refs/heads/drafts/basens/ws1": draft} {
+		after, err := os.Stat(refFile(name))
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(os.SameFile(before, after)).To(BeTrue(), "%s was rewritten though it did not change", name)
+	}
+	after, err := os.Stat(refFile("refs/heads/main"))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(os.SameFile(main, after)).To(BeFalse(), "main moved and is written")
+	g.Expect(f.repo.BranchHead("main")).To(Equal(next))
+	files, err := f.repo.ReadTree(next, "basens")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(files).To(HaveKey("new.yaml"))
 }
