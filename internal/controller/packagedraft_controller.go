@@ -239,12 +239,12 @@ func (r *PackageDraftReconciler) createDraft(ctx context.Context, draft *kpov1.P
 	files = rendered.files
 
 	author, email := commitAuthor(repo)
-	err = withCAS(ctx, src, func(refs map[string]string) ([]git.RefUpdate, error) {
-		if _, exists := refs[ref]; exists {
+	err = withCAS(ctx, src, func(refs refReader) ([]git.RefUpdate, error) {
+		if _, exists := refs.Ref(ref); exists {
 			return nil, terminal(kpov1.DuplicateWorkspaceReason, fmt.Errorf("draft branch %s was created meanwhile: choose another workspaceName", ref))
 		}
 		var parents []string
-		if head, ok := refs[git.BranchRef(branchOf(repo))]; ok {
+		if head, ok := refs.Ref(git.BranchRef(branchOf(repo))); ok {
 			parents = []string{head}
 		}
 		summary := fmt.Sprintf("%s %s\n\n%s%s", capitalize(task), draft.Spec.PackageName, draftTrailer, draft.UID)
@@ -267,9 +267,9 @@ func (r *PackageDraftReconciler) createDraft(ctx context.Context, draft *kpov1.P
 // adoptable tells whether ref exists and was created by this PackageDraft (an earlier
 // reconcile pushed it and stopped before recording it).
 func (r *PackageDraftReconciler) adoptable(src *git.Repo, ref string, draft *kpov1.PackageDraft) (bool, error) {
-	head, ok, err := refHead(src, ref)
-	if err != nil || !ok {
-		return false, err
+	head, ok := src.Ref(ref)
+	if !ok {
+		return false, nil
 	}
 	history, err := revisionHistory(src, head, draft.Spec.PackageName, draft.Spec.WorkspaceName)
 	if err != nil {
