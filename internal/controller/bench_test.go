@@ -115,3 +115,75 @@ func reportPercentiles(b *testing.B, times []time.Duration) {
 	b.ReportMetric(pct(0.50), "p50-ms")
 	b.ReportMetric(pct(0.99), "p99-ms")
 }
+
+// BenchmarkAuthoring measures the authoring steps end to end, through the API server, in
+// repositories of 100 and 1,000 packages with 3 published revisions each (300 and 3,000 tags,
+// 400 and 4,000 PackageRevisions besides the drafts): a content edit until it is committed and
+// Ready, the move to Proposed, and the approval until it is tagged, each on a new draft copied
+// from a published revision. It reports p50 and p99 per step; flat numbers across the two
+// sizes mean the steps do not grow with the repository.
+func BenchmarkAuthoring(b *testing.B) {
+	for _, packages := range []int{100, 1000} {
+		b.Run(fmt.Sprintf("packages=%d,tags=3", packages), func(b *testing.B) {
+			b.StopTimer()
+			ns := newNamespace(b)
+			srv := newGitServer(b)
+			newCredentials(b, ns, "git-creds", gitPassword)
+			_, err := srv.GenerateCatalog("catalog", gitserver.Catalog{Packages: packages, Tags: 3, Drafts: packages / 10})
+			NewWithT(b).Expect(err).NotTo(HaveOccurred())
+			newRepository(b, ns, "catalog", srv.RepoURL("catalog"), "git-creds")
+			NewWithT(b).Eventually(func(g Gomega) {
+				g.Expect(listRevisions(g, ns, "catalog")).To(HaveLen(packages*4 + packages/10))
+			}, 10*time.Minute, time.Second).Should(Succeed())
+			b.StartTimer()
+
+			var edits, proposals, approvals []time.Duration
+			for i := 0; b.Loop(); i++ {
+				b.StopTimer()
+				pkg := gitserver.CatalogPackage(i * 7 % packages)
+				d := fmt.Sprintf("author-%d", i)
+				newDraft(b, ns, d, "catalog", pkg, d, copySource(fmt.Sprintf("catalog.%s.v3", pkg)))
+				name := waitDraft(b, ns, d)
+				before := waitLifecycle(b, ns, name, kpov1.LifecycleDraft).Status.Commit
+				b.StartTimer()
+
+				start := time.Now()
+				editContent(b, ns, name, func(data map[string]string) { data["cm.yaml"] = resource(i, "edited") })
+				waitFor(b, func(g Gomega) {
+					pr := getRevision(g, ns, name)
+					g.Expect(pr.Status.Commit).NotTo(Equal(before))
+					g.Expect(findCondition(pr.Status.Conditions, kpov1.ReadyCondition).Status).To(BeEquivalentTo("True"))
+				})
+				edits = append(edits, time.Since(start))
+
+				start = time.Now()
+				NewWithT(b).Expect(setLifecycle(k8sClient, ns, name, kpov1.LifecycleProposed)).To(Succeed())
+				waitFor(b, func(g Gomega) {
+					g.Expect(getRevision(g, ns, name).Status.Lifecycle).To(Equal(kpov1.LifecycleProposed))
+				})
+				proposals = append(proposals, time.Since(start))
+
+				start = time.Now()
+				NewWithT(b).Expect(setLifecycle(k8sClient, ns, name, kpov1.LifecyclePublished)).To(Succeed())
+				waitFor(b, func(g Gomega) { g.Expect(getRevision(g, ns, name).Status.Revision).To(BeNumerically(">", 0)) })
+				approvals = append(approvals, time.Since(start))
+			}
+			reportStep(b, "edit", edits)
+			reportStep(b, "propose", proposals)
+			reportStep(b, "approve", approvals)
+		})
+	}
+}
+
+// reportStep reports the p50 and p99 of one step's latencies.
+func reportStep(b *testing.B, step string, times []time.Duration) {
+	if len(times) == 0 {
+		return
+	}
+	slices.Sort(times)
+	pct := func(p float64) float64 {
+		return float64(times[int(p*float64(len(times)-1))].Microseconds()) / 1000
+	}
+	b.ReportMetric(pct(0.50), step+"-p50-ms")
+	b.ReportMetric(pct(0.99), step+"-p99-ms")
+}

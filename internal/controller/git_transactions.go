@@ -16,9 +16,17 @@ import (
 // from fresh state before the reconcile fails and is requeued.
 const maxCASAttempts = 5
 
-// withCAS builds ref updates from fresh refs and pushes them; a lost compare-and-swap race is
-// retried from a new fetch, never forced. No updates means nothing to do.
-func withCAS(ctx context.Context, src *git.Repo, build func(refs map[string]string) ([]git.RefUpdate, error)) error {
+// refReader is what a Git write reads of the clone's refs: one ref, or the refs below a prefix
+// (one package's tags). Both cost the same in a repository of ten refs or of thirty thousand;
+// *git.Repo serves them from its ref index.
+type refReader interface {
+	Ref(name string) (string, bool)
+	RefsWithPrefix(prefix string) []git.Ref
+}
+
+// withCAS builds ref updates from the clone's refs and pushes them; a lost compare-and-swap race
+// is retried from a new fetch, never forced. No updates means nothing to do.
+func withCAS(ctx context.Context, src *git.Repo, build func(refs refReader) ([]git.RefUpdate, error)) error {
 	var err error
 	for attempt := range maxCASAttempts {
 		if attempt > 0 {
@@ -26,16 +34,8 @@ func withCAS(ctx context.Context, src *git.Repo, build func(refs map[string]stri
 				return err
 			}
 		}
-		var list []git.Ref
-		if list, err = src.Refs(); err != nil {
-			return err
-		}
-		refs := make(map[string]string, len(list))
-		for _, ref := range list {
-			refs[ref.Name] = ref.Hash
-		}
 		var updates []git.RefUpdate
-		if updates, err = build(refs); err != nil || len(updates) == 0 {
+		if updates, err = build(src); err != nil || len(updates) == 0 {
 			return err
 		}
 		if err = src.PushRefs(ctx, updates); !errors.Is(err, git.ErrNonFastForward) {
@@ -48,8 +48,8 @@ func withCAS(ctx context.Context, src *git.Repo, build func(refs map[string]stri
 // moveRef renames a branch: creates to at from's commit and deletes from, atomically. With
 // expected set, from must stand at that commit: a branch that moved is not renamed.
 func moveRef(ctx context.Context, src *git.Repo, from, to, expected string) error {
-	return withCAS(ctx, src, func(refs map[string]string) ([]git.RefUpdate, error) {
-		head, ok := refs[from]
+	return withCAS(ctx, src, func(refs refReader) ([]git.RefUpdate, error) {
+		head, ok := refs.Ref(from)
 		if !ok {
 			return nil, fmt.Errorf("branch %s does not exist", from)
 		}
@@ -63,10 +63,10 @@ func moveRef(ctx context.Context, src *git.Repo, from, to, expected string) erro
 
 // deleteRefs deletes the refs that still exist.
 func deleteRefs(ctx context.Context, src *git.Repo, names ...string) error {
-	return withCAS(ctx, src, func(refs map[string]string) ([]git.RefUpdate, error) {
+	return withCAS(ctx, src, func(refs refReader) ([]git.RefUpdate, error) {
 		var updates []git.RefUpdate
 		for _, name := range names {
-			if old, ok := refs[name]; ok {
+			if old, ok := refs.Ref(name); ok {
 				updates = append(updates, git.RefUpdate{Name: name, Old: old})
 			}
 		}
@@ -74,25 +74,12 @@ func deleteRefs(ctx context.Context, src *git.Repo, names ...string) error {
 	})
 }
 
-// refHead returns the commit a full ref name points at in the clone, and whether it exists.
-func refHead(src *git.Repo, name string) (string, bool, error) {
-	refs, err := src.Refs()
-	if err != nil {
-		return "", false, err
-	}
-	for _, ref := range refs {
-		if ref.Name == name {
-			return ref.Hash, true, nil
-		}
-	}
-	return "", false, nil
-}
-
-// highestRevision is the highest N of the tags <path>/v<N>.
-func highestRevision(refs map[string]string, path string) int {
+// highestRevision is the highest N of the tags <path>/v<N>. It reads the tags below <path>/
+// only, not every tag of the repository.
+func highestRevision(refs refReader, path string) int {
 	highest := 0
-	for name := range refs {
-		if pr, ok := git.ParsePackageRef(name); ok && pr.Kind == git.RefPublished && pr.Package == path && pr.Revision > highest {
+	for _, ref := range refs.RefsWithPrefix(git.TagPrefix(path)) {
+		if pr, ok := git.ParsePackageRef(ref.Name); ok && pr.Kind == git.RefPublished && pr.Package == path && pr.Revision > highest {
 			highest = pr.Revision
 		}
 	}

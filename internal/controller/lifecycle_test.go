@@ -159,7 +159,12 @@ func TestPackageDraft_refusals_sayWhatIsWrong(t *testing.T) {
 	ns := newNamespace(t)
 	srv := newGitServer(t)
 	newCredentials(t, ns, "git-creds", gitPassword)
-	seedPorchLayout(t, srv, "catalog")
+	gitRepo := seedPorchLayout(t, srv, "catalog")
+	// A package that exists only as a draft branch, not on main.
+	g.Expect(gitRepo.Branch("drafts/teams/db/ws", "main")).To(Succeed())
+	_, err := gitRepo.Commit("drafts/teams/db/ws", gitserver.Change{Message: "Init db\n\nkpt:{\"package\":\"teams/db\",\"workspaceName\":\"ws\",\"task\":{\"type\":\"init\"}}",
+		Files: map[string]string{"teams/db/Kptfile": kptfile("db")}})
+	g.Expect(err).NotTo(HaveOccurred())
 	newRepository(t, ns, "catalog", srv.RepoURL("catalog"), "git-creds")
 	waitRepositoryReady(t, ns, "catalog")
 
@@ -172,6 +177,9 @@ func TestPackageDraft_refusals_sayWhatIsWrong(t *testing.T) {
 		{"clone-exists", "apps/web", "new", kpov1.PackageDraftSource{Clone: &kpov1.CloneSource{UpstreamRef: &kpov1.LocalReference{Name: "catalog.basens.ws2"}}}, kpov1.PackageExistsReason, "already exists"},
 		{"nested", "basens/inner", "new", initSource(""), kpov1.NestedPackageReason, `inside package "basens"`},
 		{"contains", "apps", "new", initSource(""), kpov1.NestedPackageReason, `contains package "apps/web"`},
+		{"contains-draft", "teams", "new", initSource(""), kpov1.NestedPackageReason, `contains package "teams/db"`},
+		{"inside-draft", "teams/db/inner", "new", initSource(""), kpov1.NestedPackageReason, `inside package "teams/db"`},
+		{"draft-exists", "teams/db", "new", initSource(""), kpov1.PackageExistsReason, "with source copy instead"},
 		{"duplicate", "apps/web", "edit1", copySource("catalog.apps.web.main"), kpov1.DuplicateWorkspaceReason, "choose another workspaceName"},
 		{"unpublished", "apps/web", "new", copySource("catalog.apps.web.edit1"), kpov1.SourceNotPublishedReason, "not a published revision"},
 		{"missing", "basens", "new2", copySource("catalog.basens.nope"), kpov1.SourceNotFoundReason, "does not exist"},
@@ -184,7 +192,7 @@ func TestPackageDraft_refusals_sayWhatIsWrong(t *testing.T) {
 		g.Expect(c.Reason).To(Equal(tc.reason), "%s: %s", tc.name, c.Message)
 		g.Expect(c.Message).To(ContainSubstring(tc.says), tc.name)
 	}
-	g.Expect(listRevisions(g, ns, "catalog")).To(HaveLen(6), "nothing was created")
+	g.Expect(listRevisions(g, ns, "catalog")).To(HaveLen(7), "nothing was created")
 }
 
 func TestPackageRevision_tenDraftsApprovedConcurrently_getConsecutiveRevisions(t *testing.T) {

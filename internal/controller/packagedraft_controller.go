@@ -307,12 +307,12 @@ func (r *PackageDraftReconciler) createDraft(ctx context.Context, draft *kpov1.P
 	files = rendered.files
 
 	author, email := commitAuthor(repo)
-	err = withCAS(ctx, src, func(refs map[string]string) ([]git.RefUpdate, error) {
-		if _, exists := refs[ref]; exists {
+	err = withCAS(ctx, src, func(refs refReader) ([]git.RefUpdate, error) {
+		if _, exists := refs.Ref(ref); exists {
 			return nil, terminal(kpov1.DuplicateWorkspaceReason, fmt.Errorf("draft branch %s was created meanwhile: choose another workspaceName", ref))
 		}
 		var parents []string
-		if head, ok := refs[git.BranchRef(branchOf(repo))]; ok {
+		if head, ok := refs.Ref(git.BranchRef(branchOf(repo))); ok {
 			parents = []string{head}
 		}
 		summary := fmt.Sprintf("%s %s\n\n%s%s", capitalize(task), draft.Spec.PackageName, draftTrailer, draft.UID)
@@ -335,9 +335,9 @@ func (r *PackageDraftReconciler) createDraft(ctx context.Context, draft *kpov1.P
 // adoptable tells whether ref exists and was created by this PackageDraft (an earlier
 // reconcile pushed it and stopped before recording it).
 func (r *PackageDraftReconciler) adoptable(src *git.Repo, ref string, draft *kpov1.PackageDraft) (bool, error) {
-	head, ok, err := refHead(src, ref)
-	if err != nil || !ok {
-		return false, err
+	head, ok := src.Ref(ref)
+	if !ok {
+		return false, nil
 	}
 	history, err := revisionHistory(src, head, draft.Spec.PackageName, draft.Spec.WorkspaceName)
 	if err != nil {
@@ -351,18 +351,11 @@ func (r *PackageDraftReconciler) adoptable(src *git.Repo, ref string, draft *kpo
 
 // checkTarget refuses a draft whose package path is taken: init and clone need a new package
 // that is neither inside another package nor contains one; copy needs the package to exist;
-// no source may reuse a workspace the package already has.
+// no source may reuse a workspace the package already has. It reads the refs and the branch's
+// tree at the package's path, below it and at its parent directories, not the whole repository.
 func (r *PackageDraftReconciler) checkTarget(src *git.Repo, repo *kpov1.Repository, draft *kpov1.PackageDraft, pkgPath string) error {
-	refs, err := src.Refs()
-	if err != nil {
-		return err
-	}
 	packages := map[string]bool{}
-	var head string
-	for _, ref := range refs {
-		if ref.Name == git.BranchRef(branchOf(repo)) {
-			head = ref.Hash
-		}
+	for _, ref := range packageRefs(src, pkgPath) {
 		pr, ok := git.ParsePackageRef(ref.Name)
 		if !ok || pr.Kind == git.RefBranch {
 			continue
@@ -372,17 +365,42 @@ func (r *PackageDraftReconciler) checkTarget(src *git.Repo, repo *kpov1.Reposito
 			return terminal(kpov1.DuplicateWorkspaceReason, fmt.Errorf("package %q already has workspace %q: choose another workspaceName", draft.Spec.PackageName, draft.Spec.WorkspaceName))
 		}
 	}
-	if head != "" {
-		onBranch, err := src.ListPackages(head, "")
+	if draft.Spec.Source.Copy != nil || draft.Spec.Source.Upgrade != nil {
+		return nil
+	}
+	head, onBranch := src.Ref(git.BranchRef(branchOf(repo)))
+	for _, dir := range parentDirs(pkgPath) {
+		for _, ref := range packageRefs(src, dir) {
+			if pr, ok := git.ParsePackageRef(ref.Name); ok && pr.Package == dir {
+				packages[dir] = true
+				break
+			}
+		}
+		if onBranch {
+			isPackage, err := src.IsPackage(head, dir)
+			if err != nil {
+				return err
+			}
+			if isPackage {
+				packages[dir] = true
+			}
+		}
+	}
+	if onBranch {
+		isPackage, err := src.IsPackage(head, pkgPath)
 		if err != nil {
 			return err
 		}
-		for _, p := range onBranch {
-			packages[p] = true
+		if isPackage {
+			packages[pkgPath] = true
 		}
-	}
-	if draft.Spec.Source.Copy != nil || draft.Spec.Source.Upgrade != nil {
-		return nil
+		nested, err := src.ListPackages(head, pkgPath)
+		if err != nil {
+			return err
+		}
+		for _, p := range nested {
+			packages[pkgPath+"/"+p] = true
+		}
 	}
 	for p := range packages {
 		switch {
@@ -395,6 +413,27 @@ func (r *PackageDraftReconciler) checkTarget(src *git.Repo, repo *kpov1.Reposito
 		}
 	}
 	return nil
+}
+
+// packageRefs returns the refs of the layout below pkgPath: those of the package and of the
+// packages nested in it.
+func packageRefs(src *git.Repo, pkgPath string) []git.Ref {
+	var refs []git.Ref
+	for _, prefix := range git.PackageRefPrefixes(pkgPath) {
+		refs = append(refs, src.RefsWithPrefix(prefix)...)
+	}
+	return refs
+}
+
+// parentDirs returns the directories that contain pkgPath: "a" and "a/b" for "a/b/c".
+func parentDirs(pkgPath string) []string {
+	var dirs []string
+	for i := range len(pkgPath) {
+		if pkgPath[i] == '/' {
+			dirs = append(dirs, pkgPath[:i])
+		}
+	}
+	return dirs
 }
 
 // reconcileDeclaredLifecycle moves the revision one legal step towards spec.lifecycle:

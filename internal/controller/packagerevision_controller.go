@@ -214,12 +214,24 @@ func (r *PackageRevisionReconciler) reconcileContent(ctx context.Context, s *rev
 		return err
 	}
 	path := discovery.PackagePath(repo.Spec.Git.Directory, pr.Spec.PackageName)
-	ref := git.DraftRef(path, pr.Spec.WorkspaceName)
 	nc := editCommit(repo, pr, editorsOf(cm))
 	nc.Dir, nc.Files = path, rendered.files
+	committed, err := commitEdit(ctx, src, git.DraftRef(path, pr.Spec.WorkspaceName), nc)
+	if err != nil {
+		return fmt.Errorf("committing content: %w", err)
+	}
+	if err := r.writeBack(ctx, cm, rendered.files, committed); err != nil {
+		return err
+	}
+	return syncPackage(ctx, r.Client, r.git.apiReader, repo, src, pr.Spec.PackageName)
+}
+
+// commitEdit commits nc on top of draft branch ref and moves the branch to it, and returns the
+// commit the branch holds afterwards (its head when nc changes nothing).
+func commitEdit(ctx context.Context, src *git.Repo, ref string, nc git.NewCommit) (string, error) {
 	var committed string
-	err = withCAS(ctx, src, func(refs map[string]string) ([]git.RefUpdate, error) {
-		head, ok := refs[ref]
+	err := withCAS(ctx, src, func(refs refReader) ([]git.RefUpdate, error) {
+		head, ok := refs.Ref(ref)
 		if !ok {
 			return nil, fmt.Errorf("draft branch %s does not exist", ref)
 		}
@@ -234,13 +246,7 @@ func (r *PackageRevisionReconciler) reconcileContent(ctx context.Context, s *rev
 		}
 		return []git.RefUpdate{{Name: ref, Old: head, New: hash}}, nil
 	})
-	if err != nil {
-		return fmt.Errorf("committing content: %w", err)
-	}
-	if err := r.writeBack(ctx, cm, rendered.files, committed); err != nil {
-		return err
-	}
-	return syncPackage(ctx, r.Client, r.git.apiReader, repo, src, pr.Spec.PackageName)
+	return committed, err
 }
 
 // editorsOf returns the verified identities the admission policy stamped on a content
@@ -322,12 +328,9 @@ func (r *PackageRevisionReconciler) reconcileLifecycle(ctx context.Context, s *r
 	path := discovery.PackagePath(repo.Spec.Git.Directory, pr.Spec.PackageName)
 	ws := pr.Spec.WorkspaceName
 	rev := pr.Status.Revision
-	if _, ok, err := refHead(src, pr.Status.Ref); err != nil || !ok {
+	if _, ok := src.Ref(pr.Status.Ref); !ok {
 		// The status is behind Git (a crash after a push, another tool): read it again first;
 		// the transition, if still needed, follows from the fresh status.
-		if err != nil {
-			return err
-		}
 		return syncPackage(ctx, r.Client, r.git.apiReader, repo, src, pr.Spec.PackageName)
 	}
 	switch {
@@ -338,8 +341,9 @@ func (r *PackageRevisionReconciler) reconcileLifecycle(ctx context.Context, s *r
 	case from == kpov1.LifecycleProposed && to == kpov1.LifecyclePublished:
 		err = r.approve(ctx, src, repo, pr, path)
 	case from == kpov1.LifecyclePublished && to == kpov1.LifecycleDeletionProposed:
-		err = withCAS(ctx, src, func(refs map[string]string) ([]git.RefUpdate, error) {
-			return []git.RefUpdate{{Name: git.DeletionProposedRef(path, rev), New: refs[git.TagRef(path, rev)]}}, nil
+		err = withCAS(ctx, src, func(refs refReader) ([]git.RefUpdate, error) {
+			tag, _ := refs.Ref(git.TagRef(path, rev))
+			return []git.RefUpdate{{Name: git.DeletionProposedRef(path, rev), New: tag}}, nil
 		})
 	case from == kpov1.LifecycleDeletionProposed && to == kpov1.LifecyclePublished:
 		err = deleteRefs(ctx, src, git.DeletionProposedRef(path, rev))
@@ -366,10 +370,7 @@ func (r *PackageRevisionReconciler) reconcileLifecycle(ctx context.Context, s *r
 // server accepts is either in the proposal or refused, never lost.
 func (r *PackageRevisionReconciler) propose(ctx context.Context, src *git.Repo, pr *kpov1.PackageRevision, path string) error {
 	draftRef := git.DraftRef(path, pr.Spec.WorkspaceName)
-	head, ok, err := refHead(src, draftRef)
-	if err != nil {
-		return err
-	}
+	head, ok := src.Ref(draftRef)
 	if !ok {
 		return fmt.Errorf("draft branch %s does not exist", draftRef)
 	}
@@ -434,15 +435,15 @@ func (r *PackageRevisionReconciler) approve(ctx context.Context, src *git.Repo, 
 	proposedRef := git.ProposedRef(path, pr.Spec.WorkspaceName)
 	approver := pr.Annotations[kpov1.ApprovedByAnnotation]
 	author, email := commitAuthor(repo)
-	return withCAS(ctx, src, func(refs map[string]string) ([]git.RefUpdate, error) {
-		proposed, ok := refs[proposedRef]
+	return withCAS(ctx, src, func(refs refReader) ([]git.RefUpdate, error) {
+		proposed, ok := refs.Ref(proposedRef)
 		if !ok {
 			return nil, fmt.Errorf("proposed branch %s does not exist", proposedRef)
 		}
 		if err := checkApproval(src, repo, pr, proposed); err != nil {
 			return nil, err
 		}
-		head, ok := refs[branch]
+		head, ok := refs.Ref(branch)
 		if !ok {
 			return nil, fmt.Errorf("%w: %s", git.ErrBranchNotFound, branch)
 		}

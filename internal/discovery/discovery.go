@@ -16,6 +16,10 @@ import (
 // Source is the part of a Git repository discovery reads.
 type Source interface {
 	Refs() ([]git.Ref, error)
+	// Ref and RefsWithPrefix read one ref, or the refs below a prefix, without listing the
+	// others: discovery of one package reads only that package's refs.
+	Ref(name string) (string, bool)
+	RefsWithPrefix(prefix string) []git.Ref
 	CommitInfo(hash string) (git.Commit, error)
 	ListPackages(commit, directory string) ([]string, error)
 	IsPackage(commit, dir string) (bool, error)
@@ -55,11 +59,11 @@ type Options struct {
 // when a deletionProposed branch names them), draft and proposed branches, and the packages on
 // the registered branch. The result is sorted by package, then revision, then workspace.
 func Discover(src Source, opts Options) ([]Revision, error) {
-	refs, err := src.Refs()
+	dir := NormalizeDirectory(opts.Directory)
+	refs, err := candidateRefs(src, opts.Branch, dir, opts.Package)
 	if err != nil {
 		return nil, fmt.Errorf("listing refs: %w", err)
 	}
-	dir := NormalizeDirectory(opts.Directory)
 
 	byKey := map[string]*Revision{}
 	deletionProposed := map[string]bool{}
@@ -132,6 +136,23 @@ func Discover(src Source, opts Options) ([]Revision, error) {
 		return a.Workspace < b.Workspace
 	})
 	return out, nil
+}
+
+// candidateRefs returns the refs Discover looks at: all of them, or, for one package, the
+// registered branch and the refs below the package's prefixes, so that re-reading one package
+// costs the same in a repository of ten packages or of thousands.
+func candidateRefs(src Source, branch, dir, pkg string) ([]git.Ref, error) {
+	if pkg == "" {
+		return src.Refs()
+	}
+	var refs []git.Ref
+	if head, ok := src.Ref(git.BranchRef(branch)); ok {
+		refs = append(refs, git.Ref{Name: git.BranchRef(branch), Hash: head})
+	}
+	for _, prefix := range git.PackageRefPrefixes(joinPath(dir, pkg)) {
+		refs = append(refs, src.RefsWithPrefix(prefix)...)
+	}
+	return refs, nil
 }
 
 // branchPackages lists the packages on the registered branch, or checks only pkg when set.

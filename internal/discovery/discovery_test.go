@@ -1,6 +1,8 @@
 package discovery
 
 import (
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,6 +21,25 @@ type fakeSource struct {
 
 func (f fakeSource) Refs() ([]git.Ref, error) { return f.refs, nil }
 
+func (f fakeSource) Ref(name string) (string, bool) {
+	for _, r := range f.refs {
+		if r.Name == name {
+			return r.Hash, true
+		}
+	}
+	return "", false
+}
+
+func (f fakeSource) RefsWithPrefix(prefix string) []git.Ref {
+	var out []git.Ref
+	for _, r := range f.refs {
+		if strings.HasPrefix(r.Name, prefix) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 func (f fakeSource) CommitInfo(hash string) (git.Commit, error) {
 	return git.Commit{Hash: hash, Message: f.messages[hash], AuthorEmail: "author@example.com", Time: time.Unix(1700000000, 0)}, nil
 }
@@ -33,6 +54,11 @@ func (f fakeSource) IsPackage(commit, dir string) (bool, error) {
 	}
 	return false, nil
 }
+
+// noListing is a Source whose full listing fails: discovery of one package must not need it.
+type noListing struct{ fakeSource }
+
+func (noListing) Refs() ([]git.Ref, error) { return nil, errors.New("listed every ref") }
 
 func TestDiscover_rules(t *testing.T) {
 	src := fakeSource{
@@ -80,9 +106,9 @@ func TestDiscover_rules(t *testing.T) {
 		{"v3", kpov1.LifecycleDeletionProposed, 3, "author@example.com"},
 	}))
 
-	one, err := Discover(src, Options{Branch: "main", Directory: "blueprints", Package: "app"})
+	one, err := Discover(noListing{src}, Options{Branch: "main", Directory: "blueprints", Package: "app"})
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(one).To(Equal(revs), "a package filter finds the same revisions of that package")
+	g.Expect(one).To(Equal(revs), "a package filter finds the same revisions of that package, without listing every ref")
 	none, err := Discover(src, Options{Branch: "main", Directory: "blueprints", Package: "other"})
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(none).To(BeEmpty())

@@ -23,7 +23,6 @@ import (
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/storer"
-	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/plumbing/transport/client"
 	"github.com/go-git/go-git/v5/plumbing/transport/server"
 )
@@ -50,6 +49,10 @@ type entry struct {
 	dir string
 	// repo is nil until Open loads the clone from disk.
 	repo *gogit.Repository
+	// index holds the clone's branches and tags; set whenever repo is.
+	index *refIndex
+	// remoteURL is the URL origin was last set to, so Open does not re-read the config.
+	remoteURL string
 	// suspect is set by a reader that met an error looking like local damage; the next
 	// Fetch then checks the whole clone.
 	suspect atomic.Bool
@@ -130,6 +133,18 @@ func (c *Cache) entry(key string) *entry {
 
 // setRemote makes origin point at url, with a mirror fetch refspec.
 func (e *entry) setRemote(remoteURL string) error {
+	if e.remoteURL == remoteURL {
+		return nil
+	}
+	if err := e.writeRemote(remoteURL); err != nil {
+		return err
+	}
+	e.remoteURL = remoteURL
+	return nil
+}
+
+// writeRemote writes origin into the clone's config unless it is there already.
+func (e *entry) writeRemote(remoteURL string) error {
 	if r, err := e.repo.Remote(remoteName); err == nil {
 		if urls := r.Config().URLs; len(urls) == 1 && urls[0] == remoteURL {
 			return nil
@@ -181,15 +196,23 @@ func normalizeURL(raw string, creds Credentials) (string, Credentials, error) {
 func (r *Repo) URL() string { return r.url }
 
 // Fetch mirrors the remote's branches and tags into the clone: forced updates, and refs
-// deleted on the remote are deleted locally. Being up to date is not an error.
+// deleted on the remote are deleted locally. Being up to date is not an error. It costs one
+// request to the remote, plus one for the objects of refs that changed.
 //
 // A failed fetch whose error is not about the network, the credentials or the remote
 // repository leads to a check of the clone (see entry.verify); when it finds damage, the
-// clone is rebuilt from the remote, once, and fetched again. A network or authentication
-// error never leads to a rebuild, nor does any error on a clone that checks out fine.
+// clone is rebuilt from the remote, once, and fetched again. A clone a reader found damaged
+// is checked, and rebuilt if need be, once the remote has answered. A network or
+// authentication error never leads to a rebuild, nor does any error on a clone that checks
+// out fine.
 func (r *Repo) Fetch(ctx context.Context) error {
 	r.e.mu.Lock()
 	defer r.e.mu.Unlock()
+	sess, adv, err := r.uploadPackSession(ctx)
+	if err != nil {
+		return remoteError("fetching", r.url, r.creds, err)
+	}
+	defer func() { _ = sess.Close() }()
 	if r.e.suspect.Swap(false) {
 		if damage := r.e.verify(true); damage != nil {
 			if err := r.e.rebuildFor(ctx, r.url, damage); err != nil {
@@ -197,7 +220,7 @@ func (r *Repo) Fetch(ctx context.Context) error {
 			}
 		}
 	}
-	err := r.fetch(ctx)
+	err = r.mirror(ctx, sess, adv)
 	if err == nil {
 		return nil
 	}
@@ -229,46 +252,6 @@ func (e *entry) rebuildFor(ctx context.Context, remoteURL string, reason error) 
 	return nil
 }
 
-// fetch is one fetch into the clone as it is. It returns go-git's error as is, for the
-// caller to classify.
-func (r *Repo) fetch(ctx context.Context) error {
-	err := r.e.repo.FetchContext(ctx, &gogit.FetchOptions{
-		RemoteName: remoteName,
-		RemoteURL:  r.url,
-		RefSpecs:   fetchRefSpecs,
-		Auth:       r.creds.auth(),
-		CABundle:   r.creds.CABundle,
-		Tags:       gogit.NoTags,
-		Prune:      true,
-		Force:      true,
-	})
-	switch {
-	case err == nil, errors.Is(err, gogit.NoErrAlreadyUpToDate):
-		return nil
-	case errors.Is(err, transport.ErrEmptyRemoteRepository):
-		// Nothing on the remote: mirror that.
-		return r.e.removeRefs(func(plumbing.ReferenceName) bool { return true })
-	}
-	return err
-}
-
-// removeRefs deletes the local branches and tags for which match is true.
-func (e *entry) removeRefs(match func(plumbing.ReferenceName) bool) error {
-	refs, err := e.refs()
-	if err != nil {
-		return err
-	}
-	for _, ref := range refs {
-		name := plumbing.ReferenceName(ref.Name)
-		if match(name) {
-			if err := e.repo.Storer.RemoveReference(name); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
 // Ref is a branch or tag of the local clone.
 type Ref struct {
 	// Name is the full ref name: refs/heads/x or refs/tags/x.
@@ -277,14 +260,16 @@ type Ref struct {
 	Hash string
 }
 
-// Refs returns the branches and tags of the local clone, sorted by name.
+// Refs returns the branches and tags of the local clone, sorted by name. To read a few refs,
+// Ref and RefsWithPrefix cost less.
 func (r *Repo) Refs() ([]Ref, error) {
 	r.e.mu.RLock()
 	defer r.e.mu.RUnlock()
-	return r.e.refs()
+	return r.e.index.all(), nil
 }
 
-func (e *entry) refs() ([]Ref, error) {
+// diskRefs reads the branches and tags from the clone's storage, sorted by name.
+func (e *entry) diskRefs() ([]Ref, error) {
 	iter, err := e.repo.Storer.IterReferences()
 	if err != nil {
 		return nil, err
@@ -312,14 +297,11 @@ func (r *Repo) BranchHead(branch string) (string, error) {
 	if !name.IsBranch() {
 		name = plumbing.NewBranchReferenceName(branch)
 	}
-	ref, err := r.e.repo.Storer.Reference(name)
-	if errors.Is(err, plumbing.ErrReferenceNotFound) {
+	hash, ok := r.e.index.get(name.String())
+	if !ok {
 		return "", fmt.Errorf("%s: %w", name.Short(), ErrBranchNotFound)
 	}
-	if err != nil {
-		return "", err
-	}
-	return ref.Hash().String(), nil
+	return hash, nil
 }
 
 // resolveCommit returns the commit rev names: a hash (of a commit or an annotated tag) or a
@@ -328,6 +310,8 @@ func (e *entry) resolveCommit(rev string) (plumbing.Hash, error) {
 	var h plumbing.Hash
 	if plumbing.IsHash(rev) {
 		h = plumbing.NewHash(rev)
+	} else if hash, ok := e.index.get(rev); ok {
+		h = plumbing.NewHash(hash)
 	} else {
 		ref, err := storer.ResolveReference(e.repo.Storer, plumbing.ReferenceName(rev))
 		if err != nil {

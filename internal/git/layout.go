@@ -154,6 +154,17 @@ func DeletionProposedRef(pkg string, rev int) string {
 // TagRef returns refs/tags/<pkg>/v<rev>, the tag of a published revision.
 func TagRef(pkg string, rev int) string { return tagsPrefix + pkg + "/v" + strconv.Itoa(rev) }
 
+// TagPrefix returns refs/tags/<pkg>/, the prefix of the tags of pkg's published revisions
+// (and of the tags of packages nested below pkg, which ParsePackageRef tells apart).
+func TagPrefix(pkg string) string { return tagsPrefix + pkg + "/" }
+
+// PackageRefPrefixes returns the prefixes of every ref of the layout that can belong to package
+// pkg: its drafts, proposals, deletion proposals and tags. Refs of packages nested below pkg
+// share them; ParsePackageRef tells them apart.
+func PackageRefPrefixes(pkg string) []string {
+	return []string{draftsPrefix + pkg + "/", proposedPrefix + pkg + "/", deletionProposedPrefix + pkg + "/", TagPrefix(pkg)}
+}
+
 // BranchRef returns refs/heads/<name>.
 func BranchRef(name string) string { return headsPrefix + name }
 

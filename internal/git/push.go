@@ -8,7 +8,9 @@ import (
 	"strings"
 
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/format/packfile"
+	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp/capability"
 	"github.com/go-git/go-git/v5/plumbing/revlist"
@@ -56,7 +58,7 @@ func (r *Repo) PushRefs(ctx context.Context, updates []RefUpdate) error {
 		return fail(err)
 	}
 	defer func() { _ = sess.Close() }()
-	remote, haves, err := advertised(adv)
+	remote, onRemote, err := advertised(adv)
 	if err != nil {
 		return fail(err)
 	}
@@ -94,7 +96,7 @@ func (r *Repo) PushRefs(ctx context.Context, updates []RefUpdate) error {
 		}
 	}
 	if len(news) > 0 {
-		objects, err := revlist.Objects(r.e.repo.Storer, news, haves)
+		objects, err := r.e.objectsToPush(news, onRemote)
 		if err != nil {
 			return fmt.Errorf("listing objects to push: %w", err)
 		}
@@ -149,11 +151,10 @@ func (r *Repo) lostRace(ctx context.Context, cmds []*packp.Command) bool {
 // receivePackSession opens a push session to origin and reads the advertised refs; adv is
 // nil for an empty remote.
 func (r *Repo) receivePackSession(ctx context.Context) (transport.ReceivePackSession, *packp.AdvRefs, error) {
-	ep, err := transport.NewEndpoint(r.url)
+	ep, err := r.endpoint()
 	if err != nil {
-		return nil, nil, fmt.Errorf("invalid repository URL %s", RedactURL(r.url))
+		return nil, nil, err
 	}
-	ep.CaBundle = r.creds.CABundle
 	cl, err := client.NewClient(ep)
 	if err != nil {
 		return nil, nil, err
@@ -173,12 +174,13 @@ func (r *Repo) receivePackSession(ctx context.Context) (transport.ReceivePackSes
 	return sess, adv, nil
 }
 
-// advertised returns the hash of every advertised ref, and the list of those hashes.
-func advertised(adv *packp.AdvRefs) (map[plumbing.ReferenceName]plumbing.Hash, []plumbing.Hash, error) {
+// advertised returns the hash of every advertised ref, and the set of objects the remote
+// advertised (refs and the commits annotated tags peel to).
+func advertised(adv *packp.AdvRefs) (map[plumbing.ReferenceName]plumbing.Hash, map[plumbing.Hash]bool, error) {
 	refs := map[plumbing.ReferenceName]plumbing.Hash{}
-	var hashes []plumbing.Hash
+	hashes := map[plumbing.Hash]bool{}
 	if adv == nil {
-		return refs, nil, nil
+		return refs, hashes, nil
 	}
 	all, err := adv.AllReferences()
 	if err != nil {
@@ -187,10 +189,153 @@ func advertised(adv *packp.AdvRefs) (map[plumbing.ReferenceName]plumbing.Hash, [
 	for name, ref := range all {
 		if ref.Type() == plumbing.HashReference {
 			refs[name] = ref.Hash()
-			hashes = append(hashes, ref.Hash())
+			hashes[ref.Hash()] = true
 		}
 	}
+	for _, h := range adv.Peeled {
+		hashes[h] = true
+	}
 	return refs, hashes, nil
+}
+
+// maxNewCommits bounds the commits objectsToPush walks before it gives up on finding where
+// the remote's history starts and lists objects the slow, exhaustive way.
+var maxNewCommits = 1000
+
+// objectsToPush returns the objects a push of news must send to a remote that has every
+// object reachable from onRemote. It walks from news back to the first commits the remote
+// has (kpo's writes are one or two commits on top of refs the remote advertised) and, for
+// each new commit, sends its tree minus what its parents' trees hold, skipping equal
+// subtrees whole. Its cost follows the size of the change and of the directories on its
+// path, not of the repository: go-git's revlist.Objects lists every object reachable from
+// every advertised ref to exclude them, which grows with every package and revision. When
+// news is not made of commits on top of advertised ones within maxNewCommits, it falls back
+// to revlist.Objects.
+func (e *entry) objectsToPush(news []plumbing.Hash, onRemote map[plumbing.Hash]bool) ([]plumbing.Hash, error) {
+	w := pushWalk{e: e, seen: map[plumbing.Hash]bool{}}
+	queue := append([]plumbing.Hash(nil), news...)
+	commits := 0
+	for len(queue) > 0 {
+		h := queue[0]
+		queue = queue[1:]
+		if onRemote[h] || w.seen[h] {
+			continue
+		}
+		if commits++; commits > maxNewCommits {
+			return w.exhaustive(news, onRemote)
+		}
+		obj, err := e.repo.Storer.EncodedObject(plumbing.AnyObject, h)
+		if err != nil {
+			return nil, err
+		}
+		if obj.Type() != plumbing.CommitObject {
+			return w.exhaustive(news, onRemote)
+		}
+		c, err := object.DecodeCommit(e.repo.Storer, obj)
+		if err != nil {
+			return nil, err
+		}
+		w.add(h)
+		var bases []*object.Tree
+		for _, p := range c.ParentHashes {
+			parent, err := object.GetCommit(e.repo.Storer, p)
+			if err != nil {
+				return nil, fmt.Errorf("parent %s of %s: %w", p, h, err)
+			}
+			t, err := parent.Tree()
+			if err != nil {
+				return nil, err
+			}
+			bases = append(bases, t)
+			queue = append(queue, p)
+		}
+		if err := w.tree(c.TreeHash, bases); err != nil {
+			return nil, err
+		}
+	}
+	return w.out, nil
+}
+
+// pushWalk collects the objects of a push.
+type pushWalk struct {
+	e    *entry
+	seen map[plumbing.Hash]bool
+	out  []plumbing.Hash
+}
+
+func (w *pushWalk) add(h plumbing.Hash) {
+	w.seen[h] = true
+	w.out = append(w.out, h)
+}
+
+// tree adds tree h and what it holds, except what the trees in bases (the same directory in
+// the parent commits) hold under the same name: the remote has those, or the push sends them
+// with the parent.
+func (w *pushWalk) tree(h plumbing.Hash, bases []*object.Tree) error {
+	if w.seen[h] {
+		return nil
+	}
+	for _, b := range bases {
+		if b.Hash == h {
+			return nil
+		}
+	}
+	t, err := object.GetTree(w.e.repo.Storer, h)
+	if err != nil {
+		return err
+	}
+	w.add(h)
+	byName := make([]map[string]object.TreeEntry, len(bases))
+	for i, b := range bases {
+		byName[i] = make(map[string]object.TreeEntry, len(b.Entries))
+		for _, entry := range b.Entries {
+			byName[i][entry.Name] = entry
+		}
+	}
+	for _, entry := range t.Entries {
+		if entry.Mode == filemode.Submodule || w.seen[entry.Hash] {
+			continue // a gitlink names a commit of another repository
+		}
+		var subBases []*object.Tree
+		unchanged := false
+		for i := range bases {
+			old, ok := byName[i][entry.Name]
+			if !ok {
+				continue
+			}
+			if old.Hash == entry.Hash {
+				unchanged = true
+				break
+			}
+			if old.Mode == filemode.Dir && entry.Mode == filemode.Dir {
+				sub, err := object.GetTree(w.e.repo.Storer, old.Hash)
+				if err != nil {
+					return err
+				}
+				subBases = append(subBases, sub)
+			}
+		}
+		switch {
+		case unchanged:
+		case entry.Mode == filemode.Dir:
+			if err := w.tree(entry.Hash, subBases); err != nil {
+				return err
+			}
+		default:
+			w.add(entry.Hash)
+		}
+	}
+	return nil
+}
+
+// exhaustive lists the objects of news the remote lacks with go-git's revlist, which walks
+// every object reachable from onRemote.
+func (w *pushWalk) exhaustive(news []plumbing.Hash, onRemote map[plumbing.Hash]bool) ([]plumbing.Hash, error) {
+	haves := make([]plumbing.Hash, 0, len(onRemote))
+	for h := range onRemote {
+		haves = append(haves, h)
+	}
+	return revlist.Objects(w.e.repo.Storer, news, haves)
 }
 
 func describe(h plumbing.Hash) string {
@@ -241,9 +386,9 @@ func (e *entry) applyLocally(cmds []*packp.Command) error {
 	for _, c := range cmds {
 		var err error
 		if c.New.IsZero() {
-			err = e.repo.Storer.RemoveReference(c.Name)
+			err = e.removeRef(c.Name)
 		} else {
-			err = e.repo.Storer.SetReference(plumbing.NewHashReference(c.Name, c.New))
+			err = e.setRef(c.Name, c.New)
 		}
 		if err != nil {
 			return fmt.Errorf("updating local ref %s: %w", c.Name, err)

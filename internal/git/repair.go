@@ -81,13 +81,19 @@ func (e *entry) load(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("creating local clone %s: %w", e.dir, err)
 		}
-		e.repo = repo
+		e.repo, e.index, e.remoteURL = repo, &refIndex{}, ""
 		return nil
 	case err != nil:
 		return e.rebuild(ctx, damagef("opening it: %v", err))
 	}
-	e.repo = repo
-	if damage := e.verify(false); damage != nil {
+	e.repo, e.remoteURL = repo, ""
+	damage := e.verify(false)
+	if damage == nil {
+		if err := e.loadRefIndex(); err != nil {
+			damage = damagef("reading refs: %v", err)
+		}
+	}
+	if damage != nil {
 		if err := e.rebuild(ctx, damage); err != nil {
 			e.repo = nil
 			return err
@@ -119,7 +125,7 @@ func (e *entry) rebuild(ctx context.Context, reason error) error {
 	if err != nil {
 		return fmt.Errorf("recreating damaged local clone %s: %w", e.dir, err)
 	}
-	e.repo = repo
+	e.repo, e.index, e.remoteURL = repo, &refIndex{}, ""
 	return nil
 }
 
@@ -149,7 +155,7 @@ func (e *entry) verify(deep bool) error {
 	if err := e.checkPacks(); err != nil {
 		return err
 	}
-	refs, err := e.refs()
+	refs, err := e.diskRefs()
 	if err != nil {
 		return damagef("reading refs: %v", err)
 	}

@@ -125,24 +125,36 @@ func TestCache_damagedCloneOnDisk_isRebuiltOnOpenAndFetches(t *testing.T) {
 	}
 }
 
-func TestRepo_fetch_damageWhileRunning_rebuildsOnceAndFetches(t *testing.T) {
+func TestRepo_refFilesDamagedWhileRunning_servedFromIndexAndRebuiltOnNextOpen(t *testing.T) {
 	g := NewWithT(t)
 	f, want := fetchedFixture(t)
+	marker := filepath.Join(f.cloneDir(), "marker")
+	write(t, marker, "still the same clone")
 	truncate(t, filepath.Join(f.cloneDir(), "refs", "heads", "main"), func(int64) int64 { return 0 })
 	write(t, filepath.Join(f.cloneDir(), "packed-refs"), "garbage\n")
-	_, err := f.repo.Refs()
-	g.Expect(err).To(HaveOccurred(), "the damage is visible to go-git")
 
+	// The running process reads refs from its index, loaded when the clone was opened, and
+	// keeps working: a fetch rewrites the refs that changed, whole.
+	g.Expect(f.repo.Refs()).To(Equal(want))
 	next := f.commit(t, gitserver.Change{Files: map[string]string{"basens/new.yaml": "kind: ConfigMap\n"}})
 	want[1].Hash = next
 	g.Expect(f.repo.Fetch(context.Background())).To(Succeed())
 	g.Expect(f.repo.Refs()).To(Equal(want))
+	g.Expect(os.ReadFile(filepath.Join(f.cloneDir(), "refs", "heads", "main"))).To(Equal([]byte(next + "\n")))
+
+	// The next process (a new cache on the same directory) checks the clone when it opens it,
+	// finds packed-refs damaged and rebuilds it from the remote.
+	again, err := NewCache(filepath.Dir(f.cloneDir())).Open(context.Background(), "default/catalog", f.remote.URL(), testCreds)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(marker).NotTo(BeAnExistingFile(), "rebuilt")
+	g.Expect(again.Fetch(context.Background())).To(Succeed())
+	g.Expect(again.Refs()).To(Equal(want))
 
 	// The rebuilt clone works for writes too: its refs are written atomically.
-	c, err := f.repo.CreateCommit(NewCommit{Parents: []string{next}, Dir: "basens", Files: map[string][]byte{"Kptfile": []byte("k")}})
+	c, err := again.CreateCommit(NewCommit{Parents: []string{next}, Dir: "basens", Files: map[string][]byte{"Kptfile": []byte("k")}})
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(f.repo.PushRefs(context.Background(), []RefUpdate{{Name: DraftRef("basens", "ws2"), New: c}})).To(Succeed())
-	g.Expect(f.repo.Refs()).To(ContainElement(Ref{Name: DraftRef("basens", "ws2"), Hash: c}))
+	g.Expect(again.PushRefs(context.Background(), []RefUpdate{{Name: DraftRef("basens", "ws2"), New: c}})).To(Succeed())
+	g.Expect(again.Refs()).To(ContainElement(Ref{Name: DraftRef("basens", "ws2"), Hash: c}))
 	leftovers, _ := filepath.Glob(filepath.Join(f.cloneDir(), tmpPrefix+"*"))
 	g.Expect(leftovers).To(BeEmpty())
 }
@@ -162,9 +174,10 @@ func TestRepo_fetch_authOrNetworkError_neverRebuilds(t *testing.T) {
 	g.Expect(marker).To(BeAnExistingFile())
 	g.Expect(missing.Refs()).To(Equal(want))
 
-	// Not even a damaged clone is rebuilt on an authentication error: the error must say
-	// what is wrong, and the next good fetch repairs the clone.
-	truncate(t, filepath.Join(f.cloneDir(), "refs", "heads", "main"), func(int64) int64 { return 0 })
+	// Not even a clone suspected of damage is rebuilt on an authentication error: the error
+	// must say what is wrong, and the next good fetch checks and repairs the clone.
+	truncate(t, f.packFile(t, ".pack"), func(size int64) int64 { return size / 2 })
+	f.repo.e.suspect.Store(true)
 	g.Expect(wrong.Fetch(context.Background())).To(MatchError(ErrAuthenticationFailed))
 	g.Expect(marker).To(BeAnExistingFile())
 
@@ -173,6 +186,7 @@ func TestRepo_fetch_authOrNetworkError_neverRebuilds(t *testing.T) {
 	g.Expect(right.Fetch(context.Background())).To(Succeed())
 	g.Expect(right.Refs()).To(Equal(want))
 	g.Expect(marker).NotTo(BeAnExistingFile(), "rebuilt")
+	g.Expect(right.ReadTree(want[1].Hash, "basens")).To(HaveKey("ns.yaml"))
 }
 
 func TestRepo_fetch_healthyCloneWithRemoteError_keepsClone(t *testing.T) {
@@ -285,7 +299,7 @@ func TestAtomicStorage_replacesRefAndConfigFilesWhole(t *testing.T) {
 	g.Expect(os.ReadFile(refFile)).To(Equal([]byte(other + "\n")))
 	g.Expect(st.CheckAndSetReference(plumbing.NewHashReference(name, plumbing.NewHash(want[1].Hash)),
 		plumbing.NewHashReference(name, plumbing.NewHash(other)))).To(Succeed())
-	g.Expect(f.repo.BranchHead("main")).To(Equal(want[1].Hash))
+	g.Expect(os.ReadFile(refFile)).To(Equal([]byte(want[1].Hash + "\n")))
 
 	// The config likewise.
 	configFile := filepath.Join(f.cloneDir(), "config")

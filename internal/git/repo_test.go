@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -487,5 +489,97 @@ func TestCache_openLocalPathAndRemove(t *testing.T) {
 		g.Expect(repo.BranchHead("main")).To(Equal(main))
 		g.Expect(cache.Remove(key)).To(Succeed())
 		g.Expect(cache.keyDir(key)).NotTo(BeADirectory())
+	}
+}
+
+func TestRepo_fetch_writesOnlyRefsThatChanged(t *testing.T) {
+	g := NewWithT(t)
+	f, _ := fetchedFixture(t)
+	refFile := func(name string) string { return filepath.Join(f.cloneDir(), filepath.FromSlash(name)) }
+	tag, draft := statHeld(t, refFile("refs/tags/basens/v1")), statHeld(t, refFile("refs/heads/drafts/basens/ws1"))
+	main := statHeld(t, refFile("refs/heads/main"))
+
+	g.Expect(f.repo.Fetch(context.Background())).To(Succeed())
+	next := f.commit(t, gitserver.Change{Files: map[string]string{"basens/new.yaml": "kind: ConfigMap\n"}})
+	g.Expect(f.repo.Fetch(context.Background())).To(Succeed())
+
+	for name, before := range map[string]os.FileInfo{"refs/tags/basens/v1": tag, "refs/heads/drafts/basens/ws1": draft} {
+		after, err := os.Stat(refFile(name))
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(os.SameFile(before, after)).To(BeTrue(), "%s was rewritten though it did not change", name)
+	}
+	after, err := os.Stat(refFile("refs/heads/main"))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(os.SameFile(main, after)).To(BeFalse(), "main moved and is written")
+	g.Expect(f.repo.BranchHead("main")).To(Equal(next))
+	files, err := f.repo.ReadTree(next, "basens")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(files).To(HaveKey("new.yaml"))
+}
+
+// serverObjects counts the loose objects of the remote repository: receive-pack unpacks a
+// push of fewer than 100 objects into loose objects.
+func serverObjects(t *testing.T, f *fixture) int {
+	t.Helper()
+	out, err := exec.Command("git", "--git-dir="+f.remote.Dir, "count-objects").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if _, err := fmt.Sscanf(string(out), "%d objects", &n); err != nil {
+		t.Fatal(err, string(out))
+	}
+	return n
+}
+
+// missingOnServer is what the real git says a push of rev over main had to send: the objects
+// reachable from rev and not from main.
+func missingOnServer(t *testing.T, f *fixture, rev string) int {
+	t.Helper()
+	out, err := exec.Command("git", "--git-dir="+f.remote.Dir, "rev-list", "--objects", rev, "--not", "refs/heads/main").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(strings.Split(strings.TrimSpace(string(out)), "\n"))
+}
+
+func TestRepo_pushRefs_sendsExactlyWhatTheRemoteLacks(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		limit int
+	}{
+		{"walk from the remote's refs", 1000},
+		{"exhaustive fallback", 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			maxNewCommits = tc.limit
+			t.Cleanup(func() { maxNewCommits = 1000 })
+			f := newFixture(t)
+			main := seedPackages(t, f)
+			g.Expect(f.repo.Fetch(context.Background())).To(Succeed())
+			before := serverObjects(t, f)
+
+			// Two local commits on main, then a merge of main and them, as an approval makes:
+			// a new file in a new directory, a changed file deep down, a file moved unchanged.
+			first, err := f.repo.CreateCommit(NewCommit{Parents: []string{main}, Dir: "basens", Message: "first",
+				Files: map[string][]byte{"Kptfile": []byte("kind: Kptfile\n"), "ns.yaml": []byte("kind: Namespace\n"),
+					"sub/Kptfile": []byte("nested\n"), "sub/cm.yaml": []byte("kind: ConfigMap\n"), "new/dir/x.yaml": []byte("x: 1\n")}})
+			g.Expect(err).NotTo(HaveOccurred())
+			second, err := f.repo.CreateCommit(NewCommit{Parents: []string{first}, Dir: "blueprints/team/app", Message: "second",
+				Files: map[string][]byte{"Kptfile": []byte("kind: Kptfile\n"), "bin/run.sh": []byte("#!/bin/sh\nexit 0\n"),
+					"moved/run.sh": []byte("#!/bin/sh\n")}})
+			g.Expect(err).NotTo(HaveOccurred())
+			merge, err := f.repo.CreateCommit(NewCommit{Parents: []string{main, second}, Dir: "blueprints/net", Message: "merge",
+				Files: map[string][]byte{"Kptfile": []byte("kind: Kptfile\nv: 2\n")}})
+			g.Expect(err).NotTo(HaveOccurred())
+
+			g.Expect(f.repo.PushRefs(context.Background(), []RefUpdate{{Name: "refs/heads/merged", New: merge}})).To(Succeed(),
+				"the server's connectivity check finds every object it needs")
+			g.Expect(f.remote.ReadFile("merged", "blueprints/net/Kptfile")).To(Equal("kind: Kptfile\nv: 2\n"))
+			g.Expect(f.remote.ReadFile("merged^2", "basens/new/dir/x.yaml")).To(Equal("x: 1\n"))
+			g.Expect(f.remote.ReadFile("merged^2", "blueprints/team/app/moved/run.sh")).To(Equal("#!/bin/sh\n"))
+			g.Expect(serverObjects(t, f)-before).To(Equal(missingOnServer(t, f, "refs/heads/merged")), "nothing the remote had was sent")
+		})
 	}
 }

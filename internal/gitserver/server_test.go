@@ -257,3 +257,27 @@ func TestRepo_refs_branchTagDeleteAndOrphanMerge(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(opened.RefHash("refs/heads/main")).To(Equal(merge))
 }
+
+func TestServer_generateCatalog_publishedRevisionsDraftsAndPackedRefs(t *testing.T) {
+	g := NewWithT(t)
+	s := startServer(t, Options{})
+	r, err := s.GenerateCatalog("catalog", Catalog{Packages: 3, Tags: 2, Drafts: 2})
+	g.Expect(err).NotTo(HaveOccurred())
+
+	refs, err := r.Refs()
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(refs).To(HaveLen(1 + 3*2 + 2))
+	g.Expect(refs).To(HaveKey("refs/tags/pkg-0002/v2"))
+	g.Expect(refs).To(HaveKey("refs/heads/drafts/pkg-0001/" + DraftWorkspace))
+	g.Expect(refs["refs/heads/main"]).To(Equal(refs["refs/tags/pkg-0002/v2"]), "the last published revision is main's head")
+	g.Expect(r.ReadFile("pkg-0000/v1", "pkg-0000/cm.yaml")).To(ContainSubstring(`revision: "1"`))
+	g.Expect(r.ReadFile("drafts/pkg-0000/"+DraftWorkspace, "pkg-0000/cm.yaml")).To(ContainSubstring(`revision: "3"`))
+	g.Expect(r.ReadFile("main", "pkg-0001/Kptfile")).To(ContainSubstring("name: pkg-0001"))
+	msg, err := runGit(r.Dir, nil, nil, "log", "-1", "--format=%B", "pkg-0001/v2")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(msg).To(ContainSubstring(`kpt:{"package":"pkg-0001","workspaceName":"v2","revision":"2"`))
+
+	loose, err := filepath.Glob(filepath.Join(r.Dir, "refs", "tags", "*", "*"))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(loose).To(BeEmpty(), "refs are packed")
+}

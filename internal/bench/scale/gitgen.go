@@ -156,7 +156,9 @@ func PublishMessage(pkg string, rev int) string {
 // GenerateRepository creates the bare repository name on srv with git fast-import: for each
 // tag t in 1..Tags, one commit on main per package (its revision t, with the kpt line and an
 // Approved-by trailer) tagged <package>/v<t>; then Drafts draft branches off main, each a
-// commit changing one package.
+// commit changing one package. The refs are then packed, as a Git host keeps them (git gc does
+// the same): git http-backend reads every loose ref file for each request, which would make
+// the test server slower than a real one.
 func GenerateRepository(ctx context.Context, srv *gitserver.Server, name string, size Size) error {
 	repo, err := srv.CreateRepo(name)
 	if err != nil {
@@ -182,7 +184,16 @@ func GenerateRepository(ctx context.Context, srv *gitserver.Server, name string,
 	if werr != nil {
 		return werr
 	}
-	return cerr
+	if cerr != nil {
+		return cerr
+	}
+	pack := exec.CommandContext(ctx, "git", "pack-refs", "--all")
+	pack.Dir = repo.Dir
+	pack.Env = append(cleanGitEnv(), "GIT_DIR="+repo.Dir)
+	if out, err := pack.CombinedOutput(); err != nil {
+		return fmt.Errorf("git pack-refs of %s: %w: %s", name, err, strings.TrimSpace(string(out)))
+	}
+	return nil
 }
 
 // writeFastImport writes the fast-import stream of GenerateRepository.
