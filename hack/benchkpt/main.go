@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"kpo.dev/kpo/internal/bench/kptpkg"
 )
 
 func main() {
@@ -75,56 +77,13 @@ func median(runs int, src, tool string) (time.Duration, error) {
 	return times[len(times)/2], nil
 }
 
+// writePackage writes the benchmark package with kpt's catalog images.
 func writePackage(dir string, n int) error {
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return err
-	}
-	files := map[string]string{
-		"Kptfile": `apiVersion: kpt.dev/v1
-kind: Kptfile
-metadata:
-  name: bench
-pipeline:
-  mutators:
-    - image: ghcr.io/kptdev/krm-functions-catalog/set-namespace:v0.4.1
-      configMap:
-        namespace: prod
-    - image: ghcr.io/kptdev/krm-functions-catalog/set-labels:v0.2.0
-      configMap:
-        app: bench
-    - image: ghcr.io/kptdev/krm-functions-catalog/apply-replacements:v0.1.1
-      configPath: replacements.yaml
-`,
-		"replacements.yaml": `apiVersion: fn.kpt.dev/v1alpha1
-kind: ApplyReplacements
-metadata:
-  name: r
-  annotations:
-    config.kubernetes.io/local-config: "true"
-replacements:
-- source: {kind: ConfigMap, name: cm-0, fieldPath: data.v}
-  targets:
-  - select: {kind: Deployment}
-    fieldPaths:
-    - spec.template.spec.containers.[name=app].image
-`,
-	}
-	var b strings.Builder
-	for i := 0; i < n/2; i++ {
-		if i%50 == 0 && i > 0 {
-			files[fmt.Sprintf("r%04d.yaml", i/50)] = b.String()
-			b.Reset()
-		}
-		fmt.Fprintf(&b, "---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d-%d\nspec:\n  replicas: 1\n  template:\n    spec:\n      containers:\n      - name: app\n        image: nginx\n", i)
-		fmt.Fprintf(&b, "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-%d\ndata:\n  v: img-%d\n", i, i)
-	}
-	files["last.yaml"] = b.String()
-	for p, content := range files {
-		if err := os.WriteFile(filepath.Join(dir, p), []byte(content), 0o600); err != nil {
-			return err
-		}
-	}
-	return nil
+	return kptpkg.Write(dir, n, kptpkg.Images{
+		SetNamespace:      "ghcr.io/kptdev/krm-functions-catalog/set-namespace:v0.4.1",
+		SetLabels:         "ghcr.io/kptdev/krm-functions-catalog/set-labels:v0.2.0",
+		ApplyReplacements: "ghcr.io/kptdev/krm-functions-catalog/apply-replacements:v0.1.1",
+	})
 }
 
 func fail(err error) {

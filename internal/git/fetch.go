@@ -162,17 +162,33 @@ func dedupe(hashes []plumbing.Hash) []plumbing.Hash {
 // uploadPackSession opens a fetch session to origin and reads the advertised refs; adv is
 // nil for an empty remote.
 func (r *Repo) uploadPackSession(ctx context.Context) (transport.UploadPackSession, *packp.AdvRefs, error) {
+	return openSession(ctx, r, func(cl transport.Transport, ep *transport.Endpoint, auth transport.AuthMethod) (transport.UploadPackSession, error) {
+		return cl.NewUploadPackSession(ep, auth)
+	})
+}
+
+// advertisingSession is what fetch and push sessions share: the refs the remote advertises.
+type advertisingSession interface {
+	AdvertisedReferencesContext(context.Context) (*packp.AdvRefs, error)
+	Close() error
+}
+
+// openSession opens a session to origin with open and reads the advertised refs; adv is nil
+// for an empty remote.
+func openSession[S advertisingSession](ctx context.Context, r *Repo,
+	open func(transport.Transport, *transport.Endpoint, transport.AuthMethod) (S, error)) (S, *packp.AdvRefs, error) {
+	var none S
 	ep, err := r.endpoint()
 	if err != nil {
-		return nil, nil, err
+		return none, nil, err
 	}
 	cl, err := client.NewClient(ep)
 	if err != nil {
-		return nil, nil, err
+		return none, nil, err
 	}
-	sess, err := cl.NewUploadPackSession(ep, r.creds.auth())
+	sess, err := open(cl, ep, r.creds.auth())
 	if err != nil {
-		return nil, nil, err
+		return none, nil, err
 	}
 	adv, err := sess.AdvertisedReferencesContext(ctx)
 	if errors.Is(err, transport.ErrEmptyRemoteRepository) {
@@ -180,7 +196,7 @@ func (r *Repo) uploadPackSession(ctx context.Context) (transport.UploadPackSessi
 	}
 	if err != nil {
 		_ = sess.Close()
-		return nil, nil, err
+		return none, nil, err
 	}
 	return sess, adv, nil
 }

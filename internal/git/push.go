@@ -15,7 +15,6 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp/capability"
 	"github.com/go-git/go-git/v5/plumbing/revlist"
 	"github.com/go-git/go-git/v5/plumbing/transport"
-	"github.com/go-git/go-git/v5/plumbing/transport/client"
 )
 
 // RefUpdate is one compare-and-swap update of a remote ref.
@@ -151,27 +150,9 @@ func (r *Repo) lostRace(ctx context.Context, cmds []*packp.Command) bool {
 // receivePackSession opens a push session to origin and reads the advertised refs; adv is
 // nil for an empty remote.
 func (r *Repo) receivePackSession(ctx context.Context) (transport.ReceivePackSession, *packp.AdvRefs, error) {
-	ep, err := r.endpoint()
-	if err != nil {
-		return nil, nil, err
-	}
-	cl, err := client.NewClient(ep)
-	if err != nil {
-		return nil, nil, err
-	}
-	sess, err := cl.NewReceivePackSession(ep, r.creds.auth())
-	if err != nil {
-		return nil, nil, err
-	}
-	adv, err := sess.AdvertisedReferencesContext(ctx)
-	if errors.Is(err, transport.ErrEmptyRemoteRepository) {
-		return sess, nil, nil
-	}
-	if err != nil {
-		_ = sess.Close()
-		return nil, nil, err
-	}
-	return sess, adv, nil
+	return openSession(ctx, r, func(cl transport.Transport, ep *transport.Endpoint, auth transport.AuthMethod) (transport.ReceivePackSession, error) {
+		return cl.NewReceivePackSession(ep, auth)
+	})
 }
 
 // advertised returns the hash of every advertised ref, and the set of objects the remote

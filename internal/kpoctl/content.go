@@ -222,21 +222,33 @@ func readResourceList(r io.Reader) (map[string][]byte, error) {
 	return files, nil
 }
 
-// readDir returns the files below dir (the .git directory excluded) by slash path.
+// readDir returns the files below dir (the .git directory excluded) by slash path; anything
+// but files and directories is refused.
 func readDir(dir string) (map[string][]byte, error) {
+	files, err := packageFiles(dir, func(p string) error {
+		return fmt.Errorf("%s is not a regular file: a package holds only files and directories", p)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading package directory %s: %w", dir, err)
+	}
+	return files, nil
+}
+
+// packageFiles reads every regular file under dir, keyed by slash-separated relative path,
+// leaving .git directories out; irregular says what to do with anything else (a symbolic
+// link, a device): nil skips it.
+func packageFiles(dir string, irregular func(path string) error) (map[string][]byte, error) {
 	files := map[string][]byte{}
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
+		switch {
+		case err != nil:
 			return err
-		}
-		if d.IsDir() {
-			if d.Name() == ".git" {
-				return filepath.SkipDir
-			}
+		case d.IsDir() && d.Name() == ".git":
+			return filepath.SkipDir
+		case d.IsDir():
 			return nil
-		}
-		if !d.Type().IsRegular() {
-			return fmt.Errorf("%s is not a regular file: a package holds only files and directories", p)
+		case !d.Type().IsRegular():
+			return irregular(p)
 		}
 		rel, err := filepath.Rel(dir, p)
 		if err != nil {
@@ -249,10 +261,7 @@ func readDir(dir string) (map[string][]byte, error) {
 		files[filepath.ToSlash(rel)] = b
 		return nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("reading package directory %s: %w", dir, err)
-	}
-	return files, nil
+	return files, err
 }
 
 func newRpkgPushCommand(o *globalOptions) *cobra.Command {

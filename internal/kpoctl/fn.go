@@ -193,28 +193,7 @@ func runFnRender(ctx context.Context, streams IOStreams, f *fnRunOptions, dir st
 // readLocalPackage reads every regular file under dir, keyed by slash-separated relative
 // path; .git directories and symbolic links are left out, as kpt leaves them out.
 func readLocalPackage(dir string) (map[string][]byte, error) {
-	files := map[string][]byte{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			if d.Name() == ".git" {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil {
-			return err
-		}
-		data, err := os.ReadFile(p) //nolint:gosec // G304: a file below the package directory the user named, found by walking it
-		files[filepath.ToSlash(rel)] = data
-		return err
-	})
+	files, err := packageFiles(dir, func(string) error { return nil })
 	if err != nil {
 		return nil, fmt.Errorf("reading the package %s: %w", dir, err)
 	}

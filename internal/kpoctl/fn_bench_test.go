@@ -2,62 +2,20 @@ package kpoctl
 
 import (
 	"context"
-	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"kpo.dev/kpo/internal/bench/kptpkg"
 )
 
-// writeBenchPackage writes a package of n resources (Deployments and ConfigMaps, 100 per file)
-// whose pipeline runs set-namespace, set-labels and apply-replacements.
+// writeBenchPackage writes the benchmark package with kpo's built-ins.
 func writeBenchPackage(tb testing.TB, dir string, n int) {
 	tb.Helper()
-	files := map[string]string{
-		"Kptfile": `apiVersion: kpt.dev/v1
-kind: Kptfile
-metadata:
-  name: bench
-pipeline:
-  mutators:
-    - image: set-namespace:v0.4.3
-      configMap:
-        namespace: prod
-    - image: set-labels:v0.2.5
-      configMap:
-        app: bench
-    - image: apply-replacements:v0.1.1
-      configPath: replacements.yaml
-`,
-		"replacements.yaml": `apiVersion: fn.kpt.dev/v1alpha1
-kind: ApplyReplacements
-metadata:
-  name: r
-  annotations:
-    config.kubernetes.io/local-config: "true"
-replacements:
-- source: {kind: ConfigMap, name: cm-0, fieldPath: data.v}
-  targets:
-  - select: {kind: Deployment}
-    fieldPaths:
-    - spec.template.spec.containers.[name=app].image
-`,
-	}
-	var b strings.Builder
-	for i := 0; i < n/2; i++ {
-		if i%50 == 0 && i > 0 {
-			files[fmt.Sprintf("r%03d.yaml", i/50)] = b.String()
-			b.Reset()
-		}
-		fmt.Fprintf(&b, "---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d-%d\nspec:\n  replicas: 1\n  template:\n    spec:\n      containers:\n      - name: app\n        image: nginx\n", i)
-		fmt.Fprintf(&b, "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-%d\ndata:\n  v: img-%d\n", i, i)
-	}
-	files["last.yaml"] = b.String()
-	for p, content := range files {
-		if err := os.WriteFile(filepath.Join(dir, p), []byte(content), 0o600); err != nil {
-			tb.Fatal(err)
-		}
+	if err := kptpkg.Write(dir, n, kptpkg.Images{
+		SetNamespace: "set-namespace:v0.4.3", SetLabels: "set-labels:v0.2.5", ApplyReplacements: "apply-replacements:v0.1.1",
+	}); err != nil {
+		tb.Fatal(err)
 	}
 }
 

@@ -1,15 +1,10 @@
 package scale
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"io"
-	"os"
-	"os/exec"
-	"sort"
 	"strings"
 
 	"kpo.dev/kpo/internal/gitserver"
@@ -159,83 +154,24 @@ func PublishMessage(pkg string, rev int) string {
 // commit changing one package. The refs are then packed, as a Git host keeps them (git gc does
 // the same): git http-backend reads every loose ref file for each request, which would make
 // the test server slower than a real one.
-func GenerateRepository(ctx context.Context, srv *gitserver.Server, name string, size Size) error {
-	repo, err := srv.CreateRepo(name)
-	if err != nil {
-		return err
-	}
-	cmd := exec.CommandContext(ctx, "git", "fast-import", "--quiet", "--done")
-	cmd.Dir = repo.Dir
-	cmd.Env = append(cleanGitEnv(), "GIT_DIR="+repo.Dir)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		return err
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("starting git fast-import: %w", err)
-	}
-	werr := writeFastImport(stdin, name, size)
-	cerr := stdin.Close()
-	if err := cmd.Wait(); err != nil {
-		return fmt.Errorf("git fast-import of %s: %w: %s", name, err, strings.TrimSpace(stderr.String()))
-	}
-	if werr != nil {
-		return werr
-	}
-	if cerr != nil {
-		return cerr
-	}
-	pack := exec.CommandContext(ctx, "git", "pack-refs", "--all")
-	pack.Dir = repo.Dir
-	pack.Env = append(cleanGitEnv(), "GIT_DIR="+repo.Dir)
-	if out, err := pack.CombinedOutput(); err != nil {
-		return fmt.Errorf("git pack-refs of %s: %w: %s", name, err, strings.TrimSpace(string(out)))
-	}
-	return nil
-}
-
-// writeFastImport writes the fast-import stream of GenerateRepository.
-func writeFastImport(out io.Writer, repo string, size Size) error {
-	w := bufio.NewWriterSize(out, 1<<20)
-	mark, when := 0, int64(1704067200) // 2024-01-01, one second per commit
-	data := func(s string) { fmt.Fprintf(w, "data %d\n%s\n", len(s), s) }
-	commit := func(ref, msg, from string, pkg string, files map[string]string) int {
-		mark++
-		when++
-		fmt.Fprintf(w, "commit %s\nmark :%d\ncommitter kpo bench <bench@example.com> %d +0000\n", ref, mark, when)
-		data(msg)
-		if from != "" {
-			fmt.Fprintf(w, "from %s\n", from)
+func GenerateRepository(_ context.Context, srv *gitserver.Server, name string, size Size) error {
+	_, err := srv.Import(name, "kpo bench", "bench@example.com", func(f *gitserver.FastImport) error {
+		var mainHead int
+		for t := 1; t <= size.Tags; t++ {
+			for p := range size.Packages {
+				pkg := PackageName(p)
+				mainHead = f.Commit("refs/heads/main", "", PublishMessage(pkg, t), pkg, PackageFiles(name, pkg, t, size.PackageBytes))
+				f.Tag(fmt.Sprintf("%s/v%d", pkg, t), mainHead)
+			}
 		}
-		paths := make([]string, 0, len(files))
-		for p := range files {
-			paths = append(paths, p)
+		for d := range min(size.Drafts, size.Packages) {
+			pkg := PackageName(d)
+			f.Commit(fmt.Sprintf("refs/heads/drafts/%s/%s", pkg, DraftWorkspace), fmt.Sprintf(":%d", mainHead),
+				"Draft "+pkg, pkg, PackageFiles(name, pkg, size.Tags+1, size.PackageBytes))
 		}
-		sort.Strings(paths)
-		for _, p := range paths {
-			fmt.Fprintf(w, "M 100644 inline %s/%s\n", pkg, p)
-			data(files[p])
-		}
-		fmt.Fprint(w, "\n")
-		return mark
-	}
-	var mainHead int
-	for t := 1; t <= size.Tags; t++ {
-		for p := range size.Packages {
-			pkg := PackageName(p)
-			mainHead = commit("refs/heads/main", PublishMessage(pkg, t), "", pkg, PackageFiles(repo, pkg, t, size.PackageBytes))
-			fmt.Fprintf(w, "reset refs/tags/%s/v%d\nfrom :%d\n\n", pkg, t, mainHead)
-		}
-	}
-	for d := range min(size.Drafts, size.Packages) {
-		pkg := PackageName(d)
-		commit(fmt.Sprintf("refs/heads/drafts/%s/%s", pkg, DraftWorkspace), "Draft "+pkg,
-			fmt.Sprintf(":%d", mainHead), pkg, PackageFiles(repo, pkg, size.Tags+1, size.PackageBytes))
-	}
-	fmt.Fprint(w, "done\n")
-	return w.Flush()
+		return nil
+	})
+	return err
 }
 
 // PushTag publishes revision rev of pkg as another Git client would: a commit on main with the
@@ -250,16 +186,4 @@ func PushTag(repo *gitserver.Repo, pkg string, rev, size int) error {
 		return err
 	}
 	return repo.Tag(fmt.Sprintf("%s/v%d", pkg, rev), hash)
-}
-
-// cleanGitEnv is the environment without GIT_* variables and without the developer's git
-// configuration, as the test Git server runs git.
-func cleanGitEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "GIT_") {
-			env = append(env, kv)
-		}
-	}
-	return append(env, "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null", "GIT_TERMINAL_PROMPT=0")
 }
