@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 
 	"kpo.dev/kpo/internal/fn/builtin"
+	"kpo.dev/kpo/internal/kpotest"
 	"kpo.dev/kpo/internal/kptfile"
 	"kpo.dev/kpo/internal/render"
 )
@@ -84,7 +85,7 @@ func TestCachingEvaluator_hitRestoresItemsAndResultsWithoutRunning(t *testing.T)
 	counter := &countingEvaluator{}
 	cache := &CachingEvaluator{Next: counter, Size: 16}
 	opts := render.Options{Evaluator: func(kptfile.Function) (render.Evaluator, error) { return cache, nil }}
-	in := readTree(t, filepath.Join("testdata", "subpackages"))
+	in := kpotest.ReadTree(t, filepath.Join("testdata", "subpackages"))
 
 	out1, results1, err := render.Render(context.Background(), in, opts)
 	g.Expect(err).NotTo(HaveOccurred())
@@ -191,7 +192,7 @@ func TestCachingEvaluator_negativeSize_cachesNothing(t *testing.T) {
 	counter := &countingEvaluator{}
 	cache := &CachingEvaluator{Next: counter, Size: -1}
 	opts := render.Options{Evaluator: func(kptfile.Function) (render.Evaluator, error) { return cache, nil }}
-	in := readTree(t, filepath.Join("testdata", "subpackages"))
+	in := kpotest.ReadTree(t, filepath.Join("testdata", "subpackages"))
 	out1, _, err := render.Render(context.Background(), in, opts)
 	g.Expect(err).NotTo(HaveOccurred())
 	out2, _, err := render.Render(context.Background(), in, opts)

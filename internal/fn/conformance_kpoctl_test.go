@@ -17,6 +17,7 @@ import (
 
 	"kpo.dev/kpo/internal/fn"
 	"kpo.dev/kpo/internal/kpoctl"
+	"kpo.dev/kpo/internal/kpotest"
 )
 
 func init() { fn.SetOutOfPlace(runThroughKpoctl) }
@@ -40,7 +41,7 @@ func runThroughKpoctl(t *testing.T, dir string, script []string) (failures []str
 			t.Fatalf("config.yaml: %v", err)
 		}
 	}
-	input := fn.ReadTree(t, dir)
+	input := kpotest.ReadTree(t, dir)
 	expected := maps.Clone(input)
 	if patch, err := os.ReadFile(filepath.Join(dir, ".expected", "diff.patch")); err == nil {
 		expected, err = fn.ApplyGitDiff(input, string(patch))

@@ -17,6 +17,7 @@ import (
 	goyaml "go.yaml.in/yaml/v3"
 
 	"kpo.dev/kpo/internal/fn/builtin"
+	"kpo.dev/kpo/internal/kpotest"
 	"kpo.dev/kpo/internal/kptfile"
 	"kpo.dev/kpo/internal/render"
 )
@@ -271,7 +272,7 @@ func init() {
 func runConformanceCase(t *testing.T, dir string) (failures []string) {
 	g := NewGomega(func(message string, _ ...int) { failures = append(failures, message) })
 	cfg := readCaseConfig(t, dir)
-	input := readTree(t, dir)
+	input := kpotest.ReadTree(t, dir)
 	expected := maps.Clone(input)
 	if patch, err := os.ReadFile(filepath.Join(dir, ".expected", "diff.patch")); err == nil {
 		expected, err = applyGitDiff(input, string(patch))
@@ -329,28 +330,6 @@ func runConformanceCase(t *testing.T, dir string) (failures []string) {
 		g.Expect(string(out[p])).To(Equal(string(want)), "file %s", p)
 	}
 	return failures
-}
-
-// readTree reads every file under dir into a map keyed by slash-separated relative path.
-func readTree(t testing.TB, dir string) map[string][]byte {
-	t.Helper()
-	files := map[string][]byte{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil {
-			return err
-		}
-		data, err := os.ReadFile(p)
-		files[filepath.ToSlash(rel)] = data
-		return err
-	})
-	if err != nil {
-		t.Fatalf("reading %s: %v", dir, err)
-	}
-	return files
 }
 
 // decodeLoosely parses YAML into plain maps for a semantic comparison.

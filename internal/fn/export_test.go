@@ -4,7 +4,6 @@ import "testing"
 
 // Hooks for the external test package (conformance_kpoctl_test.go), which may import kpoctl.
 var (
-	ReadTree      = readTree
 	ApplyGitDiff  = applyGitDiff
 	SetOutOfPlace = func(f func(t *testing.T, dir string, script []string) []string) { outOfPlaceRunner = f }
 )

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
@@ -14,31 +13,11 @@ import (
 	"testing"
 
 	. "github.com/onsi/gomega"
+
+	"kpo.dev/kpo/internal/kpotest"
 )
 
 var update = flag.Bool("update", false, "rewrite the expected/ trees of the golden tests from the actual output")
-
-// readTree reads every file under dir into a map keyed by slash-separated relative path.
-func readTree(t testing.TB, dir string) map[string][]byte {
-	t.Helper()
-	files := map[string][]byte{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil {
-			return err
-		}
-		data, err := os.ReadFile(p)
-		files[filepath.ToSlash(rel)] = data
-		return err
-	})
-	if err != nil {
-		t.Fatalf("reading %s: %v", dir, err)
-	}
-	return files
-}
 
 func writeTree(t testing.TB, dir string, files map[string][]byte) {
 	t.Helper()
@@ -93,7 +72,7 @@ func TestRender_golden(t *testing.T) {
 		t.Run(c.Name(), func(t *testing.T) {
 			g := NewWithT(t)
 			dir := filepath.Join("testdata", c.Name())
-			out, results, err := Render(context.Background(), readTree(t, filepath.Join(dir, "input")), Options{Evaluator: testEvaluator})
+			out, results, err := Render(context.Background(), kpotest.ReadTree(t, filepath.Join(dir, "input")), Options{Evaluator: testEvaluator})
 
 			errFile := filepath.Join(dir, "error.txt")
 			resultsFile := filepath.Join(dir, "results.txt")
@@ -126,7 +105,7 @@ func TestRender_golden(t *testing.T) {
 				g.Expect(out).To(BeNil(), "a failed render returns no files")
 				return
 			}
-			want := readTree(t, expectedDir)
+			want := kpotest.ReadTree(t, expectedDir)
 			g.Expect(slices.Sorted(maps.Keys(out))).To(Equal(slices.Sorted(maps.Keys(want))))
 			for p, data := range want {
 				g.Expect(string(out[p])).To(Equal(string(data)), "file %s", p)
@@ -189,7 +168,7 @@ func TestRender_pathOutsidePackage_isRefused(t *testing.T) {
 
 func TestRender_doesNotModifyItsInput(t *testing.T) {
 	g := NewWithT(t)
-	in := readTree(t, filepath.Join("testdata", "basic-mutators", "input"))
+	in := kpotest.ReadTree(t, filepath.Join("testdata", "basic-mutators", "input"))
 	before := map[string]string{}
 	for p, d := range in {
 		before[p] = string(d)
