@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -59,6 +61,24 @@ func releaseFinalizer(ctx context.Context, c client.Client, obj client.Object, f
 	controllerutil.RemoveFinalizer(obj, finalizer)
 	if err := c.Patch(ctx, obj, patch); client.IgnoreNotFound(err) != nil {
 		return fmt.Errorf("removing finalizer %s: %w", finalizer, err)
+	}
+	return nil
+}
+
+// dropManagedFields empties obj's managed fields (the API server's record of which client
+// wrote which field), which the manager's create and first status write of a published
+// revision leave behind: a list of every field it set, more than half of the object as the API
+// server keeps it in memory and serves it to `kubectl get`. A published revision is the
+// manager's alone and never written again but for a label, so the record tells nobody
+// anything. The patch is a metadata write that changes no field and is made once per revision,
+// with optimistic locking: if anyone wrote in between, their record stays and so does ours.
+func dropManagedFields(ctx context.Context, c client.Client, obj client.Object) error {
+	if len(obj.GetManagedFields()) == 0 {
+		return nil
+	}
+	patch := fmt.Sprintf(`{"metadata":{"resourceVersion":%q,"managedFields":[{}]}}`, obj.GetResourceVersion())
+	if err := c.Patch(ctx, obj, client.RawPatch(types.MergePatchType, []byte(patch))); err != nil && !apierrors.IsConflict(err) {
+		return client.IgnoreNotFound(err)
 	}
 	return nil
 }

@@ -301,6 +301,10 @@ func (s *revisionSync) syncContentAndStatus(ctx context.Context, rev discovery.R
 		// (setRevisionConditions), which then finds nothing to change: one status write per
 		// new revision instead of two.
 		setRevisionConditions(pr, nil, nil)
+		if err := s.patchStatus(ctx, before, pr); err != nil {
+			return err
+		}
+		return dropManagedFields(ctx, s.Client, pr)
 	}
 	return s.patchStatus(ctx, before, pr)
 }

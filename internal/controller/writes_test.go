@@ -1,12 +1,14 @@
 package controller_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kpov1 "kpo.dev/kpo/api/v1alpha1"
 	"kpo.dev/kpo/internal/gitserver"
@@ -69,7 +71,31 @@ func TestRepository_resyncAfterOneNewTag_writesOnlyForThatPackage(t *testing.T) 
 	g.Expect(writes).To(HaveKeyWithValue("PATCH packagerevisions/status catalog.web.w2", 1),
 		"a new published revision gets its whole status, conditions included, in one write")
 	g.Expect(writes).NotTo(HaveKey(HavePrefix("POST configmaps")), "published content is in a ConfigMap only on request")
+	g.Expect(writes).To(HaveKeyWithValue("PATCH packagerevisions catalog.web.w2", 1),
+		"the new revision's managed fields are dropped once")
 	ready := meta.FindStatusCondition(getRevision(g, ns, "catalog.web.w2").Status.Conditions, kpov1.ReadyCondition)
 	g.Expect(ready).NotTo(BeNil())
 	g.Expect(ready.Status).To(Equal(metav1.ConditionTrue))
+}
+
+// A published revision read from Git carries no managed fields: the manager's record of its
+// create and first status write would be most of the object in the API server's memory and in
+// every `kubectl get`.
+func TestRepository_publishedRevisionFromGit_keepsNoManagedFields(t *testing.T) {
+	g := NewWithT(t)
+	ns, gitRepo, name := newDraftFixture(t)
+	publish(t, ns, name)
+	_, err := gitRepo.Commit("main", gitserver.Change{
+		Files:   map[string]string{"web/extra.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\n"},
+		Message: "Approve web v2\n\nkpt:{\"package\":\"web\",\"workspaceName\":\"w2\",\"revision\":\"2\"}"})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(gitRepo.Tag("web/v2", "main")).To(Succeed())
+	syncNow(t, ns)
+	g.Eventually(func(g Gomega) {
+		pr := &kpov1.PackageRevision{}
+		g.Expect(k8sClient.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "catalog.web.w2"}, pr)).To(Succeed())
+		g.Expect(pr.Status.Revision).To(Equal(2))
+		g.Expect(pr.Status.Conditions).NotTo(BeEmpty())
+		g.Expect(pr.ManagedFields).To(BeEmpty())
+	}, timeout, interval).Should(Succeed())
 }

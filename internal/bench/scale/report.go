@@ -57,11 +57,11 @@ func WriteReport(w io.Writer, h Header, results []*Result, failed map[string]err
 	fmt.Fprintln(w)
 
 	fmt.Fprintf(w, "## Lists, authoring (p50 / max of %d rounds) and resyncs\n\n", h.Authoring)
-	fmt.Fprintln(w, "| R × P × T | `kubectl get` all PackageRevisions / as many small ConfigMaps (table) | the same as JSON | init → Ready | edit → committed | propose | approve | unchanged resync: manager writes | resync after one new tag: manager writes |")
+	fmt.Fprintln(w, "| R × P × T | `kubectl get` all PackageRevisions / as many small ConfigMaps / small custom resources (table) | the same as JSON | init → Ready | edit → committed | propose | approve | unchanged resync: manager writes | resync after one new tag: manager writes |")
 	fmt.Fprintln(w, "| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 	for _, r := range results {
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", sizeLabel(r.Size),
-			listCell(r.TableRevisions, r.TableConfigMaps), listCell(r.ListRevisions, r.ListConfigMaps),
+			listCell(r.TableRevisions, r.TableConfigMaps, r.TableCustom), listCell(r.ListRevisions, r.ListConfigMaps, r.ListCustom),
 			p50max(r.Authoring.Init), p50max(r.Authoring.Edit), p50max(r.Authoring.Propose), p50max(r.Authoring.Approve),
 			writesCell(r.Unchanged), writesCell(r.NewTag))
 	}
@@ -75,12 +75,15 @@ func WriteReport(w io.Writer, h Header, results []*Result, failed map[string]err
 			mib(r.APIServerBase.RSS), mib(r.APIServer.RSS), mib(r.APIServer.Peak), mib(r.EtcdBase.DB), mib(r.Etcd.DB), mib(r.Etcd.InUse), mib(r.Etcd.Dir))
 		fmt.Fprintf(w, "- manager peak RSS: %s after the full sync, %s at the end of the run\n", mib(r.ManagerPeak), mib(r.ManagerPeakEnd))
 		fmt.Fprintf(w, "- manager requests during the full sync, from the audit log: %s\n", kindsLine(r.SyncAudit))
-		fmt.Fprintf(w, "- lists (JSON, median of 3): %s PackageRevisions (%s) in %s, %s small ConfigMaps (%s) in %s\n",
-			thousands(r.ListRevisions.Items), mib(int64(r.ListRevisions.Bytes)), millis(r.ListRevisions.Time),
-			thousands(r.ListConfigMaps.Items), mib(int64(r.ListConfigMaps.Bytes)), millis(r.ListConfigMaps.Time))
-		fmt.Fprintf(w, "- lists (table, as kubectl get; median of 3): %s PackageRevisions (%s) in %s, %s small ConfigMaps (%s) in %s\n",
-			thousands(r.TableRevisions.Items), mib(int64(r.TableRevisions.Bytes)), millis(r.TableRevisions.Time),
-			thousands(r.TableConfigMaps.Items), mib(int64(r.TableConfigMaps.Bytes)), millis(r.TableConfigMaps.Time))
+		for _, l := range []struct {
+			how                    string
+			revisions, cms, custom List
+		}{{"JSON", r.ListRevisions, r.ListConfigMaps, r.ListCustom}, {"table, as kubectl get", r.TableRevisions, r.TableConfigMaps, r.TableCustom}} {
+			fmt.Fprintf(w, "- lists (%s; median of 3): %s PackageRevisions (%s) in %s, %s small ConfigMaps (%s) in %s, %s small custom resources (%s) in %s\n", l.how,
+				thousands(l.revisions.Items), mib(int64(l.revisions.Bytes)), millis(l.revisions.Time),
+				thousands(l.cms.Items), mib(int64(l.cms.Bytes)), millis(l.cms.Time),
+				thousands(l.custom.Items), mib(int64(l.custom.Bytes)), millis(l.custom.Time))
+		}
 		fmt.Fprintf(w, "- load average (1, 5, 15 min) at the start: %s, at the end: %s\n", r.LoadBefore, r.LoadAfter)
 		for _, x := range []struct {
 			name string
@@ -193,10 +196,13 @@ func thousands(n int) string {
 }
 
 // listCell is "<revisions> / <config maps> (<ratio>×)".
-func listCell(revisions, configMaps List) string {
-	ratio := ""
-	if configMaps.Time > 0 {
-		ratio = fmt.Sprintf(" (%.1f×)", float64(revisions.Time)/float64(configMaps.Time))
+// listCell is the list of the PackageRevisions against the two baselines, with the ratios.
+func listCell(revisions, configMaps, custom List) string {
+	ratio := func(base List) string {
+		if base.Time <= 0 {
+			return ""
+		}
+		return fmt.Sprintf(" (%.1f×)", float64(revisions.Time)/float64(base.Time))
 	}
-	return fmt.Sprintf("%s / %s%s", millis(revisions.Time), millis(configMaps.Time), ratio)
+	return fmt.Sprintf("%s / %s%s / %s%s", millis(revisions.Time), millis(configMaps.Time), ratio(configMaps), millis(custom.Time), ratio(custom))
 }

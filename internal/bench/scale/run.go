@@ -17,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -107,11 +108,12 @@ type Result struct {
 	// EtcdBase and Etcd are etcd's size before registration and after the full sync.
 	EtcdBase, Etcd EtcdSize
 	// ListRevisions is a client List of all PackageRevisions as JSON (`kubectl get rpkg -A -o
-	// json`), ListConfigMaps of as many small ConfigMaps.
-	ListRevisions, ListConfigMaps List
-	// TableRevisions and TableConfigMaps are the same lists as tables, what `kubectl get rpkg
-	// -A` and `kubectl get cm` ask the API server for (its printer columns).
-	TableRevisions, TableConfigMaps List
+	// json`), ListConfigMaps of as many small ConfigMaps, ListCustom of as many small custom
+	// resources (one short spec field): what any kind defined by a CRD costs the API server.
+	ListRevisions, ListConfigMaps, ListCustom List
+	// TableRevisions, TableConfigMaps and TableCustom are the same lists as tables, what
+	// `kubectl get rpkg -A` and `kubectl get cm` ask the API server for (its printer columns).
+	TableRevisions, TableConfigMaps, TableCustom List
 	Authoring                       Latency
 	// Unchanged is a resync of a repository nothing changed in; NewTag a resync after one new
 	// tag was pushed to it.
@@ -273,10 +275,30 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if res.ListRevisions, err = timeList(ctx, lc, &kpov1.PackageRevisionList{}); err != nil {
 		return res, err
 	}
-	if err := createSmallConfigMaps(ctx, c, res.ListRevisions.Items); err != nil {
+	small := res.ListRevisions.Items
+	if err := createNamespace(ctx, c, SmallNamespace); err != nil {
+		return res, err
+	}
+	if err := createSmall(ctx, c, small, func(i int) client.Object {
+		return &corev1.ConfigMap{
+			ObjectMeta: metav1.ObjectMeta{Name: "small-" + strconv.Itoa(i), Namespace: SmallNamespace},
+			Data:       map[string]string{"value": strconv.Itoa(i)},
+		}
+	}); err != nil {
 		return res, err
 	}
 	if res.ListConfigMaps, err = timeList(ctx, lc, &corev1.ConfigMapList{}, client.InNamespace(SmallNamespace)); err != nil {
+		return res, err
+	}
+	if err := createSmallCRD(ctx, c); err != nil {
+		return res, err
+	}
+	if err := createSmall(ctx, c, small, smallObject); err != nil {
+		return res, err
+	}
+	smallList := &unstructured.UnstructuredList{}
+	smallList.SetGroupVersionKind(smallGVK.GroupVersion().WithKind(smallGVK.Kind + "List"))
+	if res.ListCustom, err = timeList(ctx, lc, smallList, client.InNamespace(SmallNamespace)); err != nil {
 		return res, err
 	}
 	if res.TableRevisions, err = timeTable(ctx, cfg, "/apis/kpo.dev/v1alpha1/packagerevisions"); err != nil {
@@ -285,9 +307,13 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if res.TableConfigMaps, err = timeTable(ctx, cfg, "/api/v1/namespaces/"+SmallNamespace+"/configmaps"); err != nil {
 		return res, err
 	}
-	logf("list: %d PackageRevisions in %s (table %s), %d small ConfigMaps in %s (table %s)", res.ListRevisions.Items, res.ListRevisions.Time.Round(time.Millisecond),
-		res.TableRevisions.Time.Round(time.Millisecond), res.ListConfigMaps.Items, res.ListConfigMaps.Time.Round(time.Millisecond),
-		res.TableConfigMaps.Time.Round(time.Millisecond))
+	if res.TableCustom, err = timeTable(ctx, cfg, "/apis/"+smallGVK.Group+"/"+smallGVK.Version+"/namespaces/"+SmallNamespace+"/"+smallPlural); err != nil {
+		return res, err
+	}
+	logf("list: %d PackageRevisions in %s (table %s), small ConfigMaps in %s (table %s), small custom resources in %s (table %s)",
+		res.ListRevisions.Items, res.ListRevisions.Time.Round(time.Millisecond), res.TableRevisions.Time.Round(time.Millisecond),
+		res.ListConfigMaps.Time.Round(time.Millisecond), res.TableConfigMaps.Time.Round(time.Millisecond),
+		res.ListCustom.Time.Round(time.Millisecond), res.TableCustom.Time.Round(time.Millisecond))
 
 	// Authoring in the first repository.
 	if _, err := mgr.WaitQuiet(ctx, 2*time.Second, 2*time.Minute); err != nil {
@@ -529,11 +555,8 @@ func timeTable(ctx context.Context, cfg *rest.Config, path string) (List, error)
 	return List{Time: times[1], Items: len(table.Rows), Bytes: size}, nil
 }
 
-// createSmallConfigMaps creates n ConfigMaps of one short key in SmallNamespace, 16 at a time.
-func createSmallConfigMaps(ctx context.Context, c client.Client, n int) error {
-	if err := createNamespace(ctx, c, SmallNamespace); err != nil {
-		return err
-	}
+// createSmall creates the n objects newObj makes (in SmallNamespace), 16 at a time.
+func createSmall(ctx context.Context, c client.Client, n int, newObj func(i int) client.Object) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	work := make(chan int)
@@ -542,11 +565,7 @@ func createSmallConfigMaps(ctx context.Context, c client.Client, n int) error {
 	for range 16 {
 		wg.Go(func() {
 			for i := range work {
-				cm := &corev1.ConfigMap{
-					ObjectMeta: metav1.ObjectMeta{Name: "small-" + strconv.Itoa(i), Namespace: SmallNamespace},
-					Data:       map[string]string{"value": strconv.Itoa(i)},
-				}
-				if err := c.Create(ctx, cm); err != nil {
+				if err := c.Create(ctx, newObj(i)); err != nil {
 					errs <- err
 					cancel()
 					return
