@@ -114,7 +114,7 @@ type Result struct {
 	// TableRevisions, TableConfigMaps and TableCustom are the same lists as tables, what
 	// `kubectl get rpkg -A` and `kubectl get cm` ask the API server for (its printer columns).
 	TableRevisions, TableConfigMaps, TableCustom List
-	Authoring                       Latency
+	Authoring                                    Latency
 	// Unchanged is a resync of a repository nothing changed in; NewTag a resync after one new
 	// tag was pushed to it.
 	Unchanged, NewTag Resync
