@@ -53,3 +53,39 @@ func TestBuiltinEvaluator_applyReplacementsFollowsTheTaggedVersion(t *testing.T)
 	_, _, err = render.Render(context.Background(), pkg("gcr.io/kpt-fn/apply-replacements:v0.1.3"), render.Options{Evaluator: Builtin})
 	g.Expect(err).To(MatchError(ContainSubstring("unable to find field")))
 }
+
+func TestLocalEvaluator_runArgs_followKptsContainerFlags(t *testing.T) {
+	g := NewWithT(t)
+	t.Setenv("KPO_TEST_TOKEN", "from-shell")
+	args, err := LocalEvaluator{PullPolicy: "never"}.runArgs("example.com/fn:v1")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(args).To(Equal([]string{"run", "--rm", "-i", "--network", "none", "--security-opt=no-new-privileges", "--pull", "never", "example.com/fn:v1"}),
+		"no network, nothing mounted, nothing of the environment by default")
+
+	args, err = LocalEvaluator{Container: ContainerOptions{
+		Network: true, User: "1000:1000",
+		Mounts: []string{"type=bind,src=/etc/ssl,dst=/ssl", "type=tmpfs,dst=/scratch,rw=true"},
+		Env:    []string{"A=1", "KPO_TEST_TOKEN", "KPO_TEST_UNSET"},
+	}}.runArgs("example.com/fn:v1")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(args).To(Equal([]string{"run", "--rm", "-i", "--network", "host", "--security-opt=no-new-privileges",
+		"--user", "1000:1000",
+		"--mount", "type=bind,source=/etc/ssl,target=/ssl,readonly", "--mount", "type=tmpfs,target=/scratch",
+		"-e", "A=1", "-e", "KPO_TEST_TOKEN=from-shell", "example.com/fn:v1"}))
+}
+
+func TestParseMount_refusesWhatKptRefuses(t *testing.T) {
+	for spec, want := range map[string]string{
+		"type=bind,dst=/data":                 "give src and dst",
+		"type=host,src=/a,dst=/b":             "type must be bind, volume or tmpfs",
+		"type=bind,src=/a,dst=/b,rw=yes":      "rw must be true or false",
+		"type=bind,src=/a,dst=/b,propagation": `"propagation" is not key=value`,
+		"type=volume,src=v,dst=/b,mode=x":     `unknown field "mode"`,
+	} {
+		_, err := ParseMount(spec)
+		NewWithT(t).Expect(err).To(MatchError(ContainSubstring(want)), spec)
+	}
+	got, err := ParseMount("type=volume,source=cache,destination=/cache,rw=true")
+	NewWithT(t).Expect(err).NotTo(HaveOccurred())
+	NewWithT(t).Expect(got).To(Equal("type=volume,source=cache,target=/cache"))
+}

@@ -380,10 +380,40 @@ func writeResults(dir string, results []render.Result, renderErr error, prefix s
 // fnEvalOptions are fn eval's own flags.
 type fnEvalOptions struct {
 	fnRunOptions
-	image       string
-	execPath    string
-	fnConfig    string
-	includeMeta bool
+	image         string
+	execPath      string
+	fnConfig      string
+	includeMeta   bool
+	match         selectorFlags
+	exclude       selectorFlags
+	container     fn.ContainerOptions
+	asCurrentUser bool
+}
+
+// selectorFlags are one of kpt fn eval's --match-… and --exclude-… flag sets: a resource is
+// matched when it matches every flag of the set given.
+type selectorFlags struct {
+	apiVersion, kind, name, namespace string
+	labels, annotations               map[string]string
+}
+
+func (f *selectorFlags) addFlags(cmd *cobra.Command, prefix, doing string) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.apiVersion, prefix+"-api-version", "", doing+" resources of this apiVersion.")
+	fl.StringVar(&f.kind, prefix+"-kind", "", doing+" resources of this kind.")
+	fl.StringVar(&f.name, prefix+"-name", "", doing+" resources of this name.")
+	fl.StringVar(&f.namespace, prefix+"-namespace", "", doing+" resources in this namespace.")
+	fl.StringToStringVar(&f.labels, prefix+"-labels", nil, doing+" resources with these labels (KEY=VALUE,...).")
+	fl.StringToStringVar(&f.annotations, prefix+"-annotations", nil, doing+" resources with these annotations (KEY=VALUE,...).")
+}
+
+// selectors is the set as a Kptfile function's selectors or exclusions: none when no flag was given.
+func (f *selectorFlags) selectors() []kptfile.Selector {
+	s := kptfile.Selector{APIVersion: f.apiVersion, Kind: f.kind, Name: f.name, Namespace: f.namespace, Labels: f.labels, Annotations: f.annotations}
+	if s.APIVersion == "" && s.Kind == "" && s.Name == "" && s.Namespace == "" && len(s.Labels) == 0 && len(s.Annotations) == 0 {
+		return nil
+	}
+	return []kptfile.Selector{s}
 }
 
 func newFnEvalCommand(o *globalOptions) *cobra.Command {
@@ -422,6 +452,12 @@ arguments after --.`,
 	fl.StringVar(&f.execPath, "exec", "", "Command line of a local function binary to run (naming it is the permission: no --allow-exec needed).")
 	fl.StringVar(&f.fnConfig, "fn-config", "", "File holding the function config.")
 	fl.BoolVarP(&f.includeMeta, "include-meta-resources", "m", false, "Give the function the Kptfiles too.")
+	f.match.addFlags(cmd, "match", "Run the function on")
+	f.exclude.addFlags(cmd, "exclude", "Do not run the function on")
+	fl.BoolVar(&f.container.Network, "network", false, "Give a function run by a container runtime the host's network (default: none).")
+	fl.StringArrayVar(&f.container.Mounts, "mount", nil, "Mount into a function's container, as kpt: type=bind|volume|tmpfs,src=SRC,dst=DST[,rw=true] (read-only unless rw=true); repeatable.")
+	fl.StringArrayVarP(&f.container.Env, "env", "e", nil, "Environment variable for a function process, KEY=VALUE or KEY (this shell's value); repeatable.")
+	fl.BoolVar(&f.asCurrentUser, "as-current-user", false, "Run a function's container as the current user and group instead of the image's user.")
 	return cmd
 }
 
@@ -432,7 +468,7 @@ func runFnEval(ctx context.Context, streams IOStreams, f *fnEvalOptions, dir str
 	if f.fnConfig != "" && len(kv) > 0 {
 		return errors.New("give the function config either with --fn-config or after --, not both")
 	}
-	function := kptfile.Function{Image: f.image, Exec: f.execPath}
+	function := kptfile.Function{Image: f.image, Exec: f.execPath, Selectors: f.match.selectors(), Exclusions: f.exclude.selectors()}
 	if function.Image != "" {
 		function.Image = render.QualifyImage(function.Image, f.imagePrefix)
 	}
@@ -440,6 +476,15 @@ func runFnEval(ctx context.Context, streams IOStreams, f *fnEvalOptions, dir str
 	local, err := f.evaluator()
 	if err != nil {
 		return err
+	}
+	local.Container = f.container
+	for _, m := range f.container.Mounts {
+		if _, err := fn.ParseMount(m); err != nil {
+			return err
+		}
+	}
+	if f.asCurrentUser {
+		local.Container.User = fmt.Sprintf("%d:%d", os.Getuid(), os.Getgid())
 	}
 	config, err := evalConfig(f.fnConfig, kv)
 	if err != nil {
@@ -478,33 +523,16 @@ func runFnEval(ctx context.Context, streams IOStreams, f *fnEvalOptions, dir str
 		img = function.Exec
 	}
 	fmt.Fprintf(streams.ErrOut, "[RUNNING] %q\n", img)
-	// A function that runs as a process loses comments and field order: ids map its output
-	// back to copies of the input, from which they are restored, as around kpt's functions.
-	originals := make([]*yaml.RNode, len(items))
-	for i, n := range items {
-		id := strconv.Itoa(i)
-		if err := n.PipeE(yaml.SetAnnotation(kioutil.IdAnnotation, id)); err != nil {
-			return err
-		}
-		originals[i] = n.Copy()
-	}
-	rl := &framework.ResourceList{Items: items, FunctionConfig: config}
-	var stderr bytes.Buffer
-	ev, err := local.Evaluator(function)
-	if err == nil {
-		err = ev.Evaluate(render.WithStderr(ctx, &stderr), function, rl)
-	}
-	if err == nil {
-		if cp, ok := ev.(render.CommentPreserver); !ok || !cp.PreservesComments(function) {
-			err = render.RestoreComments(originals, rl.Items)
-		}
-	}
-	for _, n := range rl.Items {
-		if _, cerr := n.Pipe(yaml.ClearAnnotation(kioutil.IdAnnotation)); cerr != nil && err == nil {
-			err = cerr
-		}
-	}
-	result := render.Result{Image: img, Function: function, Results: rl.Results, Stderr: stderr.String()}
+	var (
+		stderr  bytes.Buffer
+		results framework.Results
+	)
+	items, err = render.Selective(items, function, func(selected []*yaml.RNode) ([]*yaml.RNode, error) {
+		out, res, err := evalOnce(ctx, local, function, config, selected, &stderr)
+		results = res
+		return out, err
+	})
+	result := render.Result{Image: img, Function: function, Results: results, Stderr: stderr.String()}
 	var fe *render.FunctionError
 	switch {
 	case errors.As(err, &fe):
@@ -532,14 +560,43 @@ func runFnEval(ctx context.Context, streams IOStreams, f *fnEvalOptions, dir str
 	}
 	switch {
 	case f.output == outputStdout || (fromStdin && f.output == ""):
-		return writeResourceStream(streams.Out, rl.Items, f.unwrap)
+		return writeResourceStream(streams.Out, items, f.unwrap)
 	case f.output != "":
 		if _, err := os.Lstat(f.output); err == nil {
 			return fmt.Errorf("directory %q already exists, please delete the directory and retry", f.output)
 		}
-		return kio.LocalPackageWriter{PackagePath: f.output}.Write(rl.Items)
+		return kio.LocalPackageWriter{PackagePath: f.output}.Write(items)
 	}
-	return rw.Write(append(rl.Items, meta...))
+	return rw.Write(append(items, meta...))
+}
+
+// evalOnce runs function over items as fn eval does and returns its output and results. A
+// function that runs as a process loses comments and field order: ids map its output back to
+// copies of the input, from which they are restored, as around kpt's functions.
+func evalOnce(ctx context.Context, local *fn.LocalEvaluator, function kptfile.Function, config *yaml.RNode, items []*yaml.RNode, stderr io.Writer) ([]*yaml.RNode, framework.Results, error) {
+	originals := make([]*yaml.RNode, len(items))
+	for i, n := range items {
+		if err := n.PipeE(yaml.SetAnnotation(kioutil.IdAnnotation, strconv.Itoa(i))); err != nil {
+			return nil, nil, err
+		}
+		originals[i] = n.Copy()
+	}
+	rl := &framework.ResourceList{Items: items, FunctionConfig: config}
+	ev, err := local.Evaluator(function)
+	if err == nil {
+		err = ev.Evaluate(render.WithStderr(ctx, stderr), function, rl)
+	}
+	if err == nil {
+		if cp, ok := ev.(render.CommentPreserver); !ok || !cp.PreservesComments(function) {
+			err = render.RestoreComments(originals, rl.Items)
+		}
+	}
+	for _, n := range append(rl.Items, items...) {
+		if _, cerr := n.Pipe(yaml.ClearAnnotation(kioutil.IdAnnotation)); cerr != nil && err == nil {
+			err = cerr
+		}
+	}
+	return rl.Items, rl.Results, err
 }
 
 // evalConfig is fn eval's function config: the resource in file, or a ConfigMap of kv.

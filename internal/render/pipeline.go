@@ -40,25 +40,14 @@ func (r *renderer) runPipeline(ctx context.Context, pn *pkgNode, input []*yaml.R
 	}
 	for i := range pl.Mutators {
 		fn := pl.Mutators[i]
-		selected, rest, err := selectResources(input, fn)
-		if err != nil {
-			return input, err
-		}
-		output, err := r.runFunction(ctx, pn, fn, false, input, selected)
+		output, err := Selective(input, fn, func(selected []*yaml.RNode) ([]*yaml.RNode, error) {
+			return r.runFunction(ctx, pn, fn, false, input, selected)
+		})
 		if err != nil {
 			clearBookkeeping(input)
 			return input, inPackage(pn, err)
 		}
-		if rest == nil {
-			input = output
-			continue
-		}
-		input = mergeSelection(input, selected, output)
-		for _, n := range input {
-			if err := yamlfast.ClearAnnotation(n, selectionIDAnnotation); err != nil {
-				return input, err
-			}
-		}
+		input = output
 	}
 	for i := range pl.Validators {
 		fn := pl.Validators[i]
@@ -98,6 +87,36 @@ func inPackage(pn *pkgNode, err error) error {
 		return err
 	}
 	return &pkgError{dir: pn.dir, err: err}
+}
+
+// Selective runs a mutating function, run, over the resources fn's selectors and exclusions
+// pick from input (all of them when it has neither) and puts its output back among the others
+// as kpt does: unselected resources keep their place, selected ones are replaced by their
+// output, new ones go last. A Kptfile pipeline's mutators and `kpoctl fn eval --match-…` run
+// through it. On error input is returned as it was.
+func Selective(input []*yaml.RNode, fn kptfile.Function, run func(selected []*yaml.RNode) ([]*yaml.RNode, error)) ([]*yaml.RNode, error) {
+	selected, rest, err := selectResources(input, fn)
+	if err != nil {
+		return input, err
+	}
+	clear := func(nodes []*yaml.RNode) error {
+		for _, n := range nodes {
+			if err := yamlfast.ClearAnnotation(n, selectionIDAnnotation); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	output, err := run(selected)
+	if err != nil {
+		_ = clear(input)
+		return input, err
+	}
+	if rest == nil {
+		return output, nil
+	}
+	merged := mergeSelection(input, selected, output)
+	return merged, clear(merged)
 }
 
 // selectResources returns the resources fn is to see. When fn has selectors or exclusions,
