@@ -200,7 +200,7 @@ func syncDue(repo *kpov1.Repository, now time.Time) (bool, time.Duration) {
 // The Repository reconciler is its only writer; a new or deleted PackageRevision requeues it.
 func (r *RepositoryReconciler) reconcilePackageCount(ctx context.Context, repo *kpov1.Repository, _ *syncState) error {
 	list := &kpov1.PackageRevisionList{}
-	if err := r.List(ctx, list, client.InNamespace(repo.Namespace), client.MatchingLabels{kpov1.RepositoryLabel: repo.Name}); err != nil {
+	if err := r.List(ctx, list, client.InNamespace(repo.Namespace), ofRepository(repo.Name)); err != nil {
 		return fmt.Errorf("listing package revisions: %w", err)
 	}
 	pkgs := map[string]bool{}

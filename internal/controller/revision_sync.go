@@ -52,9 +52,9 @@ type revisionSync struct {
 func (s *revisionSync) apply(ctx context.Context, revs []discovery.Revision, pkg string) error {
 	revs, s.problems = discovery.Validate(s.repo.Name, revs)
 	existing := &kpov1.PackageRevisionList{}
-	selector := client.MatchingLabels{kpov1.RepositoryLabel: s.repo.Name}
+	var selector client.ListOption = ofRepository(s.repo.Name)
 	if pkg != "" {
-		selector[kpov1.PackageLabel] = discovery.PackageLabelValue(pkg)
+		selector = ofPackage(s.repo.Name, pkg)
 	}
 	if err := s.List(ctx, existing, client.InNamespace(s.repo.Namespace), selector); err != nil {
 		return fmt.Errorf("listing package revisions: %w", err)
@@ -100,9 +100,6 @@ func (s *revisionSync) apply(ctx context.Context, revs []discovery.Revision, pkg
 		delete(current, s.name(rev))
 	}
 	for _, pr := range current {
-		if pkg != "" && pr.Spec.PackageName != pkg {
-			continue // another package whose label value collides
-		}
 		if err := s.deleteRevision(ctx, pr); err != nil {
 			errs = append(errs, err)
 		}

@@ -1,6 +1,8 @@
 package controller
 
 import (
+	"context"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -28,6 +30,9 @@ type Options struct {
 // SetupWithManager registers every kpo controller with mgr. They share one Git access, so
 // work on one repository is serialised across them.
 func SetupWithManager(mgr ctrl.Manager, opts Options) error {
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &kpov1.PackageRevision{}, revisionIndex, revisionIndexKeys); err != nil {
+		return err
+	}
 	access := &gitAccess{apiReader: mgr.GetAPIReader(), cache: opts.GitCache}
 	shard := &shard{selector: opts.Shard, apiReader: mgr.GetAPIReader()}
 	if err := (&RepositoryReconciler{
@@ -81,4 +86,26 @@ func CacheOptions() cache.Options {
 // read only when acted on, so it is not cached (CacheOptions watches their metadata).
 func ClientOptions() client.Options {
 	return client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.ConfigMap{}}}}
+}
+
+// revisionIndex indexes PackageRevisions in the manager's cache by repository, and by
+// repository and package: a sync, a package count or an upstream lookup reads the revisions it
+// needs without scanning every PackageRevision of the namespace (tens of thousands in a large
+// installation). Repository names hold no "/", so the two keys never collide.
+const revisionIndex = "kpo.dev/revision-of"
+
+func revisionIndexKeys(obj client.Object) []string {
+	pr := obj.(*kpov1.PackageRevision)
+	return []string{pr.Spec.Repository, pr.Spec.Repository + "/" + pr.Spec.PackageName}
+}
+
+// ofRepository selects, from the manager's cache, the PackageRevisions of repository repo
+// (in the namespace the List is given).
+func ofRepository(repo string) client.MatchingFields {
+	return client.MatchingFields{revisionIndex: repo}
+}
+
+// ofPackage selects, from the manager's cache, the PackageRevisions of package pkg of repo.
+func ofPackage(repo, pkg string) client.MatchingFields {
+	return client.MatchingFields{revisionIndex: repo + "/" + pkg}
 }

@@ -111,14 +111,12 @@ func (r *PackageRevisionReconciler) upstreamRevisions(ctx context.Context, pr *k
 			continue
 		}
 		revs := &kpov1.PackageRevisionList{}
-		if err := r.List(ctx, revs, client.InNamespace(pr.Namespace), client.MatchingLabels{
-			kpov1.RepositoryLabel: repo.Name, kpov1.PackageLabel: discovery.PackageLabelValue(pkg),
-		}); err != nil {
+		if err := r.List(ctx, revs, client.InNamespace(pr.Namespace), ofPackage(repo.Name, pkg)); err != nil {
 			return nil, nil, err
 		}
 		for i := range revs.Items {
 			c := &revs.Items[i]
-			if c.Spec.PackageName != pkg || c.Status.Lifecycle != kpov1.LifecyclePublished {
+			if c.Status.Lifecycle != kpov1.LifecyclePublished {
 				continue
 			}
 			if c.Status.Revision == ref.Revision {
