@@ -9,10 +9,11 @@ import (
 	"strings"
 	"sync"
 
-	"sigs.k8s.io/kustomize/kyaml/kio"
 	"sigs.k8s.io/kustomize/kyaml/kio/kioutil"
 	"sigs.k8s.io/kustomize/kyaml/resid"
 	"sigs.k8s.io/kustomize/kyaml/yaml"
+
+	"kpo.dev/kpo/internal/yamlfast"
 )
 
 const (
@@ -29,23 +30,23 @@ const (
 // indentation recorded, bare sequences wrapped, path and index annotations set. extra
 // annotations (the merge source) are set too.
 func readFile(p string, data []byte, extra map[string]string) ([]*yaml.RNode, error) {
-	set := map[string]string{kioutil.PathAnnotation: p, kioutil.LegacyPathAnnotation: p}
-	maps.Copy(set, extra)
-	nodes, err := (&kio.ByteReader{
-		Reader:            bytes.NewReader(data),
-		DisableUnwrapping: true,
-		SetAnnotations:    set,
-		PreserveSeqIndent: true,
-		WrapBareSeqNode:   true,
-	}).Read()
+	nodes, err := yamlfast.ReadNodes(data, p)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrInvalidInput, p, err)
+	}
+	for _, k := range slices.Sorted(maps.Keys(extra)) {
+		for _, n := range nodes {
+			if err := yamlfast.SetAnnotation(n, k, extra[k]); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return nodes, nil
 }
 
 // writeFiles serialises resources into files by their path annotation, each file's resources
-// in index order, clearing the reader's annotations, as kpt's package writer does.
+// in index order, clearing the reader's annotations, as kpt's package writer does. It edits
+// the nodes as it writes them: give it copies of nodes still needed.
 func writeFiles(nodes []*yaml.RNode) (map[string][]byte, error) {
 	if err := kioutil.DefaultPathAndIndexAnnotation("", nodes); err != nil {
 		return nil, err
@@ -64,11 +65,7 @@ func writeFiles(nodes []*yaml.RNode) (map[string][]byte, error) {
 			return nil, err
 		}
 		var buf bytes.Buffer
-		w := kio.ByteWriter{
-			Writer:           &buf,
-			ClearAnnotations: []string{mergeSourceAnnotation, kioutil.PathAnnotation, kioutil.LegacyPathAnnotation},
-		}
-		if err := w.Write(ns); err != nil {
+		if err := yamlfast.WriteNodes(&buf, ns, mergeSourceAnnotation, kioutil.PathAnnotation, kioutil.LegacyPathAnnotation); err != nil {
 			return nil, fmt.Errorf("writing %s: %w", p, err)
 		}
 		out[p] = buf.Bytes()
@@ -91,8 +88,25 @@ func addMergeComments(files map[string][]byte) (map[string][]byte, error) {
 // adding merge comments made of a file, so a file that two trees share (origin and upstream
 // usually share most) is parsed and commented once.
 type parseCache struct {
-	nodes    map[string][]*yaml.RNode // by path and content after merge comments
-	comments map[string]*commentedFile
+	nodes    byFile[[]*yaml.RNode] // by path and content after merge comments
+	comments byFile[*commentedFile]
+}
+
+// byFile maps a file, its path and its content, to a V. Looking a file up allocates nothing
+// (the content is the key of an inner map, converted in place), where a key joining path and
+// content would copy every file at every lookup.
+type byFile[V any] map[string]map[string]V
+
+func (m byFile[V]) get(p string, data []byte) (V, bool) {
+	v, ok := m[p][string(data)]
+	return v, ok
+}
+
+func (m byFile[V]) set(p string, data []byte, v V) {
+	if m[p] == nil {
+		m[p] = map[string]V{}
+	}
+	m[p][string(data)] = v
 }
 
 // commentedFile is one file with merge comments added: its resources and its bytes.
@@ -103,14 +117,12 @@ type commentedFile struct {
 }
 
 func newParseCache() *parseCache {
-	return &parseCache{nodes: map[string][]*yaml.RNode{}, comments: map[string]*commentedFile{}}
+	return &parseCache{nodes: byFile[[]*yaml.RNode]{}, comments: byFile[*commentedFile]{}}
 }
-
-func cacheKey(p string, data []byte) string { return p + "\x00" + string(data) }
 
 // read returns the resources of a file, from the cache when it has them.
 func (c *parseCache) read(p string, data []byte, extra map[string]string) ([]*yaml.RNode, error) {
-	cached, ok := c.nodes[cacheKey(p, data)]
+	cached, ok := c.nodes.get(p, data)
 	if !ok {
 		return readFile(p, data, extra)
 	}
@@ -141,7 +153,11 @@ func commentFile(p string, data []byte) *commentedFile {
 	}
 	f := &commentedFile{nodes: nodes, out: data, ok: true}
 	if changed {
-		written, err := writeFiles(nodes)
+		copies := make([]*yaml.RNode, len(nodes))
+		for i, n := range nodes {
+			copies[i] = n.Copy()
+		}
+		written, err := writeFiles(copies)
 		if err != nil {
 			return &commentedFile{}
 		}
@@ -164,7 +180,7 @@ func addMergeCommentsCached(files map[string][]byte, cache *parseCache) (map[str
 			continue
 		}
 		paths = append(paths, p)
-		if _, ok := cache.comments[cacheKey(p, files[p])]; !ok {
+		if _, ok := cache.comments.get(p, files[p]); !ok {
 			todo = append(todo, p)
 		}
 	}
@@ -173,18 +189,18 @@ func addMergeCommentsCached(files map[string][]byte, cache *parseCache) (map[str
 		done[i] = commentFile(todo[i], files[todo[i]])
 	})
 	for i, p := range todo {
-		cache.comments[cacheKey(p, files[p])] = done[i]
+		cache.comments.set(p, files[p], done[i])
 	}
 	commented := make([]*commentedFile, len(paths))
 	for i, p := range paths {
-		commented[i] = cache.comments[cacheKey(p, files[p])]
+		commented[i], _ = cache.comments.get(p, files[p])
 		if !commented[i].ok {
 			return out, nil // best effort, as kpt's addmergecomment
 		}
 	}
 	for i, p := range paths {
 		out[p] = commented[i].out
-		cache.nodes[cacheKey(p, out[p])] = commented[i].nodes
+		cache.nodes.set(p, out[p], commented[i].nodes)
 	}
 	return out, nil
 }
@@ -244,9 +260,48 @@ func commentNsName(comment string) []string {
 // identity is what makes two resources the same resource across the three trees: API group
 // (not version), kind, namespace and name (from the merge comment when present) and file.
 func identity(n *yaml.RNode) (string, error) {
-	if err := kioutil.CopyLegacyAnnotations(n); err != nil {
+	if err := yamlfast.CopyLegacyAnnotations(n); err != nil {
 		return "", err
 	}
+	md, err := yamlfast.Lookup(n, yaml.MetadataField)
+	if err != nil {
+		return "", err
+	}
+	if md != nil && md.Kind != yaml.MappingNode && md.Tag != yaml.NodeTagNull {
+		return identitySlow(n) // kyaml's errors for a metadata that is not a mapping
+	}
+	apiVersion, kind, name := yamlfast.TypeAndName(n)
+	ns := ""
+	if f, _ := yamlfast.Lookup(n, yaml.MetadataField, yaml.NamespaceField); f != nil && f.Tag != yaml.NodeTagNull {
+		ns = f.Value
+	}
+	group, _ := resid.ParseGroupVersion(apiVersion)
+	if md != nil {
+		if key := metadataKey(n.YNode()); key != nil {
+			if c := commentNsName(key.LineComment); c != nil {
+				ns, name = c[0], c[1]
+			}
+		}
+	}
+	path, _ := yamlfast.MetaAnnotation(n, kioutil.PathAnnotation)
+	return strings.Join([]string{group, kind, ns, name, path}, "\x00"), nil
+}
+
+// metadataKey is the key node of a resource's metadata field, which carries kpt's merge comment.
+func metadataKey(m *yaml.Node) *yaml.Node {
+	if m.Kind == yaml.DocumentNode && len(m.Content) > 0 {
+		m = m.Content[0]
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i] != nil && m.Content[i].Value == yaml.MetadataField {
+			return m.Content[i]
+		}
+	}
+	return nil
+}
+
+// identitySlow is identity through kyaml's metadata reader.
+func identitySlow(n *yaml.RNode) (string, error) {
 	meta, err := n.GetMeta()
 	if err != nil {
 		return "", err

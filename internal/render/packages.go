@@ -197,7 +197,7 @@ func (pn *pkgNode) readResources(files map[string][]byte) ([]*yaml.RNode, error)
 // settings (keep sequence indentation, wrap bare sequences), annotated with path rel and
 // their index.
 func parseFile(data []byte, rel string) ([]*yaml.RNode, error) {
-	return readNodes(data, rel)
+	return yamlfast.ReadNodes(data, rel)
 }
 
 // validatePipeline applies kpt's checks on function configs that refer to files: the file

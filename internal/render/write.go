@@ -43,7 +43,7 @@ func (r *renderer) write(resources []*yaml.RNode, prune bool) (map[string][]byte
 			return nil, err
 		}
 		var buf bytes.Buffer
-		if err := writeNodes(&buf, nodes, kioutil.PathAnnotation, kioutil.LegacyPathAnnotation, pkgPathAnnotation); err != nil {
+		if err := yamlfast.WriteNodes(&buf, nodes, kioutil.PathAnnotation, kioutil.LegacyPathAnnotation, pkgPathAnnotation); err != nil {
 			return nil, fmt.Errorf("writing %s: %w", p, err)
 		}
 		out[p] = buf.Bytes()

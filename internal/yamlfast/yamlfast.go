@@ -1,8 +1,9 @@
 // Package yamlfast holds fast equivalents of the kyaml helpers that render and the built-in
 // functions call on every resource (annotation getters and setters, field lookups and
 // setters). kyaml implements them as chains of filters that allocate at every step and
-// build whole maps to read one key; these walk the yaml.Node tree directly. It also holds
-// ResetEncoderQueue, which keeps a yaml.v3 Encoder writing many documents from growing its
+// build whole maps to read one key; these walk the yaml.Node tree directly. ReadNodes and
+// WriteNodes are kio's package reader and writer with kpt's settings, for render and the
+// three-way merge. It also holds ResetEncoderQueue, which keeps a yaml.v3 Encoder writing many documents from growing its
 // event queue: kpo's one use of package unsafe, guarded by a test of the library's layout.
 //
 // Every function here produces exactly what its kyaml counterpart (named in its comment)
