@@ -189,6 +189,11 @@ func TestSharding_twoManagersNeverActOnOneRepository(t *testing.T) {
 		if obj.GetName() == "kube-root-ca.crt" {
 			continue
 		}
+		if pr, ok := obj.(*kpov1.PackageRevision); ok && pr.Status.Lifecycle == kpov1.LifecyclePublished && len(pr.ManagedFields) == 0 {
+			// A published revision read from Git (a tag, or the registered branch) keeps no
+			// managed fields: the sync drops them with a patch that names it, counted above.
+			continue
+		}
 		g.Expect(writers(obj)).To(Equal([]string{"kpo-" + ownerOf(obj.GetName())}),
 			"%T %s", obj, obj.GetName())
 	}
