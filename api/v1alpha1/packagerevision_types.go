@@ -115,6 +115,8 @@ type ContentError struct {
 // the end of each reconcile onto the freshest object, with optimistic locking. One exception:
 // the sync's first status write of a new published revision carries the conditions the
 // reconciler would derive from it (the same function), so a new revision costs one write.
+// The deployment-status reconciler owns deployments (published revisions of deployment
+// repositories only).
 type PackageRevisionStatus struct {
 	// ObservedGeneration is the generation the status describes.
 	// +optional
@@ -204,6 +206,33 @@ type PackageRevisionStatus struct {
 	// RenderResults of the last render.
 	// +optional
 	RenderResults []RenderResult `json:"renderResults,omitempty"`
+
+	// Deployments are the GitOps objects in the cluster that last applied this revision (Flux
+	// Kustomizations of a GitRepository on the revision's repository, tag and package
+	// directory; Config Sync RootSyncs and RepoSyncs), with their health. Set on published
+	// revisions of deployment repositories, when those kinds are served.
+	// +listType=atomic
+	// +optional
+	Deployments []Deployment `json:"deployments,omitempty"`
+}
+
+// Deployment is one GitOps object that applied a published revision, as it reports it.
+type Deployment struct {
+	// Kind is Kustomization (Flux), RootSync or RepoSync (Config Sync).
+	Kind string `json:"kind"`
+	// Namespace and Name of the object.
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	// Revision it last applied, as it names it (Flux: <tag>@sha1:<commit>; Config Sync: the
+	// commit).
+	// +optional
+	Revision string `json:"revision,omitempty"`
+	// Ready is the status of its readiness: True, False or Unknown (Flux's Ready condition;
+	// Config Sync's Syncing condition done without errors).
+	Ready metav1.ConditionStatus `json:"ready"`
+	// Message says why it is not Ready.
+	// +optional
+	Message string `json:"message,omitempty"`
 }
 
 // PackageRevision is one revision of one package: a draft or proposed branch, a published tag,
@@ -226,6 +255,7 @@ type PackageRevisionStatus struct {
 // +kubebuilder:printcolumn:name="Upstream",type=string,JSONPath=`.status.upstreamRevision`,priority=1
 // +kubebuilder:printcolumn:name="Latest-Upstream",type=string,JSONPath=`.status.latestUpstreamRevision`,priority=1
 // +kubebuilder:printcolumn:name="Behind",type=string,JSONPath=`.metadata.labels.kpo\.dev/upstream-behind`,priority=1
+// +kubebuilder:printcolumn:name="Deployed-By",type=string,JSONPath=`.status.deployments[*].name`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type PackageRevision struct {
 	metav1.TypeMeta   `json:",inline"`

@@ -62,13 +62,23 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
-	return (&PackageVariantReconciler{
+	if err := (&PackageVariantReconciler{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		git:       access,
 		shard:     shard,
 		Recorder:  mgr.GetEventRecorderFor("kpo-packagevariant"),
-	}).SetupWithManager(mgr)
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	// Deployment status, for the GitOps tools whose kinds are served now (a tool installed
+	// later is seen after the manager restarts).
+	flux, configSync := servedGitOpsKinds(mgr.GetRESTMapper())
+	ctrl.Log.WithName("setup").Info("deployment status", "flux", flux, "configSync", configSync)
+	if !flux && !configSync {
+		return nil
+	}
+	return (&DeploymentStatusReconciler{Client: mgr.GetClient(), Flux: flux, ConfigSync: configSync}).SetupWithManager(mgr)
 }
 
 // CacheOptions caches the metadata of kpo's own ConfigMaps only, never every ConfigMap of the

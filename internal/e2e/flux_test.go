@@ -9,6 +9,7 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -127,6 +128,8 @@ func TestFlux_deploysPublishedRevisionsNeverDrafts(t *testing.T) {
 	g.Expect(greeting(g)).To(Equal("hello-from-v1"))
 	g.Expect(k8sClient.Get(context.Background(), client.ObjectKey{Namespace: appNamespace, Name: "my-app"}, &corev1.ServiceAccount{})).To(Succeed())
 	g.Expect(inventory(g, kustomization)).To(ConsistOf(namespaceEntry, configMapEntry, serviceAccountEntry))
+	// The published revision shows where it is deployed, and that it is healthy.
+	waitDeployedBy(t, ns, map[string]string{v1: "my-app-ns/v1"})
 	expectNoLocalConfigApplied(g)
 
 	// v2: a copy of v1 with a new greeting and without the ServiceAccount.
@@ -154,6 +157,7 @@ func TestFlux_deploysPublishedRevisionsNeverDrafts(t *testing.T) {
 	mergePatch(g, source, `{"spec":{"ref":{"tag":"my-app-ns/v2"}}}`)
 	waitApplied(t, source, kustomization, "my-app-ns/v2")
 	g.Eventually(greeting, fluxTimeout, interval).Should(Equal("hello-from-v2"))
+	waitDeployedBy(t, ns, map[string]string{v1: "", v2: "my-app-ns/v2"})
 	g.Eventually(func() bool {
 		err := k8sClient.Get(context.Background(), client.ObjectKey{Namespace: appNamespace, Name: "my-app"}, &corev1.ServiceAccount{})
 		return apierrors.IsNotFound(err)
@@ -184,7 +188,28 @@ func TestFlux_deploysPublishedRevisionsNeverDrafts(t *testing.T) {
 	mergePatch(g, source, `{"spec":{"ref":{"tag":"my-app-ns/v1"}}}`)
 	waitApplied(t, source, kustomization, "my-app-ns/v1")
 	g.Eventually(greeting, fluxTimeout, interval).Should(Equal("hello-from-v1"))
+	waitDeployedBy(t, ns, map[string]string{v1: "my-app-ns/v1", v2: ""})
 	g.Expect(k8sClient.Get(context.Background(), client.ObjectKey{Namespace: appNamespace, Name: "my-app"}, &corev1.ServiceAccount{})).To(Succeed())
+}
+
+// waitDeployedBy waits until each revision's status.deployments names the README's
+// Kustomization, Ready, at the tag given for it — or nothing, for "".
+func waitDeployedBy(t testing.TB, ns string, tags map[string]string) {
+	t.Helper()
+	NewWithT(t).Eventually(func(g Gomega) {
+		for name, tag := range tags {
+			deployments := getRevision(g, ns, name).Status.Deployments
+			if tag == "" {
+				g.Expect(deployments).To(BeEmpty(), name)
+				continue
+			}
+			g.Expect(deployments).To(HaveLen(1), name)
+			d := deployments[0]
+			g.Expect([]string{d.Kind, d.Namespace, d.Name}).To(Equal([]string{"Kustomization", "flux-system", "my-app-ns"}), name)
+			g.Expect(d.Revision).To(HavePrefix(tag+"@sha1:"), name)
+			g.Expect(d.Ready).To(Equal(metav1.ConditionTrue), "%s: %s", name, d.Message)
+		}
+	}, kpoTimeout, interval).Should(Succeed())
 }
 
 // greeting is the greeting of the deployed ConfigMap, or "" while there is none.
