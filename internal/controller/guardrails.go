@@ -188,8 +188,9 @@ func checkGuardrails(repo *kpov1.Repository, pr *kpov1.PackageRevision, recorded
 		pr.Name, repo.Name, recorded.Message))
 }
 
-// draftsOf maps a Repository to its Draft PackageRevisions, whose guardrails its spec sets.
-func (r *PackageRevisionReconciler) draftsOf(ctx context.Context, obj client.Object) []reconcile.Request {
+// guardedBy maps a Repository to its Draft PackageRevisions, whose guardrails its spec sets,
+// and to the proposals whose downstream validation checks downstreams of it against them.
+func (r *PackageRevisionReconciler) guardedBy(ctx context.Context, obj client.Object) []reconcile.Request {
 	list := &kpov1.PackageRevisionList{}
 	if err := r.List(ctx, list, client.InNamespace(obj.GetNamespace()),
 		client.MatchingLabels{kpov1.RepositoryLabel: obj.GetName()}); err != nil {
@@ -199,6 +200,15 @@ func (r *PackageRevisionReconciler) draftsOf(ctx context.Context, obj client.Obj
 	for i := range list.Items {
 		if pr := &list.Items[i]; pr.Status.Lifecycle == kpov1.LifecycleDraft && pr.Spec.Repository == obj.GetName() {
 			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(pr)})
+		}
+	}
+	variants := &kpov1.PackageVariantList{}
+	if err := r.List(ctx, variants, client.InNamespace(obj.GetNamespace())); err != nil {
+		return reqs
+	}
+	for i := range variants.Items {
+		if pv := &variants.Items[i]; pv.Spec.Downstream.Repo == obj.GetName() {
+			reqs = append(reqs, r.proposalsFollowedBy(ctx, pv)...)
 		}
 	}
 	return reqs

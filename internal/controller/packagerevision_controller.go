@@ -52,8 +52,13 @@ func (r *PackageRevisionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			&kpov1.PackageRevision{}, handler.OnlyControllerOwner())).
 		Watches(&kpov1.PackageRevision{}, handler.EnqueueRequestsFromMapFunc(r.downstreamsOf)).
 		// A change of a Repository's spec (its guardrails) re-checks its drafts only.
-		Watches(&kpov1.Repository{}, handler.EnqueueRequestsFromMapFunc(r.draftsOf),
+		Watches(&kpov1.Repository{}, handler.EnqueueRequestsFromMapFunc(r.guardedBy),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		// A proposal's downstream validation depends on the variants that follow its package
+		// and on their downstreams' published revisions.
+		Watches(&kpov1.PackageVariant{}, handler.EnqueueRequestsFromMapFunc(r.proposalsFollowedBy),
+			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&kpov1.PackageRevision{}, handler.EnqueueRequestsFromMapFunc(r.proposalsFollowedBy)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
 		Named("packagerevision").
 		Complete(r)
@@ -104,6 +109,7 @@ func (r *PackageRevisionReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		r.reconcileGuardrails,
 		r.reconcileLifecycle,
 		r.reconcileContentRequest,
+		r.reconcileDownstreamValidation,
 		r.reconcileUpstream,
 	} {
 		if err := step(ctx, s); err != nil {
@@ -125,7 +131,9 @@ type revisionScope struct {
 	rendered *renderOutcome
 	// guardrails, when set, replaces status.guardrails (reconcileGuardrails).
 	guardrails *guardrailsUpdate
-	upstream   *[2]string // status.upstreamRevision, status.latestUpstreamRevision
+	// downstreams, when set, replaces status.downstreamValidation.
+	downstreams *downstreamsUpdate
+	upstream    *[2]string // status.upstreamRevision, status.latestUpstreamRevision
 	// requeueAfter, when set, is when the revision needs another look (a content request
 	// expires).
 	requeueAfter time.Duration
@@ -142,6 +150,10 @@ func (s *revisionScope) summarize(pr *kpov1.PackageRevision, cm *corev1.ConfigMa
 		pr.Status.Guardrails = s.guardrails.result
 	}
 	setGuardrailsCondition(pr)
+	if s.downstreams != nil {
+		pr.Status.DownstreamValidation = s.downstreams.result
+	}
+	setDownstreamsCondition(pr)
 	if s.upstream != nil {
 		pr.Status.UpstreamRevision, pr.Status.LatestUpstreamRevision = s.upstream[0], s.upstream[1]
 	}

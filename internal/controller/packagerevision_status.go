@@ -147,3 +147,24 @@ func setGuardrailsCondition(pr *kpov1.PackageRevision) {
 		ObservedGeneration: pr.Generation,
 	})
 }
+
+// setDownstreamsCondition mirrors status.downstreamValidation in the DownstreamsValidated
+// condition: True (AllClean) or False (DownstreamsFailing) with the summary; removed when
+// there is none.
+func setDownstreamsCondition(pr *kpov1.PackageRevision) {
+	dv := pr.Status.DownstreamValidation
+	if dv == nil {
+		meta.RemoveStatusCondition(&pr.Status.Conditions, kpov1.DownstreamsValidatedCondition)
+		return
+	}
+	status, reason := metav1.ConditionTrue, kpov1.AllCleanReason
+	for _, r := range dv.Results {
+		if r.Result != kpov1.DownstreamClean {
+			status, reason = metav1.ConditionFalse, kpov1.DownstreamsFailingReason
+		}
+	}
+	meta.SetStatusCondition(&pr.Status.Conditions, metav1.Condition{
+		Type: kpov1.DownstreamsValidatedCondition, Status: status, Reason: reason,
+		Message: dv.Summary, ObservedGeneration: pr.Generation,
+	})
+}
