@@ -110,3 +110,24 @@ func TestPackageRevision_guardrailThatCannotRun_isAConditionNotALoop(t *testing.
 		g.Expect(pr.Status.Guardrails).To(BeNil())
 	}, timeout, interval).Should(Succeed())
 }
+
+func TestPackageDraft_declaredProposal_blockedByAGuardrail_saysWhich(t *testing.T) {
+	g := NewWithT(t)
+	ns, _ := newCatalogFixture(t, func(r *kpov1.Repository) {
+		r.Spec.Guardrails = []kpov1.Function{{Name: "needs-a-deployment", Image: "gcr.io/kpt-fn/starlark:v0.4.3",
+			ConfigMap: map[string]string{"source": `if not [r for r in ctx.resource_list["items"] if r["kind"] == "Deployment"]:
+  fail("the package has no Deployment")
+`}}}
+	})
+	d := newDraftObject(ns, "web", "catalog", "web", "w", initSource(""))
+	d.Spec.Lifecycle = kpov1.LifecycleProposed
+	g.Expect(k8sClient.Create(context.Background(), d)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		d := &kpov1.PackageDraft{}
+		g.Expect(k8sClient.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "web"}, d)).To(Succeed())
+		c := findCondition(d.Status.Conditions, kpov1.ReadyCondition)
+		g.Expect(c.Reason).To(Equal(kpov1.GuardrailFailedReason), c.Message)
+		g.Expect(c.Message).To(ContainSubstring(`guardrail "needs-a-deployment" failed`))
+		g.Expect(c.Message).To(ContainSubstring("the package has no Deployment"))
+	}, timeout, interval).Should(Succeed())
+}
