@@ -180,17 +180,17 @@ func commitAuthor(repo *kpov1.Repository) (string, string) {
 // publishedFiles reads a revision's files (at status.commit) from Git: from the manager's clone as it
 // is (the sync that read the revision fetched its commit), fetching only when the commit is
 // not there.
-func (g *gitAccess) publishedFiles(ctx context.Context, repo *kpov1.Repository, pr *kpov1.PackageRevision) (map[string][]byte, error) {
-	defer g.lock(repo)()
+func (a *gitAccess) publishedFiles(ctx context.Context, repo *kpov1.Repository, pr *kpov1.PackageRevision) (map[string][]byte, error) {
+	defer a.lock(repo)()
 	dir := discovery.PackagePath(repo.Spec.Git.Directory, pr.Spec.PackageName)
-	if creds, err := g.credentials(ctx, repo.Namespace, repo.Spec.Git.SecretRef); err == nil {
-		if src, err := g.cache.Open(ctx, cacheKey(repo), repo.Spec.Git.Repo, creds); err == nil {
+	if creds, err := a.credentials(ctx, repo.Namespace, repo.Spec.Git.SecretRef); err == nil {
+		if src, err := a.cache.Open(ctx, cacheKey(repo), repo.Spec.Git.Repo, creds); err == nil {
 			if files, err := readPackage(src, pr.Status.Commit, dir, pr.Name); err == nil {
 				return files, nil
 			}
 		}
 	}
-	src, err := g.open(ctx, repo)
+	src, err := a.open(ctx, repo)
 	if err != nil {
 		return nil, gitStepError("reading "+pr.Name, err)
 	}
