@@ -161,6 +161,9 @@ func (r *PackageRevisionReconciler) validateDownstream(ctx context.Context, upRe
 	if err := r.Get(ctx, client.ObjectKey{Namespace: t.pr.Namespace, Name: t.pr.Status.UpstreamRevision}, origin); err != nil {
 		return fail(kpov1.DownstreamError, fmt.Errorf("reading upstream revision %s: %w", t.pr.Status.UpstreamRevision, err))
 	}
+	if origin.Spec.Repository != upRepo.Name {
+		return fail(kpov1.DownstreamError, fmt.Errorf("%s is based on %s, which is not a revision of repository %s", t.pr.Name, origin.Name, upRepo.Name))
+	}
 	originFiles, err := r.git.publishedFiles(ctx, upRepo, origin)
 	if err != nil {
 		return fail(kpov1.DownstreamError, err)

@@ -27,6 +27,9 @@ import (
 // left out, so the package's own pipeline never runs again and every resource, subpackages'
 // included, is seen once, as committed.
 
+// maxGuardrailsMessage bounds status.guardrails.message (and so its condition's).
+const maxGuardrailsMessage = 2048
+
 // guardrailsDigest identifies a set of guardrails: results recorded for one digest are not
 // valid for another.
 func guardrailsDigest(fns []kpov1.Function) string {
@@ -89,6 +92,7 @@ func evaluateGuardrails(ctx context.Context, r Renderer, files map[string][]byte
 	_, results, err := r(ctx, pkg)
 	res.Results = renderResults(results)
 	res.Failed, res.Reason, res.Message = guardrailsVerdict(fns, results, err)
+	res.Message = truncate(res.Message, maxGuardrailsMessage)
 	return res
 }
 
