@@ -33,6 +33,9 @@ const (
 	maxDownstreamResults = 50
 	// maxDownstreamMessage bounds the message of one downstream result.
 	maxDownstreamMessage = 512
+	// maxDownstreamsValidated bounds the upgrades tried for one proposal; the others are
+	// reported as not checked.
+	maxDownstreamsValidated = 100
 )
 
 // downstreamTarget is one downstream a PackageVariant ties to a proposal's package: the
@@ -78,7 +81,12 @@ func (r *PackageRevisionReconciler) reconcileDownstreamValidation(ctx context.Co
 		return err
 	}
 	results := make([]kpov1.DownstreamResult, 0, len(targets))
-	for _, t := range targets {
+	for i, t := range targets {
+		if i == maxDownstreamsValidated {
+			results = append(results, kpov1.DownstreamResult{PackageRevision: t.pr.Name, PackageVariant: t.variant,
+				Result: kpov1.DownstreamError, Message: fmt.Sprintf("not checked: only the first %d downstreams are", maxDownstreamsValidated)})
+			continue
+		}
 		res := r.validateDownstream(ctx, s.repo, proposal, t)
 		res.Message = truncate(res.Message, maxDownstreamMessage)
 		results = append(results, res)
