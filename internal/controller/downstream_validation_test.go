@@ -1,6 +1,7 @@
 package controller_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 
@@ -112,4 +113,11 @@ func TestPackageRevision_proposal_showsHowEachVariantDownstreamWouldUpgrade(t *t
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(refs).To(HaveKey("refs/heads/proposed/base/v2"))
 	g.Expect(downstream.Refs()).To(Equal(downstreamRefs), "nothing was written to the downstream repository")
+
+	// A variant that goes no longer counts.
+	g.Expect(patchVariant(t, k8sClient, ns, "edited", func(pv *kpov1.PackageVariant) {
+		pv.Spec.DeletionPolicy = kpov1.DeletionPolicyOrphan
+	})).To(Succeed())
+	g.Expect(k8sClient.Delete(context.Background(), getVariant(g, ns, "edited"))).To(Succeed())
+	downstreamValidation(t, ns, v2, "0 upgrade cleanly, 1 fails render")
 }
