@@ -246,6 +246,49 @@ const (
 	ContentValidCondition = "ContentValid"
 )
 
+// Conditions and reasons of guardrails (Repository spec.guardrails) and of proposed-change
+// validation (status.downstreamValidation), both owned by the PackageRevision reconciler.
+const (
+	// GuardrailsPassedCondition on a PackageRevision says whether its draft content passed its
+	// Repository's guardrails: True (Passed), False (GuardrailFailed: a guardrail reported
+	// errors; GuardrailError: a guardrail could not run, e.g. an image that is not allowed).
+	// Absent when the Repository has none. A draft proposed while it is False stays Draft, and
+	// its Ready condition carries the same reason.
+	GuardrailsPassedCondition = "GuardrailsPassed"
+	// PassedReason: every guardrail passed.
+	PassedReason = "Passed"
+	// GuardrailFailedReason: a guardrail reported errors on the draft's content; the draft is
+	// not proposed until its content is fixed (or the guardrails change).
+	GuardrailFailedReason = "GuardrailFailed"
+	// GuardrailErrorReason: a guardrail could not be evaluated (image neither built in nor
+	// allowed, timeout, invalid config); the draft is not proposed until the Repository's
+	// guardrails are fixed.
+	GuardrailErrorReason = "GuardrailError"
+	// DownstreamsValidatedCondition on a Proposed revision says whether every downstream a
+	// PackageVariant ties to its package would upgrade to it cleanly: True (AllClean), False
+	// (DownstreamsFailing) with the summary as message. Absent when no PackageVariant follows
+	// the package.
+	DownstreamsValidatedCondition = "DownstreamsValidated"
+	// AllCleanReason: every downstream upgrades cleanly to the proposal.
+	AllCleanReason = "AllClean"
+	// DownstreamsFailingReason: some downstream would conflict or fail render or guardrails.
+	DownstreamsFailingReason = "DownstreamsFailing"
+)
+
+// Results of a downstream's upgrade to a proposal (status.downstreamValidation.results).
+const (
+	// DownstreamClean: the upgrade merges and renders, and passes the guardrails.
+	DownstreamClean = "Clean"
+	// DownstreamConflict: the three-way merge meets local changes to the same fields.
+	DownstreamConflict = "Conflict"
+	// DownstreamRenderFailed: the merged package fails its pipeline (validators included).
+	DownstreamRenderFailed = "RenderFailed"
+	// DownstreamGuardrailFailed: the merged package fails the downstream repository's guardrails.
+	DownstreamGuardrailFailed = "GuardrailFailed"
+	// DownstreamError: the upgrade could not be tried (content unreadable, strategy refused).
+	DownstreamError = "Error"
+)
+
 // Reasons of PackagesValid and ContentValid.
 const (
 	// ValidReason: PackagesValid or ContentValid is True.

@@ -104,14 +104,66 @@ type ContentError struct {
 	Message string `json:"message"`
 }
 
+// GuardrailsResult is the outcome of the Repository's guardrails on one commit of a draft.
+type GuardrailsResult struct {
+	// Commit of the draft the guardrails were evaluated on.
+	Commit string `json:"commit"`
+	// Digest of the Repository's spec.guardrails that were evaluated; a change of the
+	// guardrails (another digest) evaluates the draft again.
+	Digest string `json:"digest"`
+	// Failed names the guardrail that failed (its name, or its image when it has none); empty
+	// when all passed.
+	// +optional
+	Failed string `json:"failed,omitempty"`
+	// Reason is Passed, GuardrailFailed or GuardrailError.
+	Reason string `json:"reason"`
+	// Message says what failed and how to fix it.
+	// +optional
+	Message string `json:"message,omitempty"`
+	// Results the guardrails reported, in the form of renderResults.
+	// +optional
+	// +kubebuilder:validation:MaxItems=50
+	Results []RenderResult `json:"results,omitempty"`
+}
+
+// DownstreamResult is the outcome of upgrading one downstream package to a proposal.
+type DownstreamResult struct {
+	// PackageRevision is the downstream's newest published revision.
+	PackageRevision string `json:"packageRevision"`
+	// PackageVariant ties the downstream to the proposal's package.
+	PackageVariant string `json:"packageVariant"`
+	// Result: Clean, Conflict, RenderFailed or GuardrailFailed (or Error when the upgrade could
+	// not be tried: its content could not be read).
+	// +kubebuilder:validation:Enum=Clean;Conflict;RenderFailed;GuardrailFailed;Error
+	Result string `json:"result"`
+	// Message names the conflicting field or the failing function.
+	// +optional
+	Message string `json:"message,omitempty"`
+}
+
+// DownstreamValidation says, for a Proposed revision of an upstream package, whether each
+// downstream that a PackageVariant ties to the package would upgrade cleanly to it. Computed
+// without writing to Git, for the proposal's commit and the downstreams' commits (Key).
+type DownstreamValidation struct {
+	// Key identifies what was computed: the proposal's commit and every downstream's commit.
+	Key string `json:"key"`
+	// Summary counts the results, e.g. "2 upgrade cleanly, 1 conflicts, 1 fails validation".
+	Summary string `json:"summary"`
+	// Results, one per downstream (at most 50; the summary counts all).
+	// +optional
+	// +kubebuilder:validation:MaxItems=50
+	Results []DownstreamResult `json:"results,omitempty"`
+}
+
 // PackageRevisionStatus is the revision as Git holds it.
 //
 // Each field has one writer. The Repository sync (a full sync, or the re-read of one package
 // after a write) owns the Git projection: lifecycle, revision, ref, commit, tree, upstream,
 // upstreamLock, publishedBy, publishedAt, resourcesRef, contentError and contentWarning; it
 // writes them with a merge patch of those fields alone. The PackageRevision reconciler owns
-// observedGeneration, every condition (Ready, Rendered, ContentValid and the ones mirrored from
-// the Kptfile), renderResults, upstreamRevision and latestUpstreamRevision; it writes them at
+// observedGeneration, every condition (Ready, Rendered, ContentValid, GuardrailsPassed,
+// DownstreamsValidated and the ones mirrored from the Kptfile), renderResults, guardrails,
+// downstreamValidation, upstreamRevision and latestUpstreamRevision; it writes them at
 // the end of each reconcile onto the freshest object, with optimistic locking. One exception:
 // the sync's first status write of a new published revision carries the conditions the
 // reconciler would derive from it (the same function), so a new revision costs one write.
@@ -207,6 +259,18 @@ type PackageRevisionStatus struct {
 	// +optional
 	RenderResults []RenderResult `json:"renderResults,omitempty"`
 
+	// Guardrails is the outcome of the Repository's spec.guardrails on the draft's committed
+	// content, evaluated once per draft commit and guardrails digest while the revision is a
+	// Draft (kept afterwards). Condition GuardrailsPassed mirrors it.
+	// +optional
+	Guardrails *GuardrailsResult `json:"guardrails,omitempty"`
+
+	// DownstreamValidation, on a Proposed revision that PackageVariants follow, says how each
+	// of their downstream packages would upgrade to it (merge, render, guardrails). Condition
+	// DownstreamsValidated summarises it; removed when the revision is no longer Proposed.
+	// +optional
+	DownstreamValidation *DownstreamValidation `json:"downstreamValidation,omitempty"`
+
 	// Deployments are the GitOps objects in the cluster that last applied this revision (Flux
 	// Kustomizations of a GitRepository on the revision's repository, tag and package
 	// directory; Config Sync RootSyncs and RepoSyncs), with their health. Set on published
@@ -215,6 +279,7 @@ type PackageRevisionStatus struct {
 	// +optional
 	Deployments []Deployment `json:"deployments,omitempty"`
 }
+
 
 // Deployment is one GitOps object that applied a published revision, as it reports it.
 type Deployment struct {
@@ -255,6 +320,8 @@ type Deployment struct {
 // +kubebuilder:printcolumn:name="Upstream",type=string,JSONPath=`.status.upstreamRevision`,priority=1
 // +kubebuilder:printcolumn:name="Latest-Upstream",type=string,JSONPath=`.status.latestUpstreamRevision`,priority=1
 // +kubebuilder:printcolumn:name="Behind",type=string,JSONPath=`.metadata.labels.kpo\.dev/upstream-behind`,priority=1
+// +kubebuilder:printcolumn:name="Guardrails",type=string,JSONPath=`.status.conditions[?(@.type=="GuardrailsPassed")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Downstreams",type=string,JSONPath=`.status.downstreamValidation.summary`,priority=1
 // +kubebuilder:printcolumn:name="Deployed-By",type=string,JSONPath=`.status.deployments[*].name`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type PackageRevision struct {

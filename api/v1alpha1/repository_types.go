@@ -42,6 +42,22 @@ type RepositorySpec struct {
 	// repository, on top of the packagerevisions/approval permission.
 	// +optional
 	Approval *ApprovalRules `json:"approval,omitempty"`
+
+	// Guardrails are validator functions (as a Kptfile's pipeline.validators: image, configMap,
+	// selectors, exclude) that the committed content of every draft of this repository must
+	// pass before the manager proposes it. They run with the render engine (built-ins in
+	// process, other images as Jobs under the same allowlist) over the package's resources as
+	// committed, subpackages included, without running the package's own pipeline. They live in
+	// the Repository's spec, so only who may edit the Repository changes them (kpo-author may
+	// not). A draft that fails one stays Draft with condition GuardrailsPassed=False (reason
+	// GuardrailFailed, or GuardrailError when the function could not run), naming it; results
+	// are kept per draft commit and guardrails digest (status.guardrails), and a change here
+	// re-checks open drafts only. configPath is refused: it would read the config from the
+	// package, which its author controls.
+	// +kubebuilder:validation:MaxItems=20
+	// +kubebuilder:validation:XValidation:rule="self.all(f, !has(f.configPath))",message="a guardrail cannot use configPath: it would read its config from the package its author controls; put the config in configMap"
+	// +optional
+	Guardrails []Function `json:"guardrails,omitempty"`
 }
 
 // ApprovalRules are the repository's own rules for publishing.

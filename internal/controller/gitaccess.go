@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kpov1 "kpo.dev/kpo/api/v1alpha1"
+	"kpo.dev/kpo/internal/discovery"
 	"kpo.dev/kpo/internal/git"
 )
 
@@ -174,4 +175,24 @@ func commitAuthor(repo *kpov1.Repository) (string, string) {
 		email = "kpo@kpo.dev"
 	}
 	return name, email
+}
+
+// publishedFiles reads a revision's files (at status.commit) from Git: from the manager's clone as it
+// is (the sync that read the revision fetched its commit), fetching only when the commit is
+// not there.
+func (a *gitAccess) publishedFiles(ctx context.Context, repo *kpov1.Repository, pr *kpov1.PackageRevision) (map[string][]byte, error) {
+	defer a.lock(repo)()
+	dir := discovery.PackagePath(repo.Spec.Git.Directory, pr.Spec.PackageName)
+	if creds, err := a.credentials(ctx, repo.Namespace, repo.Spec.Git.SecretRef); err == nil {
+		if src, err := a.cache.Open(ctx, cacheKey(repo), repo.Spec.Git.Repo, creds); err == nil {
+			if files, err := readPackage(src, pr.Status.Commit, dir, pr.Name); err == nil {
+				return files, nil
+			}
+		}
+	}
+	src, err := a.open(ctx, repo)
+	if err != nil {
+		return nil, gitStepError("reading "+pr.Name, err)
+	}
+	return readPackage(src, pr.Status.Commit, dir, pr.Name)
 }

@@ -41,12 +41,17 @@ func waitRepositoryReady(t testing.TB, ns, name string) {
 // newDraft applies a PackageDraft.
 func newDraft(t testing.TB, ns, name, repo, pkg, ws string, source kpov1.PackageDraftSource) *kpov1.PackageDraft {
 	t.Helper()
-	d := &kpov1.PackageDraft{
+	d := newDraftObject(ns, name, repo, pkg, ws, source)
+	NewWithT(t).Expect(k8sClient.Create(context.Background(), d)).To(Succeed())
+	return d
+}
+
+// newDraftObject is the PackageDraft newDraft applies, for a test to change before applying.
+func newDraftObject(ns, name, repo, pkg, ws string, source kpov1.PackageDraftSource) *kpov1.PackageDraft {
+	return &kpov1.PackageDraft{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 		Spec:       kpov1.PackageDraftSpec{Repository: repo, PackageName: pkg, WorkspaceName: ws, Source: source},
 	}
-	NewWithT(t).Expect(k8sClient.Create(context.Background(), d)).To(Succeed())
-	return d
 }
 
 func initSource(description string) kpov1.PackageDraftSource {

@@ -36,15 +36,16 @@ func setDraftReady(draft *kpov1.PackageDraft, pr *kpov1.PackageRevision, err err
 }
 
 // refusedTransition returns the Ready condition of a revision whose lifecycle change was refused
-// for a reason only a person can resolve (the approved content changed, self-approval), so the
-// PackageDraft that asked for it says so too; nil otherwise.
+// for a reason only a person can resolve (the approved content changed, self-approval, a
+// guardrail), so the PackageDraft that asked for it says so too; nil otherwise.
 func refusedTransition(pr *kpov1.PackageRevision) *metav1.Condition {
 	c := readyCondition(pr.Status.Conditions)
 	if c == nil || c.Status != metav1.ConditionFalse {
 		return nil
 	}
 	switch c.Reason {
-	case kpov1.ApprovedContentChangedReason, kpov1.SelfApprovalForbiddenReason, kpov1.LifecycleConflictReason:
+	case kpov1.ApprovedContentChangedReason, kpov1.SelfApprovalForbiddenReason, kpov1.LifecycleConflictReason,
+		kpov1.GuardrailFailedReason, kpov1.GuardrailErrorReason:
 		return c
 	}
 	return nil

@@ -13,10 +13,12 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/tools/record"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	kpov1 "kpo.dev/kpo/api/v1alpha1"
 	"kpo.dev/kpo/internal/content"
@@ -49,6 +51,14 @@ func (r *PackageRevisionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		WatchesMetadata(&corev1.ConfigMap{}, handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(),
 			&kpov1.PackageRevision{}, handler.OnlyControllerOwner())).
 		Watches(&kpov1.PackageRevision{}, handler.EnqueueRequestsFromMapFunc(r.downstreamsOf)).
+		// A change of a Repository's spec (its guardrails) re-checks its drafts only.
+		Watches(&kpov1.Repository{}, handler.EnqueueRequestsFromMapFunc(r.guardedBy),
+			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		// A proposal's downstream validation depends on the variants that follow its package
+		// and on their downstreams' published revisions.
+		Watches(&kpov1.PackageVariant{}, handler.EnqueueRequestsFromMapFunc(r.proposalsFollowedBy),
+			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&kpov1.PackageRevision{}, handler.EnqueueRequestsFromMapFunc(r.proposalsFollowedBy)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
 		Named("packagerevision").
 		Complete(r)
@@ -96,8 +106,10 @@ func (r *PackageRevisionReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		r.reconcileRepository,
 		r.reconcileContentLifecycle,
 		r.reconcileContent,
+		r.reconcileGuardrails,
 		r.reconcileLifecycle,
 		r.reconcileContentRequest,
+		r.reconcileDownstreamValidation,
 		r.reconcileUpstream,
 	} {
 		if err := step(ctx, s); err != nil {
@@ -117,7 +129,11 @@ type revisionScope struct {
 	cm   *corev1.ConfigMap
 
 	rendered *renderOutcome
-	upstream *[2]string // status.upstreamRevision, status.latestUpstreamRevision
+	// guardrails, when set, replaces status.guardrails (reconcileGuardrails).
+	guardrails *guardrailsUpdate
+	// downstreams, when set, replaces status.downstreamValidation.
+	downstreams *downstreamsUpdate
+	upstream    *[2]string // status.upstreamRevision, status.latestUpstreamRevision
 	// requeueAfter, when set, is when the revision needs another look (a content request
 	// expires).
 	requeueAfter time.Duration
@@ -130,10 +146,26 @@ func (s *revisionScope) summarize(pr *kpov1.PackageRevision, cm *corev1.ConfigMa
 	if s.rendered != nil {
 		setRendered(pr, *s.rendered)
 	}
+	if s.guardrails != nil {
+		pr.Status.Guardrails = s.guardrails.result
+	}
+	setGuardrailsCondition(pr)
+	if s.downstreams != nil {
+		pr.Status.DownstreamValidation = s.downstreams.result
+	}
+	setDownstreamsCondition(pr)
 	if s.upstream != nil {
 		pr.Status.UpstreamRevision, pr.Status.LatestUpstreamRevision = s.upstream[0], s.upstream[1]
 	}
 	setRevisionConditions(pr, cm, outcome)
+}
+
+// recordedGuardrails is the guardrails result this reconcile computed, else the recorded one.
+func (s *revisionScope) recordedGuardrails() *kpov1.GuardrailsResult {
+	if s.guardrails != nil {
+		return s.guardrails.result
+	}
+	return s.pr.Status.Guardrails
 }
 
 // reconcileRepository stops the reconcile while the revision's Repository is missing or being
@@ -335,7 +367,7 @@ func (r *PackageRevisionReconciler) reconcileLifecycle(ctx context.Context, s *r
 	}
 	switch {
 	case from == kpov1.LifecycleDraft && to == kpov1.LifecycleProposed:
-		err = r.propose(ctx, src, pr, path)
+		err = r.propose(ctx, src, s, path)
 	case from == kpov1.LifecycleProposed && to == kpov1.LifecycleDraft:
 		err = moveRef(ctx, src, git.ProposedRef(path, ws), git.DraftRef(path, ws), "")
 	case from == kpov1.LifecycleProposed && to == kpov1.LifecyclePublished:
@@ -368,7 +400,8 @@ func (r *PackageRevisionReconciler) reconcileLifecycle(ctx context.Context, s *r
 // propose waits for it), and the ConfigMap is made read-only — labelled Proposed, with
 // optimistic locking on the version just checked — before the branch moves, so an edit the API
 // server accepts is either in the proposal or refused, never lost.
-func (r *PackageRevisionReconciler) propose(ctx context.Context, src *git.Repo, pr *kpov1.PackageRevision, path string) error {
+func (r *PackageRevisionReconciler) propose(ctx context.Context, src *git.Repo, s *revisionScope, path string) error {
+	pr := s.pr
 	draftRef := git.DraftRef(path, pr.Spec.WorkspaceName)
 	head, ok := src.Ref(draftRef)
 	if !ok {
@@ -378,6 +411,9 @@ func (r *PackageRevisionReconciler) propose(ctx context.Context, src *git.Repo, 
 	switch err := r.git.apiReader.Get(ctx, client.ObjectKey{Namespace: pr.Namespace, Name: pr.Name}, cm); {
 	case apierrors.IsNotFound(err):
 		// No content ConfigMap (the package does not fit one): nothing can be edited.
+		if err := checkGuardrails(s.repo, pr, s.recordedGuardrails(), head); err != nil {
+			return err
+		}
 		return moveRef(ctx, src, draftRef, git.ProposedRef(path, pr.Spec.WorkspaceName), head)
 	case err != nil:
 		return fmt.Errorf("reading content config map: %w", err)
@@ -389,6 +425,9 @@ func (r *PackageRevisionReconciler) propose(ctx context.Context, src *git.Repo, 
 	if content.Digest(files) != cm.Annotations[kpov1.ContentDigestAnnotation] || cm.Annotations[kpov1.ContentCommitAnnotation] != head {
 		return &stepError{Reason: kpov1.ContentPendingReason, RetryAfter: time.Second,
 			Err: fmt.Errorf("the content of %s was edited after its last commit: committing the edit before proposing", pr.Name)}
+	}
+	if err := checkGuardrails(s.repo, pr, s.recordedGuardrails(), head); err != nil {
+		return err
 	}
 	if err := r.setContentLifecycle(ctx, cm, kpov1.LifecycleProposed); err != nil {
 		return err

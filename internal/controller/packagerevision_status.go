@@ -73,7 +73,8 @@ var kptfileReasonPattern = regexp.MustCompile(`^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0
 
 // mirrorKptfileConditions copies the conditions of the Kptfile's status into the
 // PackageRevision's, as Porch does, and removes mirrored ones the Kptfile no longer has. Every
-// condition type other than Ready, Rendered and ContentValid is the Kptfile's.
+// condition type other than Ready, Rendered, ContentValid, GuardrailsPassed and
+// DownstreamsValidated is the Kptfile's.
 func mirrorKptfileConditions(pr *kpov1.PackageRevision, cm *corev1.ConfigMap) {
 	var want []kptfile.Condition
 	if cm != nil {
@@ -81,7 +82,8 @@ func mirrorKptfileConditions(pr *kpov1.PackageRevision, cm *corev1.ConfigMap) {
 			want = kf.Status.Conditions
 		}
 	}
-	keep := map[string]bool{kpov1.ReadyCondition: true, kpov1.RenderedCondition: true, kpov1.ContentValidCondition: true}
+	keep := map[string]bool{kpov1.ReadyCondition: true, kpov1.RenderedCondition: true, kpov1.ContentValidCondition: true,
+		kpov1.GuardrailsPassedCondition: true, kpov1.DownstreamsValidatedCondition: true}
 	for _, c := range want {
 		if keep[c.Type] || c.Type == "" {
 			continue
@@ -124,4 +126,45 @@ func contentValidCondition(pr *kpov1.PackageRevision) metav1.Condition {
 		c.Status, c.Reason, c.Message = metav1.ConditionUnknown, kpov1.ProgressingReason, "not read from Git yet"
 	}
 	return c
+}
+
+// setGuardrailsCondition mirrors status.guardrails in the GuardrailsPassed condition: True
+// (Passed) or False (GuardrailFailed, GuardrailError) naming the guardrail and the commit;
+// removed when there is no result.
+func setGuardrailsCondition(pr *kpov1.PackageRevision) {
+	g := pr.Status.Guardrails
+	if g == nil {
+		meta.RemoveStatusCondition(&pr.Status.Conditions, kpov1.GuardrailsPassedCondition)
+		return
+	}
+	status := metav1.ConditionFalse
+	if g.Reason == kpov1.PassedReason {
+		status = metav1.ConditionTrue
+	}
+	meta.SetStatusCondition(&pr.Status.Conditions, metav1.Condition{
+		Type: kpov1.GuardrailsPassedCondition, Status: status, Reason: g.Reason,
+		Message:            fmt.Sprintf("commit %s: %s", shortHash(g.Commit), g.Message),
+		ObservedGeneration: pr.Generation,
+	})
+}
+
+// setDownstreamsCondition mirrors status.downstreamValidation in the DownstreamsValidated
+// condition: True (AllClean) or False (DownstreamsFailing) with the summary; removed when
+// there is none.
+func setDownstreamsCondition(pr *kpov1.PackageRevision) {
+	dv := pr.Status.DownstreamValidation
+	if dv == nil {
+		meta.RemoveStatusCondition(&pr.Status.Conditions, kpov1.DownstreamsValidatedCondition)
+		return
+	}
+	status, reason := metav1.ConditionTrue, kpov1.AllCleanReason
+	for _, r := range dv.Results {
+		if r.Result != kpov1.DownstreamClean {
+			status, reason = metav1.ConditionFalse, kpov1.DownstreamsFailingReason
+		}
+	}
+	meta.SetStatusCondition(&pr.Status.Conditions, metav1.Condition{
+		Type: kpov1.DownstreamsValidatedCondition, Status: status, Reason: reason,
+		Message: dv.Summary, ObservedGeneration: pr.Generation,
+	})
 }

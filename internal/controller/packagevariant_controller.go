@@ -555,7 +555,7 @@ func (r *PackageVariantReconciler) customizationChanges(ctx context.Context, s *
 	if v, ok := r.upToDate.Load(s.pv.UID); ok && v == key && hasMetadata(pr, s.pv) {
 		return false, nil
 	}
-	files, err := r.publishedFiles(ctx, s.repo, pr)
+	files, err := r.git.publishedFiles(ctx, s.repo, pr)
 	if err != nil {
 		return false, err
 	}
@@ -571,26 +571,6 @@ func (r *PackageVariantReconciler) customizationChanges(ctx context.Context, s *
 		r.upToDate.Store(s.pv.UID, key)
 	}
 	return changed, nil
-}
-
-// publishedFiles reads a published revision's files from Git: from the manager's clone as it
-// is (the sync that read the revision fetched its commit), fetching only when the commit is
-// not there.
-func (r *PackageVariantReconciler) publishedFiles(ctx context.Context, repo *kpov1.Repository, pr *kpov1.PackageRevision) (map[string][]byte, error) {
-	defer r.git.lock(repo)()
-	dir := discovery.PackagePath(repo.Spec.Git.Directory, pr.Spec.PackageName)
-	if creds, err := r.git.credentials(ctx, repo.Namespace, repo.Spec.Git.SecretRef); err == nil {
-		if src, err := r.git.cache.Open(ctx, cacheKey(repo), repo.Spec.Git.Repo, creds); err == nil {
-			if files, err := readPackage(src, pr.Status.Commit, dir, pr.Name); err == nil {
-				return files, nil
-			}
-		}
-	}
-	src, err := r.git.open(ctx, repo)
-	if err != nil {
-		return nil, gitStepError("reading "+pr.Name, err)
-	}
-	return readPackage(src, pr.Status.Commit, dir, pr.Name)
 }
 
 func hasGates(pr *kpov1.PackageRevision, gates []string) bool {

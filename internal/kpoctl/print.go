@@ -97,7 +97,7 @@ func (o *globalOptions) gvk(obj runtime.Object) (schema.GroupVersionKind, error)
 // printChange reports a change to one object: "<name> <verb>" in table format, else the
 // object in the -o format.
 func (o *globalOptions) printChange(obj runtime.Object, name, verb string) error {
-	if o.output == outputTable || obj == nil {
+	if o.output == outputTable || o.output == outputWide || obj == nil {
 		_, err := fmt.Fprintf(o.streams.Out, "%s %s\n", name, verb)
 		return err
 	}

@@ -32,9 +32,11 @@ type IOStreams struct {
 // Output formats of -o.
 const (
 	outputTable = "table"
-	outputYAML  = "yaml"
-	outputJSON  = "json"
-	outputName  = "name"
+	// outputWide is the table with more columns, where a command has them (rpkg get).
+	outputWide = "wide"
+	outputYAML = "yaml"
+	outputJSON = "json"
+	outputName = "name"
 )
 
 // globalOptions are the flags every command shares, kubectl's where kubectl has them.
@@ -91,15 +93,15 @@ your kubeconfig, like kubectl: RBAC and the kpo admission policies decide what y
 	f.StringVarP(&o.namespace, "namespace", "n", "", "Namespace of the objects (default: the context's namespace, else \"default\").")
 	f.StringVar(&o.as, "as", "", "Username to impersonate for the operation, as kubectl --as.")
 	f.StringArrayVar(&o.asGroups, "as-group", nil, "Group to impersonate for the operation; repeat for several groups.")
-	f.StringVarP(&o.output, "output", "o", outputTable, "Output format: table, yaml, json or name.")
+	f.StringVarP(&o.output, "output", "o", outputTable, "Output format: table, wide, yaml, json or name.")
 	f.BoolVar(&o.wait, "wait", true, "Wait for the kpo manager to carry out a change and report its outcome.")
 	f.DurationVar(&o.timeout, "timeout", 60*time.Second, "How long to wait for the kpo manager.")
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		switch o.output {
-		case outputTable, outputYAML, outputJSON, outputName:
+		case outputTable, outputWide, outputYAML, outputJSON, outputName:
 			return nil
 		}
-		return fmt.Errorf("unknown output format %q: use -o table, yaml, json or name", o.output)
+		return fmt.Errorf("unknown output format %q: use -o table, wide, yaml, json or name", o.output)
 	}
 
 	root.AddCommand(newRepoCommand(o), newRpkgCommand(o), newFnCommand(o), newPkgCommand(o))

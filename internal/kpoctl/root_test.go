@@ -8,6 +8,9 @@ import (
 
 	. "github.com/onsi/gomega"
 	"github.com/spf13/cobra"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	kpov1 "kpo.dev/kpo/api/v1alpha1"
 )
 
 func TestEveryCommand_hasAnExampleAndAShortDescription(t *testing.T) {
@@ -45,7 +48,7 @@ func TestRun_usageErrors_nameTheFix(t *testing.T) {
 		{[]string{"rpkg", "init", "pkg", "--repository", "r"}, "error: --workspace is required: say where the new package revision goes\n"},
 		{[]string{"repo", "reg"}, "error: kpoctl repo reg expects URL, got 0 arguments: see `kpoctl repo reg --help`\n"},
 		{[]string{"repo", "sync"}, "error: name the repositories to sync, or pass --all\n"},
-		{[]string{"rpkg", "get", "-o", "wide"}, "error: unknown output format \"wide\": use -o table, yaml, json or name\n"},
+		{[]string{"rpkg", "get", "-o", "jsonpath"}, "error: unknown output format \"jsonpath\": use -o table, wide, yaml, json or name\n"},
 		{[]string{"repo", "reg", "ssh://example.com/x.git"}, "error: repository URL \"ssh://example.com/x.git\" is not an http://, https:// or file:// URL\n"},
 		{[]string{"rpkg", "upgrade", "d.app.v1", "--all-downstreams", "b.app.v2"}, "error: --all-downstreams upgrades the downstreams of an upstream: drop the PACKAGE_REVISION argument\n"},
 		{[]string{"rpkg", "upgrade", "d.app.v1", "--workspace", "w", "-l", "a=b"}, "error: --repository and --selector select downstreams of --all-downstreams UPSTREAM: the draft of a single upgrade goes to the repository of PACKAGE_REVISION\n"},
@@ -122,4 +125,33 @@ func TestParseGitSource_readsKptsPackageArgument(t *testing.T) {
 		g.Expect(err).NotTo(HaveOccurred(), arg)
 		g.Expect(got).To(Equal(want), arg)
 	}
+}
+
+func TestRpkgTable_wide_showsGuardrailsAndDownstreamValidation(t *testing.T) {
+	g := NewWithT(t)
+	pr := kpov1.PackageRevision{}
+	pr.Name, pr.Spec.PackageName, pr.Spec.WorkspaceName, pr.Spec.Repository = "blueprints.base.v2", "base", "v2", "blueprints"
+	pr.Status.Lifecycle = kpov1.LifecycleProposed
+	pr.Status.Conditions = []metav1.Condition{{Type: kpov1.GuardrailsPassedCondition, Status: metav1.ConditionTrue, Reason: kpov1.PassedReason}}
+	pr.Status.DownstreamValidation = &kpov1.DownstreamValidation{Summary: "1 upgrades cleanly, 1 conflicts"}
+	var out bytes.Buffer
+	g.Expect(rpkgTable([]kpov1.PackageRevision{pr}, false, true).write(&out)).To(Succeed())
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	g.Expect(lines[0]).To(MatchRegexp(`UPSTREAM\s+GUARDRAILS\s+DOWNSTREAMS$`))
+	g.Expect(lines[1]).To(MatchRegexp(`<none>\s+Passed\s+1 upgrades cleanly, 1 conflicts$`))
+	out.Reset()
+	g.Expect(rpkgTable([]kpov1.PackageRevision{pr}, false, false).write(&out)).To(Succeed())
+	g.Expect(out.String()).NotTo(ContainSubstring("GUARDRAILS"))
+}
+
+func TestGuardrailsBlock_refusesToProposeWhatFailedItsGuardrails(t *testing.T) {
+	g := NewWithT(t)
+	pr := &kpov1.PackageRevision{}
+	g.Expect(guardrailsBlock("r", pr, kpov1.LifecycleProposed)).To(Succeed())
+	pr.Status.Conditions = []metav1.Condition{{Type: kpov1.GuardrailsPassedCondition, Status: metav1.ConditionFalse,
+		Reason: kpov1.GuardrailFailedReason, Message: `guardrail "team" failed`}}
+	g.Expect(guardrailsBlock("r", pr, kpov1.LifecyclePublished)).To(Succeed())
+	err := guardrailsBlock("r", pr, kpov1.LifecycleProposed)
+	g.Expect(err).To(MatchError(ContainSubstring(`packagerevision r: GuardrailFailed: guardrail "team" failed`)))
+	g.Expect(err.Error()).To(ContainSubstring("Not proposed"))
 }

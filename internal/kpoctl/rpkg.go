@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -142,11 +143,17 @@ func (g *rpkgGetOptions) run(cmd *cobra.Command, o *globalOptions, args []string
 	for i := range items {
 		objs = append(objs, &items[i])
 	}
-	return o.printObjects(objs, len(args) == 1, func() *table { return rpkgTable(items, g.all) })
+	return o.printObjects(objs, len(args) == 1, func() *table { return rpkgTable(items, g.all, o.output == outputWide) })
 }
 
-func rpkgTable(items []kpov1.PackageRevision, withNamespace bool) *table {
+// rpkgTable is the table of rpkg get; wide adds the upstream revision, the outcome of the
+// repository's guardrails (GuardrailsPassed's reason) and, on a proposal that PackageVariants
+// follow, the summary of how their downstreams would upgrade to it.
+func rpkgTable(items []kpov1.PackageRevision, withNamespace, wide bool) *table {
 	t := &table{header: []string{"NAME", "PACKAGE", "WORKSPACE", "REVISION", "LATEST", "LIFECYCLE", "REPOSITORY"}}
+	if wide {
+		t.header = append(t.header, "UPSTREAM", "GUARDRAILS", "DOWNSTREAMS")
+	}
 	if withNamespace {
 		t.header = append([]string{"NAMESPACE"}, t.header...)
 	}
@@ -161,12 +168,53 @@ func rpkgTable(items []kpov1.PackageRevision, withNamespace bool) *table {
 		}
 		row := []string{pr.Name, pr.Spec.PackageName, pr.Spec.WorkspaceName, strconv.Itoa(pr.Status.Revision),
 			latest, string(lifecycle), pr.Spec.Repository}
+		if wide {
+			row = append(row, orNone(pr.Status.UpstreamRevision), orNone(guardrailsColumn(pr)), orNone(downstreamsColumn(pr)))
+		}
 		if withNamespace {
 			row = append([]string{pr.Namespace}, row...)
 		}
 		t.rows = append(t.rows, row)
 	}
 	return t
+}
+
+// guardrailsBlock refuses to propose a draft whose content failed its repository's guardrails
+// (condition GuardrailsPassed False): the manager would keep it Draft.
+func guardrailsBlock(name string, pr *kpov1.PackageRevision, to kpov1.Lifecycle) error {
+	c := meta.FindStatusCondition(pr.Status.Conditions, kpov1.GuardrailsPassedCondition)
+	if to != kpov1.LifecycleProposed || c == nil || c.Status != metav1.ConditionFalse {
+		return nil
+	}
+	hint := fmt.Sprintf("Not proposed: fix the content (`kpoctl rpkg pull %s DIR`, edit, `kpoctl rpkg push %s DIR`) until the guardrails pass.", name, name)
+	if c.Reason == kpov1.GuardrailErrorReason {
+		hint = "Not proposed: a guardrail of the repository cannot run; ask whoever administers the Repository to fix its spec.guardrails."
+	}
+	return &conditionError{Kind: kindPackageRevision, Name: name, Condition: *c, Hint: hint}
+}
+
+// guardrailsColumn is the reason of the GuardrailsPassed condition ("" without guardrails).
+func guardrailsColumn(pr kpov1.PackageRevision) string {
+	if c := meta.FindStatusCondition(pr.Status.Conditions, kpov1.GuardrailsPassedCondition); c != nil {
+		return c.Reason
+	}
+	return ""
+}
+
+// downstreamsColumn is the summary of a proposal's downstream validation.
+func downstreamsColumn(pr kpov1.PackageRevision) string {
+	if dv := pr.Status.DownstreamValidation; dv != nil {
+		return dv.Summary
+	}
+	return ""
+}
+
+// orNone prints an empty cell as kubectl does.
+func orNone(s string) string {
+	if s == "" {
+		return "<none>"
+	}
+	return s
 }
 
 // draftTarget is where a new draft goes: repository, package and workspace.
@@ -465,6 +513,9 @@ func (o *globalOptions) moveLifecycle(ctx context.Context, name string, t transi
 		if err := readyOutcome(kindPackageRevision, name, pr.Generation, pr.Status.Conditions); errors.As(err, &cerr) {
 			cerr.Hint = fmt.Sprintf("Not %s: fix the revision first (`kpoctl rpkg pull %s DIR`, edit, `kpoctl rpkg push %s DIR`).", t.done, name, name)
 			return cerr
+		}
+		if err := guardrailsBlock(name, pr, to); err != nil {
+			return err
 		}
 	}
 	if to != pr.Spec.Lifecycle {
