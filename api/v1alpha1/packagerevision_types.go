@@ -280,7 +280,6 @@ type PackageRevisionStatus struct {
 	Deployments []Deployment `json:"deployments,omitempty"`
 }
 
-
 // Deployment is one GitOps object that applied a published revision, as it reports it.
 type Deployment struct {
 	// Kind is Kustomization (Flux), RootSync or RepoSync (Config Sync).
