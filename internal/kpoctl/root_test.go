@@ -127,7 +127,7 @@ func TestParseGitSource_readsKptsPackageArgument(t *testing.T) {
 	}
 }
 
-func TestRpkgTable_wide_showsGuardrailsAndDownstreamValidation(t *testing.T) {
+func TestRpkgTable_wide_showsGuardrailsDownstreamValidationAndDeployments(t *testing.T) {
 	g := NewWithT(t)
 	pr := kpov1.PackageRevision{}
 	pr.Name, pr.Spec.PackageName, pr.Spec.WorkspaceName, pr.Spec.Repository = "blueprints.base.v2", "base", "v2", "blueprints"
@@ -137,8 +137,16 @@ func TestRpkgTable_wide_showsGuardrailsAndDownstreamValidation(t *testing.T) {
 	var out bytes.Buffer
 	g.Expect(rpkgTable([]kpov1.PackageRevision{pr}, false, true).write(&out)).To(Succeed())
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	g.Expect(lines[0]).To(MatchRegexp(`UPSTREAM\s+GUARDRAILS\s+DOWNSTREAMS$`))
-	g.Expect(lines[1]).To(MatchRegexp(`<none>\s+Passed\s+1 upgrades cleanly, 1 conflicts$`))
+	g.Expect(lines[0]).To(MatchRegexp(`UPSTREAM\s+GUARDRAILS\s+DOWNSTREAMS\s+DEPLOYED-BY$`))
+	g.Expect(lines[1]).To(MatchRegexp(`<none>\s+Passed\s+1 upgrades cleanly, 1 conflicts\s+<none>$`))
+
+	pr.Status.Deployments = []kpov1.Deployment{
+		{Kind: "Kustomization", Namespace: "flux-system", Name: "app", Ready: metav1.ConditionTrue},
+		{Kind: "RootSync", Namespace: "config-management-system", Name: "root-sync", Ready: metav1.ConditionFalse},
+	}
+	out.Reset()
+	g.Expect(rpkgTable([]kpov1.PackageRevision{pr}, false, true).write(&out)).To(Succeed())
+	g.Expect(out.String()).To(ContainSubstring("Kustomization/flux-system/app,RootSync/config-management-system/root-sync (not ready)"))
 	out.Reset()
 	g.Expect(rpkgTable([]kpov1.PackageRevision{pr}, false, false).write(&out)).To(Succeed())
 	g.Expect(out.String()).NotTo(ContainSubstring("GUARDRAILS"))

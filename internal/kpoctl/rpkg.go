@@ -147,12 +147,13 @@ func (g *rpkgGetOptions) run(cmd *cobra.Command, o *globalOptions, args []string
 }
 
 // rpkgTable is the table of rpkg get; wide adds the upstream revision, the outcome of the
-// repository's guardrails (GuardrailsPassed's reason) and, on a proposal that PackageVariants
-// follow, the summary of how their downstreams would upgrade to it.
+// repository's guardrails (GuardrailsPassed's reason), on a proposal that PackageVariants
+// follow the summary of how their downstreams would upgrade to it, and on a published revision
+// of a deployment repository the GitOps objects that deployed it (status.deployments).
 func rpkgTable(items []kpov1.PackageRevision, withNamespace, wide bool) *table {
 	t := &table{header: []string{"NAME", "PACKAGE", "WORKSPACE", "REVISION", "LATEST", "LIFECYCLE", "REPOSITORY"}}
 	if wide {
-		t.header = append(t.header, "UPSTREAM", "GUARDRAILS", "DOWNSTREAMS")
+		t.header = append(t.header, "UPSTREAM", "GUARDRAILS", "DOWNSTREAMS", "DEPLOYED-BY")
 	}
 	if withNamespace {
 		t.header = append([]string{"NAMESPACE"}, t.header...)
@@ -169,7 +170,8 @@ func rpkgTable(items []kpov1.PackageRevision, withNamespace, wide bool) *table {
 		row := []string{pr.Name, pr.Spec.PackageName, pr.Spec.WorkspaceName, strconv.Itoa(pr.Status.Revision),
 			latest, string(lifecycle), pr.Spec.Repository}
 		if wide {
-			row = append(row, orNone(pr.Status.UpstreamRevision), orNone(guardrailsColumn(pr)), orNone(downstreamsColumn(pr)))
+			row = append(row, orNone(pr.Status.UpstreamRevision), orNone(guardrailsColumn(pr)), orNone(downstreamsColumn(pr)),
+				orNone(deployedByColumn(pr)))
 		}
 		if withNamespace {
 			row = append([]string{pr.Namespace}, row...)
@@ -191,6 +193,20 @@ func guardrailsBlock(name string, pr *kpov1.PackageRevision, to kpov1.Lifecycle)
 		hint = "Not proposed: a guardrail of the repository cannot run; ask whoever administers the Repository to fix its spec.guardrails."
 	}
 	return &conditionError{Kind: kindPackageRevision, Name: name, Condition: *c, Hint: hint}
+}
+
+// deployedByColumn lists the GitOps objects that deployed pr, Kind/namespace/name, with
+// " (not ready)" on those whose Ready is not True.
+func deployedByColumn(pr kpov1.PackageRevision) string {
+	var names []string
+	for _, d := range pr.Status.Deployments {
+		n := d.Kind + "/" + d.Namespace + "/" + d.Name
+		if d.Ready != metav1.ConditionTrue {
+			n += " (not ready)"
+		}
+		names = append(names, n)
+	}
+	return strings.Join(names, ",")
 }
 
 // guardrailsColumn is the reason of the GuardrailsPassed condition ("" without guardrails).
