@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	. "github.com/onsi/gomega"
+	"sigs.k8s.io/kustomize/kyaml/fn/framework"
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 )
 
@@ -85,4 +86,14 @@ func TestVersions_catalogVerifiedVersionsArePinnedByAnExample(t *testing.T) {
 				name, v, strings.Join(pinned[name], ", "))
 		}
 	}
+}
+
+// A message kept exactly as the catalog's (catalogConfigError) still marks a function config error.
+func TestSetAnnotations_refusedConfigIsAFunctionConfigError(t *testing.T) {
+	g := NewWithT(t)
+	rl := &framework.ResourceList{FunctionConfig: yaml.NewMapRNode(nil)}
+	err := (&SetAnnotations{}).Process(rl)
+	g.Expect(err).To(MatchError(ErrFunctionConfig))
+	g.Expect(rl.Results).To(HaveLen(1))
+	g.Expect(rl.Results[0].Message).To(Equal("failed to configure function: `functionConfig` must be a `ConfigMap` or `SetAnnotations`"))
 }
