@@ -14,10 +14,10 @@ import (
 var ErrNoMatchingVersion = errors.New("no built-in version satisfies the tag constraint")
 
 // versions are the catalog releases each built-in is known to match (kpt's end-to-end
-// fixtures, kpt's catalog packages, the catalog's own examples and kpo's own tests use them): the image tags a semver
-// `tag:` constraint is resolved against (kpt resolves it against the registry's tags), oldest
-// first. A built-in missing here has no verified version, and a tag constraint on it fails.
-// Keep the README's table of built-in versions in step.
+// fixtures, kpt's catalog packages, the catalog's own examples and kpo's own tests use them):
+// the image tags a semver `tag:` constraint is resolved against (kpt resolves it against the
+// registry's tags), oldest first. A built-in missing here has no verified version, and a tag
+// constraint on it fails. Keep the README's table of built-in versions in step.
 var versions = map[string][]string{
 	"apply-replacements": {"v0.1.1"},
 	"set-labels":         {"v0.2.0", "v0.2.5"},
