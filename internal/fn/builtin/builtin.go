@@ -180,6 +180,17 @@ func configError(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrFunctionConfig, fmt.Sprintf(format, args...))
 }
 
+// catalogConfigError is an ErrFunctionConfig whose message is exactly the catalog
+// function's, without configError's prefix: for the messages a catalog recording
+// pins (see testdata/catalog), so a result reads as the image's would.
+type catalogConfigError string
+
+// Error implements error.
+func (e catalogConfigError) Error() string { return string(e) }
+
+// Is makes errors.Is(err, ErrFunctionConfig) hold.
+func (e catalogConfigError) Is(target error) bool { return target == ErrFunctionConfig }
+
 // info appends an info result.
 func info(rl *framework.ResourceList, format string, args ...any) {
 	rl.Results = append(rl.Results, &framework.Result{Message: fmt.Sprintf(format, args...), Severity: framework.Info})

@@ -125,7 +125,7 @@ func (f *SetAnnotations) config(fc *yaml.RNode) error {
 			}
 		}
 	default:
-		return configError("`functionConfig` must be a `ConfigMap` or `SetAnnotations`")
+		return catalogConfigError("`functionConfig` must be a `ConfigMap` or `SetAnnotations`")
 	}
 	if len(f.Annotations) == 0 {
 		return configError("input annotation list cannot be empty: give at least one annotation")

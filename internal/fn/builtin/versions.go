@@ -14,15 +14,22 @@ import (
 var ErrNoMatchingVersion = errors.New("no built-in version satisfies the tag constraint")
 
 // versions are the catalog releases each built-in is known to match (kpt's end-to-end
-// fixtures, kpt's catalog packages and kpo's own tests use them): the image tags a semver
-// `tag:` constraint is resolved against (kpt resolves it against the registry's tags), oldest
-// first. A built-in missing here has no verified version, and a tag constraint on it fails.
-// Keep the README's table of built-in versions in step.
+// fixtures, kpt's catalog packages, the catalog's own examples and kpo's own tests use them):
+// the image tags a semver `tag:` constraint is resolved against (kpt resolves it against the
+// registry's tags), oldest first. A built-in missing here has no verified version, and a tag
+// constraint on it fails. Keep the README's table of built-in versions in step.
 var versions = map[string][]string{
 	"apply-replacements": {"v0.1.1"},
 	"set-labels":         {"v0.2.0", "v0.2.5"},
 	"set-namespace":      {"v0.4.1", "v0.4.3"},
 	"starlark":           {"v0.4.3", "v0.5.0"},
+	// Verified by kpo's reproductions of the catalog's examples (testdata/catalog).
+	"apply-setters":                 {"v0.2.0"},
+	"ensure-name-substring":         {"v0.1.1", "v0.2.0"},
+	"remove-local-config-resources": {"v0.1.0"},
+	"search-replace":                {"v0.2.0"},
+	"set-annotations":               {"v0.1.4"},
+	"set-image":                     {"v0.1.1"},
 }
 
 // Versions returns the catalog releases the built-in for image stands for, oldest first.
