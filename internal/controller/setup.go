@@ -57,12 +57,20 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
-	return (&PackageVariantReconciler{
+	if err := (&PackageVariantReconciler{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		git:       access,
 		shard:     shard,
 		Recorder:  mgr.GetEventRecorderFor("kpo-packagevariant"),
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	return (&PackageVariantSetReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		shard:     shard,
+		Recorder:  mgr.GetEventRecorderFor("kpo-packagevariantset"),
 	}).SetupWithManager(mgr)
 }
 
