@@ -73,7 +73,7 @@ func (r *PackageVariantSetReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&kpov1.PackageVariantSet{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Owns(&kpov1.PackageVariant{}).
+		Watches(&kpov1.PackageVariant{}, handler.EnqueueRequestsFromMapFunc(r.setsOfVariant)).
 		Watches(&kpov1.Repository{}, handler.EnqueueRequestsFromMapFunc(r.setsOfNamespace),
 			builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		Watches(&kpov1.PackageRevision{}, handler.EnqueueRequestsFromMapFunc(r.setsOfRevision)).
@@ -91,6 +91,22 @@ func (r *PackageVariantSetReconciler) setsOfNamespace(ctx context.Context, obj c
 	out := make([]reconcile.Request, 0, len(list.Items))
 	for _, s := range list.Items {
 		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: s.Namespace, Name: s.Name}})
+	}
+	return out
+}
+
+// setsOfVariant maps a PackageVariant to the set that controls it or, for one no set
+// controls, to the sets whose variant names it may take (a set reports such a variant, and
+// goes on when it is deleted).
+func (r *PackageVariantSetReconciler) setsOfVariant(ctx context.Context, obj client.Object) []reconcile.Request {
+	if c := metav1.GetControllerOf(obj); c != nil && c.Kind == "PackageVariantSet" {
+		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: c.Name}}}
+	}
+	var out []reconcile.Request
+	for _, req := range r.setsOfNamespace(ctx, obj) {
+		if strings.HasPrefix(obj.GetName(), req.Name+"-") {
+			out = append(out, req)
+		}
 	}
 	return out
 }

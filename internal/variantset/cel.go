@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/cel-go/cel"
 	"github.com/google/cel-go/common/types"
+	"github.com/google/cel-go/ext"
 )
 
 // costLimit bounds the work of one expression (CEL's cost units: roughly one per operation and
@@ -52,9 +53,11 @@ type Evaluator struct {
 	programs map[string]cel.Program
 }
 
-// NewEvaluator returns an Evaluator with Porch's variables declared.
+// NewEvaluator returns an Evaluator with Porch's variables declared and CEL's string extension
+// functions (split, replace, lowerAscii, …, as in Kubernetes' CEL).
 func NewEvaluator() (*Evaluator, error) {
 	env, err := cel.NewEnv(
+		ext.Strings(),
 		cel.Variable(varRepoDefault, cel.StringType),
 		cel.Variable(varPackageDefault, cel.StringType),
 		cel.Variable(varUpstream, cel.MapType(cel.StringType, cel.DynType)),
