@@ -8,6 +8,7 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -296,6 +297,45 @@ func TestPackageVariantSet_rolloutMovesAtMostMaxConcurrentAtATime(t *testing.T) 
 	g.Expect(waves).To(Equal(3), "5 variants, 2 at a time")
 	setCondition(t, ns, "fleet", kpov1.ReadyCondition, metav1.ConditionTrue, kpov1.UpToDateReason)
 	g.Expect(getSet(g, ns, "fleet").Status.Rollout).To(Equal(&kpov1.RolloutStatus{Revision: "v2", Done: 5}))
+}
+
+func TestPackageVariantSet_objectSelector_oneVariantPerObject(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns, srv := newBlueprintNamespace(t)
+	publishBlueprint(t, ns, map[string]string{"app.yaml": appConfigMap})
+	newFleet(t, srv, ns, 1)
+	for name, site := range map[string]string{"edge-00": "yes", "other": "no"} {
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{"site": site, "tier": "gold"}}}
+		g.Expect(k8sClient.Create(ctx, cm)).To(Succeed())
+	}
+	newSet(t, ns, "objs", func(s *kpov1.PackageVariantSet) {
+		s.Spec.Targets = []kpov1.Target{{
+			ObjectSelector: &kpov1.ObjectSelector{APIVersion: "v1", Kind: "ConfigMap",
+				LabelSelector: metav1.LabelSelector{MatchLabels: map[string]string{"site": "yes"}}},
+			Template: &kpov1.PackageVariantTemplate{
+				Downstream: &kpov1.DownstreamTemplate{PackageExpr: `target.kind.lowerAscii() + "-" + target.name`},
+				LabelExprs: []kpov1.MapExpr{{Key: ptr("tier"), ValueExpr: ptr(`target.labels["tier"]`)}},
+			},
+		}}
+	})
+
+	// The object's name is the default repository.
+	setCondition(t, ns, "objs", kpov1.ReadyCondition, metav1.ConditionTrue, kpov1.UpToDateReason)
+	variants := setVariants(g, ns, "objs")
+	g.Expect(variants).To(HaveLen(1))
+	g.Expect(variants[0].Name).To(Equal("objs-edge-00-configmap-edge-00"))
+	g.Expect(variants[0].Spec.Downstream).To(Equal(kpov1.DownstreamPackage{Repo: "edge-00", Package: "configmap-edge-00"}))
+	g.Expect(variants[0].Spec.Labels).To(Equal(map[string]string{"tier": "gold"}))
+
+	// Secrets are never selected.
+	s := getSet(g, ns, "objs")
+	patch := client.MergeFrom(s.DeepCopy())
+	s.Spec.Targets[0].ObjectSelector.Kind = "Secret"
+	g.Expect(k8sClient.Patch(ctx, s, patch)).To(Succeed())
+	c := setCondition(t, ns, "objs", kpov1.StalledCondition, metav1.ConditionTrue, kpov1.InvalidSpecReason)
+	g.Expect(c.Message).To(ContainSubstring("Secrets are never selected"))
+	g.Expect(setVariants(g, ns, "objs")).To(HaveLen(1), "a stalled set deletes nothing")
 }
 
 func ptr(s string) *string { return &s }
