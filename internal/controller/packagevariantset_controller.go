@@ -431,8 +431,8 @@ func (r *PackageVariantSetReconciler) reconcileVariants(ctx context.Context, s *
 		names = append(names, name)
 	}
 	sort.Strings(names)
-	s.outcome.variants = int32(len(names))
 	for _, name := range names {
+		s.outcome.variants++
 		spec := s.desired[name]
 		pv := s.owned[name]
 		if pv == nil {

@@ -58,9 +58,9 @@ func getSet(g Gomega, ns, name string) *kpov1.PackageVariantSet {
 	return s
 }
 
-// setCondition waits until a set's condition of type has status and reason for its current
+// setConditionTrue waits until a set's condition of type is True with reason for its current
 // generation, and returns it.
-func setCondition(t *testing.T, ns, name, typ string, status metav1.ConditionStatus, reason string) metav1.Condition {
+func setConditionTrue(t *testing.T, ns, name, typ, reason string) metav1.Condition {
 	t.Helper()
 	var cond metav1.Condition
 	NewWithT(t).Eventually(func(g Gomega) {
@@ -68,7 +68,7 @@ func setCondition(t *testing.T, ns, name, typ string, status metav1.ConditionSta
 		c := meta.FindStatusCondition(s.Status.Conditions, typ)
 		g.Expect(c).NotTo(BeNil())
 		g.Expect(c.ObservedGeneration).To(Equal(s.Generation))
-		g.Expect(c.Status).To(Equal(status), "%s: %s", c.Reason, c.Message)
+		g.Expect(c.Status).To(Equal(metav1.ConditionTrue), "%s: %s", c.Reason, c.Message)
 		g.Expect(c.Reason).To(Equal(reason), c.Message)
 		cond = *c
 	}, 2*timeout, interval).Should(Succeed())
@@ -109,7 +109,7 @@ func TestPackageVariantSet_fansOutOverSelectedRepositoriesAndUpgradesThem(t *tes
 
 	fanOut := time.Now()
 	newSet(t, ns, "fleet", nil)
-	setCondition(t, ns, "fleet", kpov1.ReadyCondition, metav1.ConditionTrue, kpov1.UpToDateReason)
+	setConditionTrue(t, ns, "fleet", kpov1.ReadyCondition, kpov1.UpToDateReason)
 	s := getSet(g, ns, "fleet")
 	g.Expect(s.Status.Variants).To(BeEquivalentTo(20))
 	g.Expect(s.Status.ReadyVariants).To(BeEquivalentTo(20))
@@ -169,7 +169,7 @@ func TestPackageVariantSet_templatesSelectionAndInPlaceUpdates(t *testing.T) {
 	})
 
 	// Names and labels from the template.
-	setCondition(t, ns, "fleet", kpov1.ReadyCondition, metav1.ConditionTrue, kpov1.UpToDateReason)
+	setConditionTrue(t, ns, "fleet", kpov1.ReadyCondition, kpov1.UpToDateReason)
 	east := getVariant(g, ns, "fleet-edge-00-app-edge-00")
 	g.Expect(east.Spec.Downstream).To(Equal(kpov1.DownstreamPackage{Repo: "edge-00", Package: "app-edge-00"}))
 	g.Expect(east.Spec.Labels).To(Equal(map[string]string{"region": "east", "upstream.base": "v1"}))
@@ -199,7 +199,7 @@ func TestPackageVariantSet_templatesSelectionAndInPlaceUpdates(t *testing.T) {
 		err = k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: westDraft}, &kpov1.PackageRevision{})
 		g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "%v", err)
 	}, timeout, interval).Should(Succeed())
-	setCondition(t, ns, "fleet", kpov1.ReadyCondition, metav1.ConditionTrue, kpov1.UpToDateReason)
+	setConditionTrue(t, ns, "fleet", kpov1.ReadyCondition, kpov1.UpToDateReason)
 	g.Expect(getSet(g, ns, "fleet").Status.Variants).To(BeEquivalentTo(1))
 
 	// A PackageVariant of a name the set wants, not the set's, is reported and left alone.
@@ -210,11 +210,11 @@ func TestPackageVariantSet_templatesSelectionAndInPlaceUpdates(t *testing.T) {
 		newEmptyRepository(t, srv, ns, name, func(r *kpov1.Repository) { r.Labels = map[string]string{"fleet": "edge", "region": "north"} })
 	}
 	newFleetRepo("edge-02")
-	c := setCondition(t, ns, "fleet", kpov1.StalledCondition, metav1.ConditionTrue, kpov1.VariantNotOwnedReason)
+	c := setConditionTrue(t, ns, "fleet", kpov1.StalledCondition, kpov1.VariantNotOwnedReason)
 	g.Expect(c.Message).To(ContainSubstring("fleet-edge-02-app-edge-02"))
 	g.Expect(getVariant(g, ns, "fleet-edge-02-app-edge-02").Spec.Downstream.Package).To(Equal("by-hand"))
 	g.Expect(k8sClient.Delete(ctx, getVariant(g, ns, "fleet-edge-02-app-edge-02"))).To(Succeed())
-	setCondition(t, ns, "fleet", kpov1.ReadyCondition, metav1.ConditionTrue, kpov1.UpToDateReason)
+	setConditionTrue(t, ns, "fleet", kpov1.ReadyCondition, kpov1.UpToDateReason)
 
 	// An expression that does not compile stalls the set and changes no variant, without a
 	// hot loop.
@@ -224,7 +224,7 @@ func TestPackageVariantSet_templatesSelectionAndInPlaceUpdates(t *testing.T) {
 	s.Spec.Targets[0].Template.LabelExprs[0].ValueExpr = ptr(`repository.labels[`)
 	s.Spec.Targets[0].Template.Labels = map[string]string{"new": "label"}
 	g.Expect(k8sClient.Patch(ctx, s, patch)).To(Succeed())
-	c = setCondition(t, ns, "fleet", kpov1.StalledCondition, metav1.ConditionTrue, kpov1.InvalidTemplateReason)
+	c = setConditionTrue(t, ns, "fleet", kpov1.StalledCondition, kpov1.InvalidTemplateReason)
 	g.Expect(c.Message).To(ContainSubstring("spec.targets[0].template.labelExprs[0].valueExpr"))
 	g.Expect(c.Message).To(ContainSubstring(`"repository.labels["`))
 	before := reconciles(t, "packagevariantset")
@@ -249,7 +249,7 @@ func TestPackageVariantSet_rolloutMovesAtMostMaxConcurrentAtATime(t *testing.T) 
 		g.Eventually(func(g Gomega) { g.Expect(getVariant(g, ns, pv).Spec.Upstream.Revision).To(Equal("v1")) }, timeout, interval).Should(Succeed())
 		publish(t, ns, variantTarget(t, ns, pv))
 	}
-	setCondition(t, ns, "fleet", kpov1.ReadyCondition, metav1.ConditionTrue, kpov1.UpToDateReason)
+	setConditionTrue(t, ns, "fleet", kpov1.ReadyCondition, kpov1.UpToDateReason)
 	g.Expect(getSet(g, ns, "fleet").Status.Rollout).To(Equal(&kpov1.RolloutStatus{Revision: "v1", Done: 5}))
 
 	// Upstream v2 moves two variants at a time; each wave waits for the previous one's
@@ -295,7 +295,7 @@ func TestPackageVariantSet_rolloutMovesAtMostMaxConcurrentAtATime(t *testing.T) 
 	}
 	g.Expect(violations).To(BeZero(), "more than maxConcurrent variants moved at once")
 	g.Expect(waves).To(Equal(3), "5 variants, 2 at a time")
-	setCondition(t, ns, "fleet", kpov1.ReadyCondition, metav1.ConditionTrue, kpov1.UpToDateReason)
+	setConditionTrue(t, ns, "fleet", kpov1.ReadyCondition, kpov1.UpToDateReason)
 	g.Expect(getSet(g, ns, "fleet").Status.Rollout).To(Equal(&kpov1.RolloutStatus{Revision: "v2", Done: 5}))
 }
 
@@ -321,7 +321,7 @@ func TestPackageVariantSet_objectSelector_oneVariantPerObject(t *testing.T) {
 	})
 
 	// The object's name is the default repository.
-	setCondition(t, ns, "objs", kpov1.ReadyCondition, metav1.ConditionTrue, kpov1.UpToDateReason)
+	setConditionTrue(t, ns, "objs", kpov1.ReadyCondition, kpov1.UpToDateReason)
 	variants := setVariants(g, ns, "objs")
 	g.Expect(variants).To(HaveLen(1))
 	g.Expect(variants[0].Name).To(Equal("objs-edge-00-configmap-edge-00"))
@@ -333,7 +333,7 @@ func TestPackageVariantSet_objectSelector_oneVariantPerObject(t *testing.T) {
 	patch := client.MergeFrom(s.DeepCopy())
 	s.Spec.Targets[0].ObjectSelector.Kind = "Secret"
 	g.Expect(k8sClient.Patch(ctx, s, patch)).To(Succeed())
-	c := setCondition(t, ns, "objs", kpov1.StalledCondition, metav1.ConditionTrue, kpov1.InvalidSpecReason)
+	c := setConditionTrue(t, ns, "objs", kpov1.StalledCondition, kpov1.InvalidSpecReason)
 	g.Expect(c.Message).To(ContainSubstring("Secrets are never selected"))
 	g.Expect(setVariants(g, ns, "objs")).To(HaveLen(1), "a stalled set deletes nothing")
 }
