@@ -61,6 +61,10 @@ const objectTargetResync = 5 * time.Minute
 // maxNotReady bounds status.notReady.
 const maxNotReady = 20
 
+// maxSetVariants bounds the PackageVariants of one set: the targets of a spec could otherwise
+// select millions.
+const maxSetVariants = 2000
+
 // SetupWithManager registers the reconciler: changes of its PackageVariants, of the
 // Repositories of its namespace (a selector may match them now, or no more) and of the
 // revisions of its upstream package and of its variants' downstream packages requeue a set.
@@ -227,8 +231,12 @@ func (r *PackageVariantSetReconciler) reconcileSetUpstream(ctx context.Context, 
 		}
 	}
 	if s.upstream == nil {
+		what := "any published revision"
+		if want != 0 {
+			what = fmt.Sprintf("published revision %d", want)
+		}
 		return &stepError{Reason: kpov1.UpstreamNotFoundReason, RetryAfter: maxRetryAfter,
-			Err: fmt.Errorf("upstream package %q of repository %q has no published revision %q", up.Package, up.Repo, up.Revision)}
+			Err: fmt.Errorf("upstream package %q of repository %q has no %s", up.Package, up.Repo, what)}
 	}
 	return nil
 }
@@ -281,6 +289,10 @@ func (r *PackageVariantSetReconciler) reconcileTargets(ctx context.Context, s *s
 				s.targets = append(s.targets, variantset.Target{Index: i, RepoDefault: o.Name, PackageDefault: pkgDefault, Object: &o})
 			}
 			s.requeue = objectTargetResync
+		}
+		if len(s.targets) > maxSetVariants {
+			return terminal(kpov1.InvalidSpecReason, fmt.Errorf(
+				"the targets select more than %d downstream packages (%s and before): split the set", maxSetVariants, field))
 		}
 	}
 	s.inputs = variantset.Inputs{Upstream: objectOf(s.upstream, "PackageRevision"), Repositories: map[string]variantset.Object{}}
@@ -349,6 +361,9 @@ func (r *PackageVariantSetReconciler) reconcileDesired(_ context.Context, s *set
 			return terminal(kpov1.InvalidTemplateReason, err)
 		}
 		name := variantset.VariantName(s.set.Name, spec.Downstream.Repo, spec.Downstream.Package)
+		if err := validateVariantSpec(&spec); err != nil {
+			return terminal(kpov1.InvalidTemplateReason, fmt.Errorf("spec.targets[%d].template renders PackageVariant %s with %w", t.Index, name, err))
+		}
 		if d, dup := from[name]; dup {
 			if d == spec.Downstream {
 				continue // selected twice: one variant (as Porch)

@@ -234,6 +234,16 @@ func TestPackageVariantSet_templatesSelectionAndInPlaceUpdates(t *testing.T) {
 		g.Expect(getVariant(g, ns, east.Name).Generation).To(Equal(generation))
 	}, "2s", interval).Should(Succeed())
 	g.Expect(reconciles(t, "packagevariantset") - before).To(BeNumerically("<", 10))
+
+	// A template rendering a label that is kpo's is refused the same way.
+	s = getSet(g, ns, "fleet")
+	patch = client.MergeFrom(s.DeepCopy())
+	s.Spec.Targets[0].Template.LabelExprs[0].ValueExpr = ptr(`repository.labels["region"]`)
+	s.Spec.Targets[0].Template.Labels = map[string]string{kpov1.PackageVariantLabel: "someone-else"}
+	g.Expect(k8sClient.Patch(ctx, s, patch)).To(Succeed())
+	c = setConditionTrue(t, ns, "fleet", kpov1.StalledCondition, kpov1.InvalidTemplateReason)
+	g.Expect(c.Message).To(ContainSubstring("spec.labels[kpo.dev/package-variant] is set by the kpo manager"))
+	g.Expect(getVariant(g, ns, east.Name).Generation).To(Equal(generation))
 }
 
 func TestPackageVariantSet_rolloutMovesAtMostMaxConcurrentAtATime(t *testing.T) {
