@@ -35,6 +35,9 @@ const (
 	// it to the Repository's PackageRevisions and content ConfigMaps, so each instance caches
 	// only its own shard's objects. Users cannot set it on a PackageRevision (admission policy).
 	ShardLabel = "kpo.dev/shard"
+	// PackageVariantSetLabel on a PackageVariant names the PackageVariantSet that created it
+	// (next to the set's controller ownerReference, which is what ownership is decided on).
+	PackageVariantSetLabel = "kpo.dev/package-variant-set"
 )
 
 // Annotations users and the manager set.
@@ -220,6 +223,20 @@ const (
 	// DraftBehindUpstreamReason: the variant's draft or proposal is based on another upstream
 	// revision than the spec asks for; publish or delete it and the variant upgrades.
 	DraftBehindUpstreamReason = "DraftBehindUpstream"
+	// InvalidTemplateReason: a PackageVariantSet's template has a CEL expression that does not
+	// compile or evaluate, or renders a variant kpo refuses; the message names the field and the
+	// expression. None of the set's variants is changed until it is fixed.
+	InvalidTemplateReason = "InvalidTemplate"
+	// VariantNotOwnedReason: a PackageVariant of the name the set would give a variant exists
+	// and is not the set's; the set leaves it alone. Delete or rename it.
+	VariantNotOwnedReason = "VariantNotOwned"
+	// WaitingForVariantsReason: some of a set's PackageVariants are not Ready yet.
+	WaitingForVariantsReason = "WaitingForVariants"
+	// RolloutInProgressReason: a set moves its variants to a new upstream revision in waves.
+	RolloutInProgressReason = "RolloutInProgress"
+	// TargetsUnavailableReason: the objects an objectSelector names cannot be listed (kind not
+	// served, or the manager may not list them).
+	TargetsUnavailableReason = "TargetsUnavailable"
 )
 
 // Conditions and reasons of the sync's per-package checks: one package that cannot be

@@ -15,6 +15,7 @@ import (
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	kpov1 "kpo.dev/kpo/api/v1alpha1"
+	"kpo.dev/kpo/internal/gitserver"
 )
 
 // injectionPoint is a resource of the blueprint that a PackageVariant fills from the cluster.
@@ -26,18 +27,33 @@ const injectionPoint = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: sett
 // the namespace and base v1's PackageRevision name.
 func newVariantFixture(t *testing.T) (string, string) {
 	t.Helper()
+	ns, srv := newBlueprintNamespace(t)
+	newEmptyRepository(t, srv, ns, "deployments", func(r *kpov1.Repository) { r.Spec.Deployment = true })
+	return ns, publishBlueprint(t, ns, map[string]string{"app.yaml": appConfigMap, "settings.yaml": injectionPoint})
+}
+
+// newBlueprintNamespace registers "blueprints" in a new namespace with its own Git server.
+func newBlueprintNamespace(t *testing.T) (string, *gitserver.Server) {
+	t.Helper()
 	ns := newNamespace(t)
 	srv := newGitServer(t)
 	newCredentials(t, ns, "git-creds", gitPassword)
 	newEmptyRepository(t, srv, ns, "blueprints")
-	newEmptyRepository(t, srv, ns, "deployments", func(r *kpov1.Repository) { r.Spec.Deployment = true })
+	return ns, srv
+}
+
+// publishBlueprint publishes blueprint "base" v1 with files and returns its PackageRevision
+// name.
+func publishBlueprint(t *testing.T, ns string, files map[string]string) string {
+	t.Helper()
 	newDraft(t, ns, "base-v1", "blueprints", "base", "v1", initSource("base"))
 	name := waitDraft(t, ns, "base-v1")
 	editAndWait(t, ns, name, func(d map[string]string) {
-		d["app.yaml"] = appConfigMap
-		d["settings.yaml"] = injectionPoint
+		for k, v := range files {
+			d[k] = v
+		}
 	})
-	return ns, publish(t, ns, name).Name
+	return publish(t, ns, name).Name
 }
 
 func newVariant(t *testing.T, c client.Client, ns, name string, mutate func(*kpov1.PackageVariant)) {
@@ -304,18 +320,18 @@ func TestPackageVariant_badInput_givesAClearConditionAndStalls(t *testing.T) {
 	g.Expect(drafts.Items).To(BeEmpty())
 	// No hot loop: a terminal failure is not retried, and a missing upstream only after a
 	// pause; the manager's reconciles of variants (every test's) stay a handful.
-	before := variantReconciles(t)
+	before := reconciles(t, "packagevariant")
 	g.Expect(before).To(BeNumerically(">", 0), "the metric counts this manager's reconciles")
 	rv := getVariant(g, ns, "reserved").ResourceVersion
 	g.Consistently(func(g Gomega) {
 		g.Expect(getVariant(g, ns, "reserved").ResourceVersion).To(Equal(rv))
 	}, "2s", interval).Should(Succeed())
-	g.Expect(variantReconciles(t) - before).To(BeNumerically("<", 20))
+	g.Expect(reconciles(t, "packagevariant") - before).To(BeNumerically("<", 20))
 }
 
-// variantReconciles is the number of PackageVariant reconciles the in-process manager has
-// run, from controller-runtime's metrics.
-func variantReconciles(t *testing.T) float64 {
+// reconciles is the number of reconciles the in-process manager's controller has run, from
+// controller-runtime's metrics.
+func reconciles(t *testing.T, controller string) float64 {
 	t.Helper()
 	families, err := crmetrics.Registry.Gather()
 	NewWithT(t).Expect(err).NotTo(HaveOccurred())
@@ -326,7 +342,7 @@ func variantReconciles(t *testing.T) float64 {
 		}
 		for _, m := range f.GetMetric() {
 			for _, l := range m.GetLabel() {
-				if l.GetName() == "controller" && l.GetValue() == "packagevariant" {
+				if l.GetName() == "controller" && l.GetValue() == controller {
 					total += m.GetCounter().GetValue()
 				}
 			}

@@ -71,6 +71,14 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
+	if err := (&PackageVariantSetReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		shard:     shard,
+		Recorder:  mgr.GetEventRecorderFor("kpo-packagevariantset"),
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
 	// Deployment status, for the GitOps tools whose kinds are served now (a tool installed
 	// later is seen after the manager restarts).
 	flux, configSync := servedGitOpsKinds(mgr.GetRESTMapper())
