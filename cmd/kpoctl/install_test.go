@@ -59,7 +59,7 @@ func TestInstaller_clusterScopedObjectsHaveNoNamespace(t *testing.T) {
 	g.Expect(kinds["ValidatingAdmissionPolicy"] + kinds["MutatingAdmissionPolicy"]).To(Equal(len(policies.Resources)))
 	g.Expect(kinds["ValidatingAdmissionPolicyBinding"]).To(Equal(kinds["ValidatingAdmissionPolicy"]))
 	g.Expect(kinds["MutatingAdmissionPolicyBinding"]).To(Equal(kinds["MutatingAdmissionPolicy"]))
-	g.Expect(kinds["CustomResourceDefinition"]).To(Equal(4))
+	g.Expect(kinds["CustomResourceDefinition"]).To(Equal(5))
 }
 
 func TestInstaller_managerHasProbesLeaderElectionAndMetrics(t *testing.T) {

@@ -10,7 +10,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kpov1 "kpo.dev/kpo/api/v1alpha1"
@@ -78,8 +77,8 @@ func TestPackageVariant_injectsACustomResourceIntoTheDownstream(t *testing.T) {
 		pv.Spec.Upstream.Package = "cluster"
 		pv.Spec.Injectors = []kpov1.InjectionSelector{
 			// An injector of another kind is passed over for this point.
-			{Kind: ptr.To("ConfigMap"), Name: "east"},
-			{Group: ptr.To(workloadClusterGVK.Group), Kind: ptr.To(workloadClusterGVK.Kind), Name: "east"},
+			{Kind: ptr("ConfigMap"), Name: "east"},
+			{Group: ptr(workloadClusterGVK.Group), Kind: ptr(workloadClusterGVK.Kind), Name: "east"},
 		}
 	})
 
