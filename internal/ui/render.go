@@ -35,14 +35,14 @@ type renderResponse struct {
 
 // functionResult is one function of the preview.
 type functionResult struct {
-	Package   string            `json:"package"`
-	Image     string            `json:"image"`
-	Validator bool              `json:"validator"`
-	ExitCode  int               `json:"exitCode"`
-	Stderr    string            `json:"stderr,omitempty"`
-	Error     string            `json:"error,omitempty"`
-	Results   []resultItem      `json:"results,omitempty"`
-	Skipped   bool              `json:"notPreviewed,omitempty"`
+	Package   string       `json:"package"`
+	Image     string       `json:"image"`
+	Validator bool         `json:"validator"`
+	ExitCode  int          `json:"exitCode"`
+	Stderr    string       `json:"stderr,omitempty"`
+	Error     string       `json:"error,omitempty"`
+	Results   []resultItem `json:"results,omitempty"`
+	Skipped   bool         `json:"notPreviewed,omitempty"`
 }
 
 // resultItem is one structured result of a function.

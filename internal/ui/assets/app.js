@@ -170,7 +170,7 @@ async function packagesPage(seq, params) {
     select('repository', 'Repository', [['', 'All'], ...repos.items.map((r) => [r.metadata.name, r.metadata.name])], f.repository),
     select('lifecycle', 'Lifecycle', [['', 'All'], ...['Draft', 'Proposed', 'Published', 'DeletionProposed'].map((l) => [l, l])], f.lifecycle),
     h('div', { class: 'check' }, h('input', { type: 'checkbox', id: 'latest', name: 'latest', value: 'true', checked: f.latest, onchange: update }), h('label', { for: 'latest' }, 'Latest only')),
-    h('div', {}, h('label', { for: 'q' }, 'Search'), h('input', { id: 'q', name: 'q', type: 'search', value: f.q, placeholder: 'name, package, workspace' })),
+    h('div', {}, h('label', { for: 'q' }, 'Search'), h('input', { id: 'q', name: 'q', type: 'search', value: f.q, placeholder: 'name or workspace' })),
     h('button', { type: 'submit' }, 'Filter'),
   );
   const rows = items.map((pr) => h('tr', {},
