@@ -195,6 +195,23 @@ func TestBrowser_authorEditsWithPreviewProposes_approverApproves_viewerSeesNoBut
 	published := getRevision(g, admin, ns.Name)
 	g.Expect(published.Status.Lifecycle).To(Equal(kpov1.LifecyclePublished))
 	g.Expect(published.Status.PublishedBy).To(ContainSubstring("bob"))
+
+	// A new draft of the package, and the diff from the published revision to it (whose
+	// content the UI asks the manager for).
+	kpoctlRun("rpkg", "copy", draft, "--workspace", "second")
+	second := "deployments.my-app.second"
+	secondDir := filepath.Join(dir, "second")
+	kpoctlRun("rpkg", "pull", second, secondDir)
+	cm, err := os.ReadFile(filepath.Join(secondDir, "configmap.yaml"))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(os.WriteFile(filepath.Join(secondDir, "configmap.yaml"), bytes.Replace(cm, []byte("greeting: hello"), []byte("greeting: hi"), 1), 0o644)).To(Succeed())
+	kpoctlRun("rpkg", "push", second, secondDir)
+	b.run(chromedp.Navigate(alice.URL()), chromedp.WaitVisible(`//h1[normalize-space()="Repositories"]`),
+		chromedp.Navigate(strings.Split(alice.URL(), "?")[0]+"#/revisions/"+second), chromedp.WaitVisible(`#compare-from`))
+	b.eval(`(() => { document.getElementById('compare-from').value = '` + draft + `'; return ''; })()`)
+	b.run(chromedp.Click(`//button[normalize-space()="Show diff"]`), chromedp.WaitVisible(`#diff`))
+	b.expectText(`#diff`, "--- "+draft+"/configmap.yaml", "+++ "+second+"/configmap.yaml", "-  greeting: hello", "+  greeting: hi")
+	b.screenshot(shots, "diff.png")
 }
 
 // flatten lists the (user, role) pairs of roles.

@@ -183,6 +183,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("POST /ui/render", s.guard(http.HandlerFunc(s.render)))
 	mux.Handle("GET /ui/content", s.guard(http.HandlerFunc(s.getContent)))
 	mux.Handle("PUT /ui/content", s.guard(http.HandlerFunc(s.putContent)))
+	mux.Handle("GET /ui/diff", s.guard(http.HandlerFunc(s.diff)))
 	return mux
 }
 

@@ -200,24 +200,27 @@ const moves = {
   approve: { from: ['Proposed'], to: 'Published', label: 'Approve', done: 'approved' },
 };
 
-async function loadContent(name) {
+async function loadContent(name, ask = false) {
   try {
-    return await request('GET', `/ui/content?namespace=${encodeURIComponent(namespace)}&name=${encodeURIComponent(name)}`);
+    return await request('GET', `/ui/content?namespace=${encodeURIComponent(namespace)}&name=${encodeURIComponent(name)}${ask ? '&request=true' : ''}`);
   } catch (e) {
     return { error: e.message, files: {} };
   }
 }
 
 async function revisionPage(seq, name) {
-  const [pr, content, mayPatch, mayApprove, mayEdit] = await Promise.all([
+  const [pr, content, mayPatch, mayApprove, mayEdit, all] = await Promise.all([
     k8s('GET', nsPath('packagerevisions', name)),
     loadContent(name),
     mayI('patch', 'packagerevisions', { name }),
     mayI('update', 'packagerevisions', { subresource: 'approval', name }),
     mayI('update', 'configmaps', { group: '' }),
+    k8s('GET', nsPath('packagerevisions')),
   ]);
   if (seq !== renderSeq) return;
   const l = pr.spec.lifecycle;
+  const siblings = all.items.filter((o) => o.spec.repository === pr.spec.repository && o.spec.packageName === pr.spec.packageName && o.metadata.name !== name)
+    .sort((a, b) => (b.status.revision || 0) - (a.status.revision || 0));
   const settled = pr.status.lifecycle === l;
   const actions = [];
   if (l === 'Draft' && mayEdit && settled) actions.push(h('a', { class: 'button', href: `#/revisions/${encodeURIComponent(name)}/edit` }, 'Edit'));
@@ -255,12 +258,45 @@ async function revisionPage(seq, name) {
       h('section', { class: 'card', 'aria-labelledby': 'facts-h' }, h('h2', { id: 'facts-h' }, 'Revision'), facts),
       h('section', { class: 'card', 'aria-labelledby': 'render-h' }, h('h2', { id: 'render-h' }, 'Render results'), renderResults)),
     h('section', { 'aria-labelledby': 'cond-h' }, h('h2', { id: 'cond-h' }, 'Conditions'), conditions),
-    h('section', { 'aria-labelledby': 'files-h' }, h('h2', { id: 'files-h' }, 'Files'), filesView(content)),
+    h('section', { 'aria-labelledby': 'files-h' }, h('h2', { id: 'files-h' }, 'Files'), filesView(content, name, mayPatch)),
+    siblings.length === 0 ? '' : h('section', { 'aria-labelledby': 'compare-h' }, h('h2', { id: 'compare-h' }, 'Compare'),
+      h('form', { class: 'filters', onsubmit: (e) => { e.preventDefault(); location.hash = `#/diff?from=${encodeURIComponent(document.getElementById('compare-from').value)}&to=${encodeURIComponent(name)}`; } },
+        h('div', {}, h('label', { for: 'compare-from' }, 'Changes since'),
+          h('select', { id: 'compare-from' }, siblings.map((o) => h('option', { value: o.metadata.name }, `${o.metadata.name} (${o.spec.lifecycle}${o.status.revision > 0 ? `, v${o.status.revision}` : ''})`)))),
+        h('button', { type: 'submit' }, 'Show diff'))),
   );
 }
 
-function filesView(content) {
-  if (content.error) return h('p', { class: 'alert info' }, content.error);
+// ---------------------------------------------------------------- diff
+
+async function diffPage(seq, params) {
+  const from = params.get('from') || '';
+  const to = params.get('to') || '';
+  main.replaceChildren(h('h1', {}, `${from} → ${to}`), h('p', { class: 'muted' }, 'Loading the two revisions…'));
+  const r = await request('GET', `/ui/diff?namespace=${encodeURIComponent(namespace)}&from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`);
+  if (seq !== renderSeq) return;
+  const lines = r.diff ? r.diff.replace(/\n$/, '').split('\n') : [];
+  const cls = (l) => (l.startsWith('+++') || l.startsWith('---') ? 'd-file' : l.startsWith('@@') ? 'd-hunk' : l.startsWith('+') ? 'd-add' : l.startsWith('-') ? 'd-del' : '');
+  main.replaceChildren(
+    h('div', { class: 'head' }, h('h1', {}, 'Diff'),
+      h('div', { class: 'actions' }, h('a', { class: 'button', href: `#/revisions/${encodeURIComponent(to)}` }, `Back to ${to}`))),
+    h('p', {}, 'From ', h('a', { href: `#/revisions/${encodeURIComponent(from)}` }, from), ' to ', h('a', { href: `#/revisions/${encodeURIComponent(to)}` }, to), '.'),
+    lines.length === 0 ? h('p', { class: 'alert info' }, 'No difference.')
+      : h('pre', { id: 'diff', class: 'diff', tabindex: '0', 'aria-label': 'Unified diff' }, lines.map((l) => h('span', { class: cls(l) }, l || ' '))),
+  );
+}
+
+function filesView(content, name, mayRequest) {
+  if (content.error) {
+    const box = h('div', {}, h('p', { class: 'alert info' }, content.error));
+    if (mayRequest && name) {
+      box.append(h('button', { onclick: async (e) => {
+        e.currentTarget.disabled = true;
+        box.replaceChildren(filesView(await loadContent(name, true)));
+      } }, 'Load the files'));
+    }
+    return box;
+  }
   const paths = Object.keys(content.files).sort(kptfileFirst);
   const viewer = h('pre', { id: 'file-view', tabindex: '0', 'aria-label': 'File contents' });
   const buttons = paths.map((p) => h('button', { type: 'button', 'data-path': p, onclick: () => show(p) }, p));
@@ -432,11 +468,12 @@ async function route() {
   const params = new URLSearchParams(query || '');
   const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
   for (const a of document.querySelectorAll('[data-nav]')) {
-    const current = a.dataset.nav === parts[0] || (a.dataset.nav === 'packages' && parts[0] === 'revisions');
+    const current = a.dataset.nav === parts[0] || (a.dataset.nav === 'packages' && ['revisions', 'diff'].includes(parts[0]));
     if (current) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
   }
   try {
     if (parts[0] === 'packages') await packagesPage(seq, params);
+    else if (parts[0] === 'diff') await diffPage(seq, params);
     else if (parts[0] === 'revisions' && parts[2] === 'edit') await editPage(seq, parts[1], params);
     else if (parts[0] === 'revisions' && parts[1]) await revisionPage(seq, parts[1]);
     else await repositoriesPage(seq);
