@@ -191,7 +191,17 @@ func TestBrowser_authorEditsWithPreviewProposes_approverApproves_viewerSeesNoBut
 	b.run(chromedp.Navigate(bob.URL()), chromedp.WaitVisible(`//h1[normalize-space()="Repositories"]`),
 		chromedp.Navigate(strings.Split(bob.URL(), "?")[0]+"#/revisions/"+draft), chromedp.WaitVisible(`//button[normalize-space()="Approve"]`))
 	b.screenshot(shots, "approve.png")
-	b.run(chromedp.Click(`//button[normalize-space()="Approve"]`), chromedp.WaitVisible(`//p[contains(., "is Published")]`))
+	// Someone changes the revision meanwhile: the API server refuses the approval made on the
+	// version the page shows (optimistic locking), and the page shows its message.
+	changed := getRevision(g, admin, ns.Name)
+	patch := client.MergeFrom(changed.DeepCopy())
+	changed.Annotations = map[string]string{"example.com/reviewed": "true"}
+	g.Expect(admin.Patch(ctx, changed, patch)).To(Succeed())
+	b.run(chromedp.Click(`//button[normalize-space()="Approve"]`), chromedp.WaitVisible(`//p[@role="alert" and contains(., "Not approved")]`))
+	b.expectText(`#status`, "the object has been modified")
+	g.Expect(getRevision(g, admin, ns.Name).Spec.Lifecycle).To(Equal(kpov1.LifecycleProposed))
+	b.run(chromedp.WaitVisible(`//button[normalize-space()="Approve"]`), chromedp.Click(`//button[normalize-space()="Approve"]`),
+		chromedp.WaitVisible(`//p[contains(., "is Published")]`))
 	published := getRevision(g, admin, ns.Name)
 	g.Expect(published.Status.Lifecycle).To(Equal(kpov1.LifecyclePublished))
 	g.Expect(published.Status.PublishedBy).To(ContainSubstring("bob"))

@@ -224,13 +224,15 @@ func (s *Server) guard(next http.Handler) http.Handler {
 			writeError(w, http.StatusUnauthorized, "not signed in: open the URL that `kpoctl ui` printed (it carries a token that changes at each start)")
 			return
 		}
+		// Browsers say where a request comes from; the UI's own pages are the only caller,
+		// whatever the method (a GET may ask the manager for a published revision's content).
+		if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" {
+			writeError(w, http.StatusForbidden, "requests from other sites ("+site+") may not use this server")
+			return
+		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			if origin := r.Header.Get("Origin"); origin != "http://"+r.Host {
 				writeError(w, http.StatusForbidden, fmt.Sprintf("origin %q may not change anything here: only pages of http://%s may", origin, r.Host))
-				return
-			}
-			if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" {
-				writeError(w, http.StatusForbidden, "cross-site requests may not change anything here")
 				return
 			}
 		}

@@ -149,6 +149,14 @@ func TestServer_changes_needTheUIsOrigin(t *testing.T) {
 		g.Expect(w.Code).To(Equal(http.StatusForbidden), o)
 		g.Expect(message(w)).To(ContainSubstring("may not change anything"))
 	}
+	// Nor may another site's page read through it, even with a GET.
+	hr := httptest.NewRequest("GET", "/k8s/apis/kpo.dev/v1alpha1/namespaces/team/packagerevisions", nil)
+	hr.Host = "127.0.0.1:8765"
+	hr.AddCookie(&http.Cookie{Name: cookieName, Value: testToken})
+	hr.Header.Set("Sec-Fetch-Site", "cross-site")
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, hr)
+	g.Expect(rec.Code).To(Equal(http.StatusForbidden))
 	g.Expect(api.requests()).To(BeEmpty())
 	w := s.do(req{method: "PATCH", target: target, cookie: testToken, origin: origin, body: `{}`})
 	g.Expect(w.Code).To(Equal(http.StatusOK))
