@@ -38,8 +38,10 @@ import (
 //go:embed assets
 var assets embed.FS
 
-// cookieName holds the token once the browser has opened the printed URL.
-const cookieName = "kpo-ui-token"
+// cookiePrefix names the cookie that holds the token once the browser has opened the printed
+// URL; the port follows, as browsers share cookies between the ports of a host and two UIs
+// (two kubeconfigs) may run side by side.
+const cookiePrefix = "kpo-ui-token-"
 
 // Options configure a Server.
 type Options struct {
@@ -54,6 +56,7 @@ type Options struct {
 // Server is the UI's HTTP handler, bound to one listening address.
 type Server struct {
 	opts    Options
+	cookie  string
 	host    string // host:port the browser must name in its Host header
 	hosts   []string
 	proxy   *httputil.ReverseProxy
@@ -87,7 +90,8 @@ func New(opts Options, addr string) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connecting to the API server %s: %w", cfg.Host, err)
 	}
-	s := &Server{opts: opts, host: addr, hosts: allowedHosts(addr), client: c}
+	_, port, _ := net.SplitHostPort(addr)
+	s := &Server{opts: opts, cookie: cookiePrefix + port, host: addr, hosts: allowedHosts(addr), client: c}
 	s.proxy = &httputil.ReverseProxy{
 		Transport: transport,
 		Rewrite: func(r *httputil.ProxyRequest) {
@@ -196,7 +200,7 @@ func (s *Server) index(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		http.SetCookie(w, &http.Cookie{
-			Name: cookieName, Value: s.opts.Token, Path: "/",
+			Name: s.cookie, Value: s.opts.Token, Path: "/",
 			HttpOnly: true, SameSite: http.SameSiteStrictMode,
 		})
 		http.Redirect(w, r, "/", http.StatusSeeOther)
@@ -219,7 +223,7 @@ func (s *Server) tokenMatches(t string) bool {
 // request that may change something.
 func (s *Server) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := r.Cookie(cookieName)
+		c, err := r.Cookie(s.cookie)
 		if err != nil || !s.tokenMatches(c.Value) {
 			writeError(w, http.StatusUnauthorized, "not signed in: open the URL that `kpoctl ui` printed (it carries a token that changes at each start)")
 			return

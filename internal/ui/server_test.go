@@ -74,7 +74,7 @@ func (s *Server) do(r req) *httptest.ResponseRecorder {
 		hr.Host = r.host
 	}
 	if r.cookie != "" {
-		hr.AddCookie(&http.Cookie{Name: cookieName, Value: r.cookie})
+		hr.AddCookie(&http.Cookie{Name: s.cookie, Value: r.cookie})
 	}
 	if r.origin != "" {
 		hr.Header.Set("Origin", r.origin)
@@ -106,6 +106,7 @@ func TestServer_token_isExchangedForAStrictHttpOnlyCookie(t *testing.T) {
 	g.Expect(w.Header().Get("Location")).To(Equal("/"), "the token leaves the address bar")
 	cookies := w.Result().Cookies()
 	g.Expect(cookies).To(HaveLen(1))
+	g.Expect(cookies[0].Name).To(Equal("kpo-ui-token-8765"), "one cookie per port: two UIs may run side by side")
 	g.Expect(cookies[0].Value).To(Equal(testToken))
 	g.Expect(cookies[0].HttpOnly).To(BeTrue())
 	g.Expect(cookies[0].SameSite).To(Equal(http.SameSiteStrictMode))
@@ -152,7 +153,7 @@ func TestServer_changes_needTheUIsOrigin(t *testing.T) {
 	// Nor may another site's page read through it, even with a GET.
 	hr := httptest.NewRequest("GET", "/k8s/apis/kpo.dev/v1alpha1/namespaces/team/packagerevisions", nil)
 	hr.Host = "127.0.0.1:8765"
-	hr.AddCookie(&http.Cookie{Name: cookieName, Value: testToken})
+	hr.AddCookie(&http.Cookie{Name: s.cookie, Value: testToken})
 	hr.Header.Set("Sec-Fetch-Site", "cross-site")
 	rec := httptest.NewRecorder()
 	s.ServeHTTP(rec, hr)
@@ -168,7 +169,7 @@ func TestServer_proxy_forwardsAllowedPathsWithTheUsersIdentityOnly(t *testing.T)
 	s, api := newTestServer(t)
 	hr := httptest.NewRequest("GET", "/k8s/apis/kpo.dev/v1alpha1/namespaces/team/packagerevisions?labelSelector=a%3Db", nil)
 	hr.Host = "127.0.0.1:8765"
-	hr.AddCookie(&http.Cookie{Name: cookieName, Value: testToken})
+	hr.AddCookie(&http.Cookie{Name: s.cookie, Value: testToken})
 	hr.Header.Set("Authorization", "Bearer someone-elses")
 	hr.Header.Set("Impersonate-User", "system:admin")
 	w := httptest.NewRecorder()
