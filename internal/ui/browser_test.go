@@ -202,6 +202,8 @@ func TestBrowser_authorEditsWithPreviewProposes_approverApproves_viewerSeesNoBut
 	g.Expect(getRevision(g, admin, ns.Name).Spec.Lifecycle).To(Equal(kpov1.LifecycleProposed))
 	b.run(chromedp.WaitVisible(`//button[normalize-space()="Approve"]`), chromedp.Click(`//button[normalize-space()="Approve"]`),
 		chromedp.WaitVisible(`//p[contains(., "is Published")]`))
+	b.run(chromedp.WaitVisible(`//button[normalize-space()="Propose deletion"]`))
+	b.expectNoText(`.actions`, "Approve")
 	published := getRevision(g, admin, ns.Name)
 	g.Expect(published.Status.Lifecycle).To(Equal(kpov1.LifecyclePublished))
 	g.Expect(published.Status.PublishedBy).To(ContainSubstring("bob"))
@@ -218,6 +220,7 @@ func TestBrowser_authorEditsWithPreviewProposes_approverApproves_viewerSeesNoBut
 	kpoctlRun("rpkg", "push", second, secondDir)
 	b.run(chromedp.Navigate(alice.URL()), chromedp.WaitVisible(`//h1[normalize-space()="Repositories"]`),
 		chromedp.Navigate(strings.Split(alice.URL(), "?")[0]+"#/revisions/"+second), chromedp.WaitVisible(`#compare-from`))
+	b.expectText(`main`, "Other revisions of my-app", draft)
 	b.eval(`(() => { document.getElementById('compare-from').value = '` + draft + `'; return ''; })()`)
 	b.run(chromedp.Click(`//button[normalize-space()="Show diff"]`), chromedp.WaitVisible(`#diff`))
 	b.expectText(`#diff`, "--- "+draft+"/configmap.yaml", "+++ "+second+"/configmap.yaml", "-  greeting: hello", "+  greeting: hi")

@@ -93,6 +93,12 @@ function readyCell(obj) {
   return h('span', { class: `state ${c.status}`, title: c.message || '' }, c.status === 'True' ? 'Ready' : c.reason || c.status);
 }
 
+// behind reports a revision whose upstream package has a newer published revision.
+function behind(pr) {
+  const st = pr.status || {};
+  return Boolean(st.upstreamRevision && st.latestUpstreamRevision && st.latestUpstreamRevision !== st.upstreamRevision);
+}
+
 function lifecycleBadge(l) { return h('span', { class: `badge ${l || 'Draft'}` }, l || '—'); }
 
 // ---------------------------------------------------------------- repositories
@@ -148,12 +154,13 @@ async function packagesPage(seq, params) {
   if (seq !== renderSeq) return;
   const f = {
     repository: params.get('repository') || '', lifecycle: params.get('lifecycle') || '',
-    latest: params.get('latest') === 'true', q: params.get('q') || '',
+    latest: params.get('latest') === 'true', behind: params.get('behind') === 'true', q: params.get('q') || '',
   };
   const q = f.q.toLowerCase();
   const items = list.items.filter((pr) => (!f.repository || pr.spec.repository === f.repository)
     && (!f.lifecycle || pr.spec.lifecycle === f.lifecycle)
     && (!f.latest || (pr.metadata.labels || {})[LATEST_LABEL] === 'true')
+    && (!f.behind || behind(pr))
     && (!q || [pr.metadata.name, pr.spec.packageName, pr.spec.workspaceName].some((s) => (s || '').toLowerCase().includes(q))))
     .sort((a, b) => (a.spec.repository + a.spec.packageName).localeCompare(b.spec.repository + b.spec.packageName) || (b.status.revision || 0) - (a.status.revision || 0));
 
@@ -170,6 +177,7 @@ async function packagesPage(seq, params) {
     select('repository', 'Repository', [['', 'All'], ...repos.items.map((r) => [r.metadata.name, r.metadata.name])], f.repository),
     select('lifecycle', 'Lifecycle', [['', 'All'], ...['Draft', 'Proposed', 'Published', 'DeletionProposed'].map((l) => [l, l])], f.lifecycle),
     h('div', { class: 'check' }, h('input', { type: 'checkbox', id: 'latest', name: 'latest', value: 'true', checked: f.latest, onchange: update }), h('label', { for: 'latest' }, 'Latest only')),
+    h('div', { class: 'check' }, h('input', { type: 'checkbox', id: 'behind', name: 'behind', value: 'true', checked: f.behind, onchange: update }), h('label', { for: 'behind' }, 'Upstream behind')),
     h('div', {}, h('label', { for: 'q' }, 'Search'), h('input', { id: 'q', name: 'q', type: 'search', value: f.q, placeholder: 'name or workspace' })),
     h('button', { type: 'submit' }, 'Filter'),
   );
@@ -179,7 +187,7 @@ async function packagesPage(seq, params) {
     h('td', {}, pr.spec.workspaceName),
     h('td', {}, String(pr.status.revision ?? 0)),
     h('td', {}, lifecycleBadge(pr.spec.lifecycle)),
-    h('td', {}, (pr.metadata.labels || {})[LATEST_LABEL] === 'true' ? 'latest' : ''),
+    h('td', {}, (pr.metadata.labels || {})[LATEST_LABEL] === 'true' ? 'latest' : '', behind(pr) ? h('span', { class: 'badge Proposed', title: `upstream ${pr.status.latestUpstreamRevision} is newer` }, 'behind') : ''),
     h('td', {}, pr.spec.repository),
     h('td', {}, readyCell(pr)),
   ));
@@ -198,6 +206,7 @@ const moves = {
   propose: { from: ['Draft'], to: 'Proposed', label: 'Propose', done: 'proposed' },
   reject: { from: ['Proposed', 'DeletionProposed'], to: (l) => (l === 'Proposed' ? 'Draft' : 'Published'), label: 'Reject', done: 'rejected' },
   approve: { from: ['Proposed'], to: 'Published', label: 'Approve', done: 'approved' },
+  proposeDelete: { from: ['Published'], to: 'DeletionProposed', label: 'Propose deletion', done: 'proposed for deletion' },
 };
 
 async function loadContent(name, ask = false) {
@@ -224,7 +233,7 @@ async function revisionPage(seq, name) {
   const settled = pr.status.lifecycle === l;
   const actions = [];
   if (l === 'Draft' && mayEdit && settled) actions.push(h('a', { class: 'button', href: `#/revisions/${encodeURIComponent(name)}/edit` }, 'Edit'));
-  const allowed = { propose: mayPatch, reject: mayPatch, approve: mayApprove };
+  const allowed = { propose: mayPatch, reject: mayPatch, approve: mayApprove, proposeDelete: mayPatch };
   for (const [key, m] of Object.entries(moves)) {
     if (!allowed[key] || !m.from.includes(l)) continue;
     actions.push(h('button', { class: key === 'approve' ? 'primary' : key === 'reject' ? 'danger' : '', onclick: (e) => move(e.currentTarget, pr, m) }, m.label));
@@ -259,6 +268,11 @@ async function revisionPage(seq, name) {
       h('section', { class: 'card', 'aria-labelledby': 'render-h' }, h('h2', { id: 'render-h' }, 'Render results'), renderResults)),
     h('section', { 'aria-labelledby': 'cond-h' }, h('h2', { id: 'cond-h' }, 'Conditions'), conditions),
     h('section', { 'aria-labelledby': 'files-h' }, h('h2', { id: 'files-h' }, 'Files'), filesView(content, name, mayPatch)),
+    siblings.length === 0 ? '' : h('section', { 'aria-labelledby': 'history-h' }, h('h2', { id: 'history-h' }, `Other revisions of ${pr.spec.packageName}`),
+      h('ul', { class: 'history' }, siblings.map((o) => h('li', {},
+        h('a', { href: `#/revisions/${encodeURIComponent(o.metadata.name)}` }, o.metadata.name), ' ', lifecycleBadge(o.spec.lifecycle),
+        o.status.revision > 0 ? h('span', { class: 'muted small' }, ` v${o.status.revision}`) : '',
+        o.status.publishedAt ? h('span', { class: 'muted small' }, ` published ${ago(o.status.publishedAt)}`) : '')))),
     siblings.length === 0 ? '' : h('section', { 'aria-labelledby': 'compare-h' }, h('h2', { id: 'compare-h' }, 'Compare'),
       h('form', { class: 'filters', onsubmit: (e) => { e.preventDefault(); location.hash = `#/diff?from=${encodeURIComponent(document.getElementById('compare-from').value)}&to=${encodeURIComponent(name)}`; } },
         h('div', {}, h('label', { for: 'compare-from' }, 'Changes since'),
@@ -361,6 +375,7 @@ async function editPage(seq, name, params) {
   const label = h('label', { for: 'editor' });
   const preview = h('pre', { id: 'preview', tabindex: '0', 'aria-label': 'Rendered file' });
   const previewState = h('p', { id: 'preview-state', class: 'muted small', 'aria-live': 'polite' }, 'Rendering…');
+  const previewNote = h('p', { class: 'muted small' });
   const results = h('ul', { id: 'preview-results', class: 'results', 'aria-label': 'Function results' });
   const save = h('button', { class: 'primary', id: 'save', disabled: true, onclick: () => saveContent() }, 'Save');
   const buttons = paths.map((p) => h('button', { type: 'button', 'data-path': p, onclick: () => open(p) }, p));
@@ -379,6 +394,7 @@ async function editPage(seq, name, params) {
       const out = last.files[current];
       preview.textContent = out === undefined ? `(${current} is not in the rendered package)` : out;
       preview.classList.toggle('changed', out !== files[current]);
+      previewNote.textContent = out === files[current] ? `The render leaves ${current} as written.` : `Highlighted: the render changes ${current}.`;
     } else {
       preview.textContent = '';
     }
@@ -407,8 +423,13 @@ async function editPage(seq, name, params) {
       if (mine === inflight) { previewState.textContent = `Preview unavailable: ${e.message}`; previewState.className = 'alert error small'; }
     }
   }
+  textarea.addEventListener('keydown', (e) => {
+    if ((e.ctrlKey || e.metaKey) && e.key === 's') { e.preventDefault(); if (!save.disabled) saveContent(); }
+  });
   textarea.addEventListener('input', () => {
     files[current] = textarea.value;
+    const b = buttons.find((x) => x.dataset.path === current);
+    if (b && !b.classList.contains('edited')) { b.classList.add('edited'); b.append(h('span', { class: 'edited-mark' }, ' (edited)')); }
     if (!dirty) { dirty = true; save.disabled = false; }
     clearTimeout(timer);
     timer = setTimeout(renderPreview, 250);
@@ -420,7 +441,8 @@ async function editPage(seq, name, params) {
     save.disabled = true;
     const before = pr.status.commit;
     try {
-      await request('PUT', '/ui/content', { namespace, name, resourceVersion: content.resourceVersion, files });
+      const put = await request('PUT', '/ui/content', { namespace, name, resourceVersion: content.resourceVersion, files });
+      content.resourceVersion = put.resourceVersion;
       say('info', `Saved ${name}; the manager is rendering and committing…`);
       const outcome = await followCommit(name, before);
       if (outcome.ok) {
@@ -429,6 +451,9 @@ async function editPage(seq, name, params) {
         return;
       }
       say('error', outcome.message);
+      // The manager may have written the ConfigMap since: save the next attempt on its version.
+      const fresh = await loadContent(name);
+      if (!fresh.error) content.resourceVersion = fresh.resourceVersion;
     } catch (e) {
       say('error', `Not saved: ${e.message}`);
     }
@@ -438,11 +463,11 @@ async function editPage(seq, name, params) {
   main.replaceChildren(
     h('div', { class: 'head' }, h('h1', {}, `Edit ${name}`), lifecycleBadge(pr.spec.lifecycle),
       h('div', { class: 'actions' }, h('a', { class: 'button', href: `#/revisions/${encodeURIComponent(name)}` }, 'Cancel'), save)),
-    h('p', { class: 'muted small' }, 'The preview renders the package with kpo\'s render engine as you type (built-in functions only); nothing is committed until you save.'),
+    h('p', { class: 'muted small' }, 'The preview renders the package with kpo\'s render engine as you type (built-in functions only); nothing is committed until you save (Ctrl+S).'),
     h('div', { class: 'editor' },
       h('nav', { 'aria-label': 'Files' }, h('ul', { class: 'tree' }, buttons.map((b) => h('li', {}, b)))),
       h('section', { 'aria-label': 'Editor' }, label, textarea),
-      h('section', { 'aria-labelledby': 'preview-h' }, h('h2', { id: 'preview-h', style: 'margin-top:0' }, 'Preview'), previewState, results, preview)),
+      h('section', { 'aria-labelledby': 'preview-h' }, h('h2', { id: 'preview-h', class: 'flush' }, 'Preview'), previewState, results, previewNote, preview)),
   );
   open(current);
   renderPreview();
