@@ -6,8 +6,9 @@ if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null
   exit 0
 fi
 if [ "$(id -u)" != 0 ]; then
+  # The other tests still run; the browser test fails and says the same.
   echo "chromium is missing: the web UI's browser test needs it; install it with: sudo apt-get install -y chromium" >&2
-  exit 1
+  exit 0
 fi
 apt-get update >/dev/null
 DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >/dev/null
