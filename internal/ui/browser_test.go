@@ -225,6 +225,24 @@ func TestBrowser_authorEditsWithPreviewProposes_approverApproves_viewerSeesNoBut
 	b.run(chromedp.Click(`//button[normalize-space()="Show diff"]`), chromedp.WaitVisible(`#diff`))
 	b.expectText(`#diff`, "--- "+draft+"/configmap.yaml", "+++ "+second+"/configmap.yaml", "-  greeting: hello", "+  greeting: hi")
 	b.screenshot(shots, "diff.png")
+
+	// Files added and removed in the editor: the function runs on the new file in the preview,
+	// and the save commits both changes.
+	b.run(chromedp.Navigate(strings.Split(alice.URL(), "?")[0]+"#/revisions/"+second+"/edit"), chromedp.WaitVisible(`#new-file`),
+		chromedp.WaitVisible(`//p[@id="preview-state" and contains(., "Rendered in")]`))
+	b.run(chromedp.SendKeys(`#new-file`, "extra/service.yaml"), chromedp.Click(`//form[@class="add-file"]//button`),
+		chromedp.WaitVisible(`//label[@for="editor" and normalize-space()="Editing extra/service.yaml"]`))
+	b.eval(`(() => { const t = document.getElementById('editor');
+		t.value = 'apiVersion: v1\nkind: Service\nmetadata:\n  name: my-app\n'; t.dispatchEvent(new Event('input')); return ''; })()`)
+	b.waitFor(`document.getElementById('preview').textContent.includes('team: green')`)
+	b.run(chromedp.Click(`//nav[@aria-label="Files"]//button[normalize-space()="README.md"]`), chromedp.Click(`#remove-file`))
+	b.expectNoText(`nav[aria-label="Files"]`, "README.md")
+	b.run(chromedp.Click(`#save`), chromedp.WaitVisible(`//p[contains(., "Saved and committed")]`))
+	edited := &kpov1.PackageRevision{}
+	g.Expect(admin.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: second}, edited)).To(Succeed())
+	g.Expect(gitRepo.ReadFile(edited.Status.Commit, "my-app/extra/service.yaml")).To(ContainSubstring("team: green"))
+	_, err = gitRepo.ReadFile(edited.Status.Commit, "my-app/README.md")
+	g.Expect(err).To(HaveOccurred(), "README.md removed")
 }
 
 // flatten lists the (user, role) pairs of roles.

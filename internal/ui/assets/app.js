@@ -367,8 +367,7 @@ async function editPage(seq, name, params) {
   if (content.error) { main.replaceChildren(h('h1', {}, `Edit ${name}`), h('p', { class: 'alert error', role: 'alert' }, content.error)); return; }
   if (pr.spec.lifecycle !== 'Draft') { main.replaceChildren(h('h1', {}, `Edit ${name}`), h('p', { class: 'alert info' }, `${name} is ${pr.spec.lifecycle}: only a Draft can be edited.`)); return; }
   const files = { ...content.files };
-  const paths = Object.keys(files).sort(kptfileFirst);
-  let current = params.get('file') && files[params.get('file')] !== undefined ? params.get('file') : paths[0];
+  let current = params.get('file') && files[params.get('file')] !== undefined ? params.get('file') : Object.keys(files).sort(kptfileFirst)[0];
   let dirty = false;
 
   const textarea = h('textarea', { id: 'editor', spellcheck: 'false', autocomplete: 'off' });
@@ -378,14 +377,47 @@ async function editPage(seq, name, params) {
   const previewNote = h('p', { class: 'muted small' });
   const results = h('ul', { id: 'preview-results', class: 'results', 'aria-label': 'Function results' });
   const save = h('button', { class: 'primary', id: 'save', disabled: true, onclick: () => saveContent() }, 'Save');
-  const buttons = paths.map((p) => h('button', { type: 'button', 'data-path': p, onclick: () => open(p) }, p));
+  const edited = new Set();
+  const tree = h('ul', { class: 'tree' });
+  let buttons = [];
   let last = null;
+
+  // renderTree lists the files, the edited ones marked.
+  function renderTree() {
+    buttons = Object.keys(files).sort(kptfileFirst).map((p) => h('button', { type: 'button', 'data-path': p, 'aria-current': String(p === current), onclick: () => open(p) },
+      p, edited.has(p) ? h('span', { class: 'edited-mark' }, ' (edited)') : ''));
+    tree.replaceChildren(...buttons.map((b) => h('li', {}, b)));
+  }
+  function changed(p) {
+    edited.add(p);
+    if (!dirty) { dirty = true; save.disabled = false; }
+    clearTimeout(timer);
+    timer = setTimeout(renderPreview, 250);
+  }
+  const newPath = h('input', { id: 'new-file', autocomplete: 'off', spellcheck: 'false', placeholder: 'dir/file.yaml' });
+  const addForm = h('form', { class: 'add-file', onsubmit: (e) => {
+    e.preventDefault();
+    const p = newPath.value.trim();
+    const bad = !p || p.startsWith('/') || p.endsWith('/') || p.split('/').some((seg) => seg === '' || seg === '.' || seg === '..');
+    if (bad || files[p] !== undefined) { say('error', bad ? `"${p}" is not a relative file path` : `${p} exists already`); return; }
+    clearStatus();
+    files[p] = '';
+    newPath.value = '';
+    changed(p);
+    open(p);
+  } }, h('label', { for: 'new-file' }, 'New file'), newPath, h('button', { type: 'submit' }, 'Add'));
+  const remove = h('button', { type: 'button', class: 'danger', id: 'remove-file', onclick: () => {
+    delete files[current];
+    changed(current);
+    open(Object.keys(files).sort(kptfileFirst)[0]);
+  } }, 'Remove file');
 
   function open(p) {
     current = p;
     textarea.value = files[p];
     label.textContent = `Editing ${p}`;
-    for (const b of buttons) b.setAttribute('aria-current', String(b.dataset.path === p));
+    remove.hidden = p === 'Kptfile';
+    renderTree();
     showPreview();
   }
   function showPreview() {
@@ -428,11 +460,7 @@ async function editPage(seq, name, params) {
   });
   textarea.addEventListener('input', () => {
     files[current] = textarea.value;
-    const b = buttons.find((x) => x.dataset.path === current);
-    if (b && !b.classList.contains('edited')) { b.classList.add('edited'); b.append(h('span', { class: 'edited-mark' }, ' (edited)')); }
-    if (!dirty) { dirty = true; save.disabled = false; }
-    clearTimeout(timer);
-    timer = setTimeout(renderPreview, 250);
+    if (!edited.has(current)) { changed(current); renderTree(); } else changed(current);
   });
 
   // saveContent writes the content ConfigMap (a content edit, as kpoctl rpkg push), then
@@ -465,8 +493,8 @@ async function editPage(seq, name, params) {
       h('div', { class: 'actions' }, h('a', { class: 'button', href: `#/revisions/${encodeURIComponent(name)}` }, 'Cancel'), save)),
     h('p', { class: 'muted small' }, 'The preview renders the package with kpo\'s render engine as you type (built-in functions only); nothing is committed until you save (Ctrl+S).'),
     h('div', { class: 'editor' },
-      h('nav', { 'aria-label': 'Files' }, h('ul', { class: 'tree' }, buttons.map((b) => h('li', {}, b)))),
-      h('section', { 'aria-label': 'Editor' }, label, textarea),
+      h('div', {}, h('nav', { 'aria-label': 'Files' }, tree), addForm),
+      h('section', { 'aria-label': 'Editor' }, h('div', { class: 'editor-head' }, label, remove), textarea),
       h('section', { 'aria-labelledby': 'preview-h' }, h('h2', { id: 'preview-h', class: 'flush' }, 'Preview'), previewState, results, previewNote, preview)),
   );
   open(current);
