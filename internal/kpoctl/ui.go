@@ -56,6 +56,9 @@ func (u *uiOptions) run(cmd *cobra.Command, o *globalOptions) error {
 		_ = l.Close()
 		return err
 	}
+	if ip := net.ParseIP(u.address); ip == nil || !ip.IsLoopback() {
+		fmt.Fprintf(o.streams.ErrOut, "warning: the UI listens on %s, not a loopback address: anyone who reaches it with the token acts as you\n", u.address)
+	}
 	fmt.Fprintf(o.streams.Out, "kpo UI: %s\n", srv.URL())
 	if !u.noOpen {
 		openBrowser(srv.URL())

@@ -171,6 +171,10 @@ func (s *Server) putContent(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "a save needs {namespace, name, resourceVersion, files} under 4 MiB: "+err.Error())
 		return
 	}
+	if req.ResourceVersion == "" {
+		writeError(w, http.StatusBadRequest, "a save needs the resourceVersion of the content it edits, so it cannot overwrite someone else's edit")
+		return
+	}
 	pr, cm, current, err := s.readContent(r.Context(), req.Namespace, req.Name, false)
 	if err != nil {
 		writeErr(w, err)

@@ -277,3 +277,18 @@ func TestServer_render_boundsItsInput(t *testing.T) {
 	g.Expect(w.Code).To(Equal(http.StatusBadRequest))
 	g.Expect(message(w)).To(ContainSubstring("under 4 MiB"))
 }
+
+func TestServer_content_refusesUnboundedOrBlindSaves(t *testing.T) {
+	g := NewWithT(t)
+	s, api := newTestServer(t)
+	w := s.do(req{method: "PUT", target: "/ui/content", cookie: testToken, origin: origin,
+		body: `{"namespace":"team","name":"app","files":{"Kptfile":"x"}}`})
+	g.Expect(w.Code).To(Equal(http.StatusBadRequest))
+	g.Expect(message(w)).To(ContainSubstring("resourceVersion"))
+	w = s.do(req{method: "GET", target: "/ui/content", cookie: testToken})
+	g.Expect(w.Code).To(Equal(http.StatusBadRequest))
+	g.Expect(message(w)).To(ContainSubstring("name the revision"))
+	w = s.do(req{method: "PUT", target: "/ui/content", cookie: testToken, origin: "http://evil.example", body: `{}`})
+	g.Expect(w.Code).To(Equal(http.StatusForbidden))
+	g.Expect(api.requests()).To(BeEmpty())
+}
