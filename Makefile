@@ -45,8 +45,14 @@ vet: ## go vet.
 	go vet ./...
 
 .PHONY: test
-test: manifests generate fmt vet ## Run every test against a real kube-apiserver, etcd and Git server.
+test: manifests generate fmt vet ## Run every test against a real kube-apiserver, etcd and Git server (installs chromium for the UI's browser test when missing).
+	hack/chromium.sh
 	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" FLUX_ASSETS="$$(hack/flux-assets.sh)" go test $$(go list ./... | grep -v /internal/e2e/node) -count=1 -timeout 30m
+
+.PHONY: ui-screenshots
+ui-screenshots: ## Run the web UI's browser test and write its screenshots to docs/ui/ (look at them before committing).
+	hack/chromium.sh
+	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" KPO_UI_SCREENSHOTS=$(CURDIR)/docs/ui go test ./internal/ui/ -run Browser -count=1 -v
 
 .PHONY: envtest
 envtest: ## Obtain kube-apiserver and etcd (downloaded, or built from the Go module proxy) and print their directory.

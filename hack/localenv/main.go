@@ -8,16 +8,19 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"syscall"
 
+	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"kpo.dev/kpo/internal/gitserver"
 	"kpo.dev/kpo/internal/testenv"
+	"kpo.dev/kpo/internal/ui"
 )
 
 // The local Git server's address and credentials, as config/samples expects them.
@@ -31,18 +34,19 @@ const (
 const managerUser = "system:serviceaccount:kpo-system:kpo-controller-manager"
 
 func main() {
-	var managerBin, dir, gitAddr string
+	var managerBin, dir, gitAddr, uiAddr string
 	flag.StringVar(&managerBin, "manager", "bin/manager", "Path of the manager binary.")
 	flag.StringVar(&dir, "dir", ".kpo-run", "Directory for the kubeconfig, the Git server and the manager's cache.")
 	flag.StringVar(&gitAddr, "git-addr", "127.0.0.1:8180", "Address of the local Git server (config/samples uses it).")
+	flag.StringVar(&uiAddr, "ui-addr", "127.0.0.1:8765", "Address of the web UI, served as the local admin (empty: no UI).")
 	flag.Parse()
-	if err := run(managerBin, dir, gitAddr); err != nil {
+	if err := run(managerBin, dir, gitAddr, uiAddr); err != nil {
 		fmt.Fprintln(os.Stderr, "localenv:", err)
 		os.Exit(1)
 	}
 }
 
-func run(managerBin, dir, gitAddr string) error {
+func run(managerBin, dir, gitAddr, uiAddr string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	dir, err := filepath.Abs(dir)
@@ -102,6 +106,13 @@ func run(managerBin, dir, gitAddr string) error {
 		srv.URL(), sampleGitUser, sampleGitPassword)
 	fmt.Fprintln(os.Stderr, "localenv: ready. In a second terminal run:")
 	fmt.Printf("export KUBECONFIG=%s\n", userKubeconfig)
+	if uiAddr != "" {
+		if url, err := serveUI(ctx, userKubeconfig, uiAddr); err != nil {
+			fmt.Fprintf(os.Stderr, "localenv: no web UI: %v\n", err)
+		} else {
+			fmt.Fprintf(os.Stderr, "localenv: web UI (as kpo-admin): %s\n", url)
+		}
+	}
 
 	err = manager.Wait()
 	if ctx.Err() != nil {
@@ -122,4 +133,28 @@ func writeKubeconfig(env *testenv.Environment, user envtest.User, path string) (
 		return "", err
 	}
 	return path, os.WriteFile(path, data, 0o600)
+}
+
+// serveUI serves the web UI as the local admin (the kubeconfig of the export line) until ctx
+// ends, and returns its URL.
+func serveUI(ctx context.Context, kubeconfig, addr string) (string, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return "", err
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("listening on %s: %w", addr, err)
+	}
+	srv, err := ui.New(ui.Options{Config: cfg, Namespace: "default"}, l.Addr().String())
+	if err != nil {
+		_ = l.Close()
+		return "", err
+	}
+	go func() {
+		if err := srv.Serve(ctx, l); err != nil {
+			fmt.Fprintln(os.Stderr, "localenv: web UI:", err)
+		}
+	}()
+	return srv.URL(), nil
 }

@@ -104,7 +104,7 @@ your kubeconfig, like kubectl: RBAC and the kpo admission policies decide what y
 		return fmt.Errorf("unknown output format %q: use -o table, wide, yaml, json or name", o.output)
 	}
 
-	root.AddCommand(newRepoCommand(o), newRpkgCommand(o), newFnCommand(o), newPkgCommand(o))
+	root.AddCommand(newRepoCommand(o), newRpkgCommand(o), newFnCommand(o), newPkgCommand(o), newUICommand(o))
 	return root
 }
 
@@ -113,6 +113,21 @@ func (o *globalOptions) client() (client.Client, string, error) {
 	if o.c != nil {
 		return o.c, o.ns, nil
 	}
+	cfg, ns, err := o.restConfig()
+	if err != nil {
+		return nil, "", err
+	}
+	c, err := o.newClient(cfg)
+	if err != nil {
+		return nil, "", err
+	}
+	o.c, o.ns = c, ns
+	return c, ns, nil
+}
+
+// restConfig reads the kubeconfig flags: the API server, the user's identity and the
+// namespace.
+func (o *globalOptions) restConfig() (*rest.Config, string, error) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	rules.ExplicitPath = o.kubeconfig
 	overrides := &clientcmd.ConfigOverrides{CurrentContext: o.kubeContext}
@@ -131,12 +146,7 @@ func (o *globalOptions) client() (client.Client, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("reading the namespace from the kubeconfig: %w", err)
 	}
-	c, err := o.newClient(cfg)
-	if err != nil {
-		return nil, "", err
-	}
-	o.c, o.ns = c, ns
-	return c, ns, nil
+	return cfg, ns, nil
 }
 
 func (o *globalOptions) newClient(cfg *rest.Config) (client.Client, error) {

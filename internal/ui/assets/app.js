@@ -1,0 +1,561 @@
+// kpo's web UI. Every Kubernetes call goes through the local server's /k8s proxy, which makes
+// it with the user's kubeconfig identity; the API server's own refusal messages are shown as
+// they come. The DOM is built with textContent only: nothing the cluster returns is parsed as
+// HTML.
+
+const KPO = '/apis/kpo.dev/v1alpha1';
+const SYNC_ANNOTATION = 'kpo.dev/sync-requested';
+const LATEST_LABEL = 'kpo.dev/latest-revision';
+const main = document.getElementById('main');
+const statusBox = document.getElementById('status');
+const nsInput = document.getElementById('namespace');
+let namespace = 'default';
+let renderSeq = 0; // ignores a route's late answers once the page has moved on
+
+// h builds an element: h('a', {href: '#'}, 'text', child...).
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else if (k === 'class') el.className = v;
+    else el.setAttribute(k, v === true ? '' : v);
+  }
+  for (const c of children.flat()) {
+    if (c === undefined || c === null || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+// APIError carries the API server's (or the local server's) message.
+class APIError extends Error {
+  constructor(code, message) { super(message); this.code = code; }
+}
+
+async function request(method, url, body, contentType = 'application/json') {
+  const init = { method, headers: {}, credentials: 'same-origin' };
+  if (body !== undefined) {
+    init.body = JSON.stringify(body);
+    init.headers['Content-Type'] = contentType;
+  }
+  const res = await fetch(url, init);
+  const text = await res.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch { data = null; }
+  if (!res.ok) {
+    const msg = (data && data.message) || text || res.statusText;
+    throw new APIError(res.status, msg);
+  }
+  return data;
+}
+
+const k8s = (method, path, body, type) => request(method, '/k8s' + path, body, type);
+const nsPath = (resource, name = '') => `${KPO}/namespaces/${encodeURIComponent(namespace)}/${resource}${name ? '/' + encodeURIComponent(name) : ''}`;
+const mergePatch = (path, body) => k8s('PATCH', path, body, 'application/merge-patch+json');
+
+// mayI asks the API server whether the user may do verb on a resource (a
+// SelfSubjectAccessReview): buttons are shown only for what RBAC allows.
+async function mayI(verb, resource, { group = 'kpo.dev', subresource = '', name = '' } = {}) {
+  try {
+    const review = await k8s('POST', '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews', {
+      apiVersion: 'authorization.k8s.io/v1', kind: 'SelfSubjectAccessReview',
+      spec: { resourceAttributes: { namespace, verb, group, resource, subresource, name } },
+    });
+    return Boolean(review.status && review.status.allowed);
+  } catch {
+    return false;
+  }
+}
+
+function say(kind, message) {
+  statusBox.replaceChildren(h('p', { class: `alert ${kind}`, role: kind === 'error' ? 'alert' : undefined }, message));
+}
+function clearStatus() { statusBox.replaceChildren(); }
+// carried is a message to show on the next page (after a save, on the revision page).
+let carried = null;
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const condition = (obj, type) => ((obj.status && obj.status.conditions) || []).find((c) => c.type === type);
+
+function ago(time) {
+  if (!time) return 'never';
+  const s = Math.max(0, Math.round((Date.now() - new Date(time).getTime()) / 1000));
+  if (s < 60) return `${s}s ago`;
+  if (s < 3600) return `${Math.round(s / 60)}m ago`;
+  if (s < 86400) return `${Math.round(s / 3600)}h ago`;
+  return `${Math.round(s / 86400)}d ago`;
+}
+
+function readyCell(obj) {
+  const c = condition(obj, 'Ready');
+  if (!c) return h('span', { class: 'state Unknown' }, 'Unknown');
+  return h('span', { class: `state ${c.status}`, title: c.message || '' }, c.status === 'True' ? 'Ready' : c.reason || c.status);
+}
+
+// behind reports a revision whose upstream package has a newer published revision.
+function behind(pr) {
+  const st = pr.status || {};
+  return Boolean(st.upstreamRevision && st.latestUpstreamRevision && st.latestUpstreamRevision !== st.upstreamRevision);
+}
+
+function lifecycleBadge(l) { return h('span', { class: `badge ${l || 'Draft'}` }, l || '—'); }
+
+// ---------------------------------------------------------------- repositories
+
+async function repositoriesPage(seq) {
+  const [list, maySync] = await Promise.all([k8s('GET', nsPath('repositories')), mayI('patch', 'repositories')]);
+  if (seq !== renderSeq) return;
+  const rows = list.items.map((repo) => h('tr', {},
+    h('td', {}, h('a', { href: `#/packages?repository=${encodeURIComponent(repo.metadata.name)}` }, repo.metadata.name)),
+    h('td', { class: 'small' }, (repo.spec.git && repo.spec.git.repo) || ''),
+    h('td', {}, repo.spec.deployment ? 'Deployment' : 'Blueprints'),
+    h('td', {}, readyCell(repo)),
+    h('td', { title: (repo.status && repo.status.lastSyncTime) || '' }, ago(repo.status && repo.status.lastSyncTime)),
+    h('td', {}, String((repo.status && repo.status.packageCount) || 0)),
+    h('td', {}, maySync ? h('button', { onclick: (e) => syncNow(e.currentTarget, repo.metadata.name), 'aria-label': `Sync ${repo.metadata.name} now` }, 'Sync now') : ''),
+  ));
+  main.replaceChildren(
+    h('h1', {}, 'Repositories'),
+    list.items.length === 0
+      ? h('p', { class: 'muted' }, `No repositories in namespace ${namespace}. Register one with kpoctl repo reg URL.`)
+      : h('table', {}, h('thead', {}, h('tr', {}, ['Name', 'Address', 'Content', 'Status', 'Last sync', 'Packages', h('span', { class: 'muted' }, 'Actions')].map((t) => h('th', { scope: 'col' }, t)))), h('tbody', {}, rows)),
+  );
+}
+
+// syncNow asks for a sync as kpoctl repo sync does (a new kpo.dev/sync-requested value) and
+// waits until the manager has handled it.
+async function syncNow(button, name) {
+  button.disabled = true;
+  const req = String(Date.now()) + '000000';
+  try {
+    await mergePatch(nsPath('repositories', name), { metadata: { annotations: { [SYNC_ANNOTATION]: req } } });
+    say('info', `Syncing ${name}…`);
+    for (let i = 0; i < 60; i++) {
+      const repo = await k8s('GET', nsPath('repositories', name));
+      if (repo.status && repo.status.lastHandledSyncRequest === req) {
+        const c = condition(repo, 'Ready');
+        if (c && c.status === 'False') say('error', `${name}: ${c.reason}: ${c.message}`);
+        else say('ok', `${name} synced.`);
+        break;
+      }
+      await sleep(1000);
+    }
+  } catch (e) {
+    say('error', e.message);
+  }
+  route();
+}
+
+// ---------------------------------------------------------------- packages
+
+async function packagesPage(seq, params) {
+  const [list, repos] = await Promise.all([k8s('GET', nsPath('packagerevisions')), k8s('GET', nsPath('repositories'))]);
+  if (seq !== renderSeq) return;
+  const f = {
+    repository: params.get('repository') || '', lifecycle: params.get('lifecycle') || '',
+    latest: params.get('latest') === 'true', behind: params.get('behind') === 'true', q: params.get('q') || '',
+  };
+  const q = f.q.toLowerCase();
+  const items = list.items.filter((pr) => (!f.repository || pr.spec.repository === f.repository)
+    && (!f.lifecycle || pr.spec.lifecycle === f.lifecycle)
+    && (!f.latest || (pr.metadata.labels || {})[LATEST_LABEL] === 'true')
+    && (!f.behind || behind(pr))
+    && (!q || [pr.metadata.name, pr.spec.packageName, pr.spec.workspaceName].some((s) => (s || '').toLowerCase().includes(q))))
+    .sort((a, b) => (a.spec.repository + a.spec.packageName).localeCompare(b.spec.repository + b.spec.packageName) || (b.status.revision || 0) - (a.status.revision || 0));
+
+  const update = () => {
+    const form = document.getElementById('filters');
+    const p = new URLSearchParams();
+    for (const [k, v] of new FormData(form)) if (v) p.set(k, v);
+    location.hash = '#/packages' + (p.toString() ? '?' + p : '');
+  };
+  const select = (id, label, options, value) => h('div', {},
+    h('label', { for: id }, label),
+    h('select', { id, name: id, onchange: update }, options.map(([v, t]) => h('option', { value: v, selected: v === value }, t))));
+  const filters = h('form', { id: 'filters', class: 'filters', role: 'search', onsubmit: (e) => { e.preventDefault(); update(); } },
+    select('repository', 'Repository', [['', 'All'], ...repos.items.map((r) => [r.metadata.name, r.metadata.name])], f.repository),
+    select('lifecycle', 'Lifecycle', [['', 'All'], ...['Draft', 'Proposed', 'Published', 'DeletionProposed'].map((l) => [l, l])], f.lifecycle),
+    h('div', { class: 'check' }, h('input', { type: 'checkbox', id: 'latest', name: 'latest', value: 'true', checked: f.latest, onchange: update }), h('label', { for: 'latest' }, 'Latest only')),
+    h('div', { class: 'check' }, h('input', { type: 'checkbox', id: 'behind', name: 'behind', value: 'true', checked: f.behind, onchange: update }), h('label', { for: 'behind' }, 'Upstream behind')),
+    h('div', {}, h('label', { for: 'q' }, 'Search'), h('input', { id: 'q', name: 'q', type: 'search', value: f.q, placeholder: 'name or workspace' })),
+    h('button', { type: 'submit' }, 'Filter'),
+  );
+  const rows = items.map((pr) => h('tr', {},
+    h('td', {}, h('a', { href: `#/revisions/${encodeURIComponent(pr.metadata.name)}` }, pr.metadata.name)),
+    h('td', {}, pr.spec.packageName),
+    h('td', {}, pr.spec.workspaceName),
+    h('td', {}, String(pr.status.revision ?? 0)),
+    h('td', {}, lifecycleBadge(pr.spec.lifecycle)),
+    h('td', {}, (pr.metadata.labels || {})[LATEST_LABEL] === 'true' ? 'latest' : '', behind(pr) ? h('span', { class: 'badge Proposed', title: `upstream ${pr.status.latestUpstreamRevision} is newer` }, 'behind') : ''),
+    h('td', {}, pr.spec.repository),
+    h('td', {}, readyCell(pr)),
+  ));
+  main.replaceChildren(
+    h('h1', {}, 'Packages'),
+    filters,
+    h('p', { class: 'muted small', 'aria-live': 'polite' }, `${items.length} of ${list.items.length} package revisions`),
+    h('table', {}, h('thead', {}, h('tr', {}, ['Revision', 'Package', 'Workspace', 'Rev.', 'Lifecycle', 'Latest', 'Repository', 'Status'].map((t) => h('th', { scope: 'col' }, t)))), h('tbody', {}, rows)),
+  );
+}
+
+// ---------------------------------------------------------------- revision page
+
+// The lifecycle moves, as kpoctl rpkg propose / reject / approve make them.
+const moves = {
+  propose: { from: ['Draft'], to: 'Proposed', label: 'Propose', done: 'proposed' },
+  reject: { from: ['Proposed', 'DeletionProposed'], to: (l) => (l === 'Proposed' ? 'Draft' : 'Published'), label: 'Reject', done: 'rejected' },
+  approve: { from: ['Proposed'], to: 'Published', label: 'Approve', done: 'approved' },
+  proposeDelete: { from: ['Published'], to: 'DeletionProposed', label: 'Propose deletion', done: 'proposed for deletion' },
+};
+
+async function loadContent(name, ask = false) {
+  try {
+    return await request('GET', `/ui/content?namespace=${encodeURIComponent(namespace)}&name=${encodeURIComponent(name)}${ask ? '&request=true' : ''}`);
+  } catch (e) {
+    return { error: e.message, files: {} };
+  }
+}
+
+async function revisionPage(seq, name) {
+  const [pr, content, mayPatch, mayApprove, mayEdit, all] = await Promise.all([
+    k8s('GET', nsPath('packagerevisions', name)),
+    loadContent(name),
+    mayI('patch', 'packagerevisions', { name }),
+    mayI('update', 'packagerevisions', { subresource: 'approval', name }),
+    mayI('update', 'configmaps', { group: '' }),
+    k8s('GET', nsPath('packagerevisions')),
+  ]);
+  if (seq !== renderSeq) return;
+  const l = pr.spec.lifecycle;
+  const siblings = all.items.filter((o) => o.spec.repository === pr.spec.repository && o.spec.packageName === pr.spec.packageName && o.metadata.name !== name)
+    .sort((a, b) => (b.status.revision || 0) - (a.status.revision || 0));
+  const settled = pr.status.lifecycle === l;
+  const actions = [];
+  if (l === 'Draft' && mayEdit && settled) actions.push(h('a', { class: 'button', href: `#/revisions/${encodeURIComponent(name)}/edit` }, 'Edit'));
+  const allowed = { propose: mayPatch, reject: mayPatch, approve: mayApprove, proposeDelete: mayPatch };
+  for (const [key, m] of Object.entries(moves)) {
+    if (!allowed[key] || !m.from.includes(l)) continue;
+    actions.push(h('button', { class: key === 'approve' ? 'primary' : key === 'reject' ? 'danger' : '', onclick: (e) => move(e.currentTarget, pr, m) }, m.label));
+  }
+
+  const st = pr.status || {};
+  const up = st.upstream && st.upstream.git;
+  const facts = h('dl', { class: 'facts' },
+    h('dt', {}, 'Package'), h('dd', {}, pr.spec.packageName),
+    h('dt', {}, 'Repository'), h('dd', {}, h('a', { href: `#/packages?repository=${encodeURIComponent(pr.spec.repository)}` }, pr.spec.repository)),
+    h('dt', {}, 'Workspace'), h('dd', {}, pr.spec.workspaceName),
+    h('dt', {}, 'Revision'), h('dd', {}, String(st.revision ?? 0)),
+    h('dt', {}, 'Commit'), h('dd', {}, h('code', {}, st.commit ? st.commit.slice(0, 12) : '—')),
+    st.publishedBy ? [h('dt', {}, 'Published by'), h('dd', {}, `${st.publishedBy} ${ago(st.publishedAt)}`)] : [],
+    h('dt', {}, 'Upstream'), h('dd', {},
+      st.upstreamRevision ? h('a', { href: `#/revisions/${encodeURIComponent(st.upstreamRevision)}` }, st.upstreamRevision)
+        : up ? `${up.repo} ${up.directory || ''}@${up.ref || ''}` : 'none'),
+  );
+  const conditions = h('table', {}, h('thead', {}, h('tr', {}, ['Type', 'Status', 'Reason', 'Message'].map((t) => h('th', { scope: 'col' }, t)))),
+    h('tbody', {}, (st.conditions || []).map((c) => h('tr', {},
+      h('td', {}, c.type), h('td', {}, h('span', { class: `state ${c.status}` }, c.status)), h('td', {}, c.reason), h('td', { class: 'small' }, c.message)))));
+  const renderResults = (st.renderResults || []).length === 0
+    ? h('p', { class: 'muted' }, 'No function results.')
+    : h('ul', { class: 'results' }, st.renderResults.map((r) => h('li', {},
+      h('span', { class: `sev-${r.severity || 'info'}` }, `[${r.severity || 'info'}] `), h('code', {}, r.image || ''), ' ', r.message || '',
+      r.resource ? h('span', { class: 'muted small' }, ` (${r.resource})`) : '')));
+
+  main.replaceChildren(
+    h('div', { class: 'head' }, h('h1', {}, name), lifecycleBadge(l), settled ? '' : h('span', { class: 'muted small' }, `moving from ${st.lifecycle}`), h('div', { class: 'actions' }, actions)),
+    h('div', { class: 'grid2' },
+      h('section', { class: 'card', 'aria-labelledby': 'facts-h' }, h('h2', { id: 'facts-h' }, 'Revision'), facts),
+      h('section', { class: 'card', 'aria-labelledby': 'render-h' }, h('h2', { id: 'render-h' }, 'Render results'), renderResults)),
+    h('section', { 'aria-labelledby': 'cond-h' }, h('h2', { id: 'cond-h' }, 'Conditions'), conditions),
+    h('section', { 'aria-labelledby': 'files-h' }, h('h2', { id: 'files-h' }, 'Files'), filesView(content, name, mayPatch)),
+    siblings.length === 0 ? '' : h('section', { 'aria-labelledby': 'history-h' }, h('h2', { id: 'history-h' }, `Other revisions of ${pr.spec.packageName}`),
+      h('ul', { class: 'history' }, siblings.map((o) => h('li', {},
+        h('a', { href: `#/revisions/${encodeURIComponent(o.metadata.name)}` }, o.metadata.name), ' ', lifecycleBadge(o.spec.lifecycle),
+        o.status.revision > 0 ? h('span', { class: 'muted small' }, ` v${o.status.revision}`) : '',
+        o.status.publishedAt ? h('span', { class: 'muted small' }, ` published ${ago(o.status.publishedAt)}`) : '')))),
+    siblings.length === 0 ? '' : h('section', { 'aria-labelledby': 'compare-h' }, h('h2', { id: 'compare-h' }, 'Compare'),
+      h('form', { class: 'filters', onsubmit: (e) => { e.preventDefault(); location.hash = `#/diff?from=${encodeURIComponent(document.getElementById('compare-from').value)}&to=${encodeURIComponent(name)}`; } },
+        h('div', {}, h('label', { for: 'compare-from' }, 'Changes since'),
+          h('select', { id: 'compare-from' }, siblings.map((o) => h('option', { value: o.metadata.name }, `${o.metadata.name} (${o.spec.lifecycle}${o.status.revision > 0 ? `, v${o.status.revision}` : ''})`)))),
+        h('button', { type: 'submit' }, 'Show diff'))),
+  );
+}
+
+// ---------------------------------------------------------------- diff
+
+async function diffPage(seq, params) {
+  const from = params.get('from') || '';
+  const to = params.get('to') || '';
+  main.replaceChildren(h('h1', {}, `${from} → ${to}`), h('p', { class: 'muted' }, 'Loading the two revisions…'));
+  const r = await request('GET', `/ui/diff?namespace=${encodeURIComponent(namespace)}&from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`);
+  if (seq !== renderSeq) return;
+  const lines = r.diff ? r.diff.replace(/\n$/, '').split('\n') : [];
+  const cls = (l) => (l.startsWith('+++') || l.startsWith('---') ? 'd-file' : l.startsWith('@@') ? 'd-hunk' : l.startsWith('+') ? 'd-add' : l.startsWith('-') ? 'd-del' : '');
+  main.replaceChildren(
+    h('div', { class: 'head' }, h('h1', {}, 'Diff'),
+      h('div', { class: 'actions' }, h('a', { class: 'button', href: `#/revisions/${encodeURIComponent(to)}` }, `Back to ${to}`))),
+    h('p', {}, 'From ', h('a', { href: `#/revisions/${encodeURIComponent(from)}` }, from), ' to ', h('a', { href: `#/revisions/${encodeURIComponent(to)}` }, to), '.'),
+    lines.length === 0 ? h('p', { class: 'alert info' }, 'No difference.')
+      : h('pre', { id: 'diff', class: 'diff', tabindex: '0', 'aria-label': 'Unified diff' }, lines.map((l) => h('span', { class: cls(l) }, l || ' '))),
+  );
+}
+
+function filesView(content, name, mayRequest) {
+  if (content.error) {
+    const box = h('div', {}, h('p', { class: 'alert info' }, content.error));
+    if (mayRequest && name) {
+      box.append(h('button', { onclick: async (e) => {
+        e.currentTarget.disabled = true;
+        box.replaceChildren(filesView(await loadContent(name, true)));
+      } }, 'Load the files'));
+    }
+    return box;
+  }
+  const paths = Object.keys(content.files).sort(kptfileFirst);
+  const viewer = h('pre', { id: 'file-view', tabindex: '0', 'aria-label': 'File contents' });
+  const buttons = paths.map((p) => h('button', { type: 'button', 'data-path': p, onclick: () => show(p) }, p));
+  const show = (p) => {
+    viewer.textContent = content.files[p];
+    viewer.setAttribute('aria-label', `Contents of ${p}`);
+    for (const b of buttons) b.setAttribute('aria-current', String(b.dataset.path === p));
+  };
+  if (paths.length) show(paths[0]);
+  return h('div', { class: 'files' }, h('nav', { 'aria-label': 'Files' }, h('ul', { class: 'tree' }, buttons.map((b) => h('li', {}, b)))), viewer);
+}
+
+function kptfileFirst(a, b) {
+  const rank = (p) => (p === 'Kptfile' ? 0 : p.includes('/') ? 2 : 1);
+  return rank(a) - rank(b) || a.localeCompare(b);
+}
+
+// move changes spec.lifecycle with optimistic locking (the checks were made on this version),
+// then follows the revision until the manager has carried it out or said why not.
+async function move(button, pr, m) {
+  const name = pr.metadata.name;
+  const to = typeof m.to === 'function' ? m.to(pr.spec.lifecycle) : m.to;
+  button.disabled = true;
+  try {
+    await mergePatch(nsPath('packagerevisions', name), { metadata: { resourceVersion: pr.metadata.resourceVersion }, spec: { lifecycle: to } });
+    say('info', `${name}: ${m.done}, waiting for the manager…`);
+    const outcome = await follow(name, (p) => p.status.lifecycle === to);
+    say(outcome.ok ? 'ok' : 'error', outcome.message);
+  } catch (e) {
+    say('error', `Not ${m.done}: ${e.message}`);
+  }
+  route();
+}
+
+// follow polls a revision until done(pr) with Ready true, or Ready false for a reason other
+// than progress.
+async function follow(name, done) {
+  for (let i = 0; i < 60; i++) {
+    const pr = await k8s('GET', nsPath('packagerevisions', name));
+    const c = condition(pr, 'Ready');
+    const current = c && pr.status.observedGeneration === pr.metadata.generation;
+    if (current && c.status === 'False' && c.reason !== 'Progressing') return { ok: false, message: `${name}: ${c.reason}: ${c.message}`, pr };
+    if (current && c.status === 'True' && done(pr)) return { ok: true, message: `${name} is ${pr.status.lifecycle}.`, pr };
+    await sleep(500);
+  }
+  return { ok: false, message: `${name}: the manager has not carried out the change yet; reload later.` };
+}
+
+// ---------------------------------------------------------------- editor with live preview
+
+async function editPage(seq, name, params) {
+  const [pr, content] = await Promise.all([k8s('GET', nsPath('packagerevisions', name)), loadContent(name)]);
+  if (seq !== renderSeq) return;
+  if (content.error) { main.replaceChildren(h('h1', {}, `Edit ${name}`), h('p', { class: 'alert error', role: 'alert' }, content.error)); return; }
+  if (pr.spec.lifecycle !== 'Draft') { main.replaceChildren(h('h1', {}, `Edit ${name}`), h('p', { class: 'alert info' }, `${name} is ${pr.spec.lifecycle}: only a Draft can be edited.`)); return; }
+  const files = { ...content.files };
+  let current = params.get('file') && files[params.get('file')] !== undefined ? params.get('file') : Object.keys(files).sort(kptfileFirst)[0];
+  let dirty = false;
+
+  const textarea = h('textarea', { id: 'editor', spellcheck: 'false', autocomplete: 'off' });
+  const label = h('label', { for: 'editor' });
+  const preview = h('pre', { id: 'preview', tabindex: '0', 'aria-label': 'Rendered file' });
+  const previewState = h('p', { id: 'preview-state', class: 'muted small', 'aria-live': 'polite' }, 'Rendering…');
+  const previewNote = h('p', { class: 'muted small' });
+  const results = h('ul', { id: 'preview-results', class: 'results', 'aria-label': 'Function results' });
+  const save = h('button', { class: 'primary', id: 'save', disabled: true, onclick: () => saveContent() }, 'Save');
+  const edited = new Set();
+  const tree = h('ul', { class: 'tree' });
+  let buttons = [];
+  let last = null;
+
+  // renderTree lists the files, the edited ones marked.
+  function renderTree() {
+    buttons = Object.keys(files).sort(kptfileFirst).map((p) => h('button', { type: 'button', 'data-path': p, 'aria-current': String(p === current), onclick: () => open(p) },
+      p, edited.has(p) ? h('span', { class: 'edited-mark' }, ' (edited)') : ''));
+    tree.replaceChildren(...buttons.map((b) => h('li', {}, b)));
+  }
+  function changed(p) {
+    edited.add(p);
+    if (!dirty) { dirty = true; save.disabled = false; }
+    clearTimeout(timer);
+    timer = setTimeout(renderPreview, 250);
+  }
+  const newPath = h('input', { id: 'new-file', autocomplete: 'off', spellcheck: 'false', placeholder: 'dir/file.yaml' });
+  const addForm = h('form', { class: 'add-file', onsubmit: (e) => {
+    e.preventDefault();
+    const p = newPath.value.trim();
+    const bad = !p || p.startsWith('/') || p.endsWith('/') || p.split('/').some((seg) => seg === '' || seg === '.' || seg === '..');
+    if (bad || files[p] !== undefined) { say('error', bad ? `"${p}" is not a relative file path` : `${p} exists already`); return; }
+    clearStatus();
+    files[p] = '';
+    newPath.value = '';
+    changed(p);
+    open(p);
+  } }, h('label', { for: 'new-file' }, 'New file'), newPath, h('button', { type: 'submit' }, 'Add'));
+  const remove = h('button', { type: 'button', class: 'danger', id: 'remove-file', onclick: () => {
+    delete files[current];
+    changed(current);
+    open(Object.keys(files).sort(kptfileFirst)[0]);
+  } }, 'Remove file');
+
+  function open(p) {
+    current = p;
+    textarea.value = files[p];
+    label.textContent = `Editing ${p}`;
+    remove.hidden = p === 'Kptfile';
+    renderTree();
+    showPreview();
+  }
+  function showPreview() {
+    if (!last) return;
+    if (last.files) {
+      const out = last.files[current];
+      preview.textContent = out === undefined ? `(${current} is not in the rendered package)` : out;
+      preview.classList.toggle('changed', out !== files[current]);
+      previewNote.textContent = out === files[current] ? `The render leaves ${current} as written.` : `Highlighted: the render changes ${current}.`;
+    } else {
+      preview.textContent = '';
+    }
+  }
+  let timer = null;
+  let inflight = 0;
+  async function renderPreview() {
+    const mine = ++inflight;
+    previewState.textContent = 'Rendering…';
+    try {
+      const t0 = performance.now();
+      const r = await request('POST', '/ui/render', { files });
+      if (mine !== inflight) return;
+      last = r;
+      const ms = Math.round(performance.now() - t0);
+      previewState.textContent = r.error ? `Render failed: ${r.error}` : `Rendered in ${ms} ms; ${r.results.length} function(s) ran. Not saved.`;
+      previewState.className = r.error ? 'alert error small' : 'muted small';
+      results.replaceChildren(...r.results.map((f) => h('li', {},
+        h('code', {}, f.image), ' ',
+        f.notPreviewed ? h('span', { class: 'sev-warning' }, 'not previewed (not built into kpo; the manager runs it on save)')
+          : f.exitCode === 0 ? h('span', { class: 'state True' }, 'passed') : h('span', { class: 'state False' }, `failed (exit ${f.exitCode})`),
+        f.error ? h('div', { class: 'small sev-error' }, f.error) : '',
+        (f.results || []).map((it) => h('div', { class: `small sev-${it.severity}` }, `[${it.severity}] ${it.message}${it.resource ? ` (${it.resource})` : ''}`)))));
+      showPreview();
+    } catch (e) {
+      if (mine === inflight) { previewState.textContent = `Preview unavailable: ${e.message}`; previewState.className = 'alert error small'; }
+    }
+  }
+  textarea.addEventListener('keydown', (e) => {
+    if ((e.ctrlKey || e.metaKey) && e.key === 's') { e.preventDefault(); if (!save.disabled) saveContent(); }
+  });
+  textarea.addEventListener('input', () => {
+    files[current] = textarea.value;
+    if (!edited.has(current)) { changed(current); renderTree(); } else changed(current);
+  });
+
+  // saveContent writes the content ConfigMap (a content edit, as kpoctl rpkg push), then
+  // follows the revision until the manager has committed it or said why not.
+  async function saveContent() {
+    save.disabled = true;
+    const before = pr.status.commit;
+    try {
+      const put = await request('PUT', '/ui/content', { namespace, name, resourceVersion: content.resourceVersion, files });
+      content.resourceVersion = put.resourceVersion;
+      say('info', `Saved ${name}; the manager is rendering and committing…`);
+      const outcome = await followCommit(name, before);
+      if (outcome.ok) {
+        carried = { kind: 'ok', message: outcome.message };
+        location.hash = `#/revisions/${encodeURIComponent(name)}`;
+        return;
+      }
+      say('error', outcome.message);
+      // The manager may have written the ConfigMap since: save the next attempt on its version.
+      const fresh = await loadContent(name);
+      if (!fresh.error) content.resourceVersion = fresh.resourceVersion;
+    } catch (e) {
+      say('error', `Not saved: ${e.message}`);
+    }
+    save.disabled = false;
+  }
+
+  main.replaceChildren(
+    h('div', { class: 'head' }, h('h1', {}, `Edit ${name}`), lifecycleBadge(pr.spec.lifecycle),
+      h('div', { class: 'actions' }, h('a', { class: 'button', href: `#/revisions/${encodeURIComponent(name)}` }, 'Cancel'), save)),
+    h('p', { class: 'muted small' }, 'The preview renders the package with kpo\'s render engine as you type (built-in functions only); nothing is committed until you save (Ctrl+S).'),
+    h('div', { class: 'editor' },
+      h('div', {}, h('nav', { 'aria-label': 'Files' }, tree), addForm),
+      h('section', { 'aria-label': 'Editor' }, h('div', { class: 'editor-head' }, label, remove), textarea),
+      h('section', { 'aria-labelledby': 'preview-h' }, h('h2', { id: 'preview-h', class: 'flush' }, 'Preview'), previewState, results, previewNote, preview)),
+  );
+  open(current);
+  renderPreview();
+  textarea.focus();
+}
+
+async function followCommit(name, before) {
+  for (let i = 0; i < 60; i++) {
+    const pr = await k8s('GET', nsPath('packagerevisions', name));
+    const c = condition(pr, 'Ready');
+    if (c && c.status === 'False' && c.reason !== 'Progressing' && i > 3) return { ok: false, message: `Nothing was committed: ${c.reason}: ${c.message}` };
+    if (pr.status.commit && pr.status.commit !== before && c && c.status === 'True') return { ok: true, message: `Saved and committed ${pr.status.commit.slice(0, 12)}.` };
+    await sleep(500);
+  }
+  return { ok: false, message: `${name}: the save is not committed yet; reload later.` };
+}
+
+// ---------------------------------------------------------------- routing
+
+async function route() {
+  const seq = ++renderSeq;
+  const [path, query] = (location.hash.slice(1) || '/repositories').split('?');
+  const params = new URLSearchParams(query || '');
+  const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
+  for (const a of document.querySelectorAll('[data-nav]')) {
+    const current = a.dataset.nav === parts[0] || (a.dataset.nav === 'packages' && ['revisions', 'diff'].includes(parts[0]));
+    if (current) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
+  }
+  try {
+    if (parts[0] === 'packages') await packagesPage(seq, params);
+    else if (parts[0] === 'diff') await diffPage(seq, params);
+    else if (parts[0] === 'revisions' && parts[2] === 'edit') await editPage(seq, parts[1], params);
+    else if (parts[0] === 'revisions' && parts[1]) await revisionPage(seq, parts[1]);
+    else await repositoriesPage(seq);
+    document.title = `${main.querySelector('h1') ? main.querySelector('h1').textContent : ''} · kpo`;
+  } catch (e) {
+    if (seq !== renderSeq) return;
+    main.replaceChildren(h('h1', {}, 'Error'), h('p', { class: 'alert error', role: 'alert' }, e.message));
+  }
+}
+
+async function start() {
+  try {
+    const s = await request('GET', '/ui/session');
+    namespace = s.namespace;
+  } catch (e) {
+    main.replaceChildren(h('h1', {}, 'Not signed in'), h('p', { class: 'alert error', role: 'alert' }, e.message));
+    return;
+  }
+  nsInput.value = namespace;
+  document.getElementById('namespace-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    namespace = nsInput.value.trim() || 'default';
+    clearStatus();
+    route();
+  });
+  window.addEventListener('hashchange', () => {
+    if (carried) { say(carried.kind, carried.message); carried = null; } else clearStatus();
+    route(); main.focus({ preventScroll: true }); });
+  route();
+}
+
+start();

@@ -1,0 +1,220 @@
+package ui
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	kpov1 "kpo.dev/kpo/api/v1alpha1"
+	"kpo.dev/kpo/internal/content"
+)
+
+// packageContent is a revision's files as the page reads and saves them.
+type packageContent struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	// ResourceVersion of the content ConfigMap read: a save made on an older version is
+	// refused by the API server (optimistic locking), as kpoctl rpkg push's update is.
+	ResourceVersion string            `json:"resourceVersion"`
+	Files           map[string]string `json:"files"`
+	// Binary lists the files that are not UTF-8 text: shown, never edited.
+	Binary []string `json:"binary,omitempty"`
+}
+
+// getContent is GET /ui/content?namespace=NS&name=REVISION[&request=true]: the files of a
+// revision's content ConfigMap, read with the user's identity (the ConfigMap keys decoded as
+// kpo encodes them). With request=true, the content of a published revision is asked for
+// first when it is not in a ConfigMap now.
+func (s *Server) getContent(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	ns, name := q.Get("namespace"), q.Get("name")
+	_, cm, files, err := s.readContent(r.Context(), ns, name, q.Get("request") == "true")
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	out := packageContent{Namespace: ns, Name: name, ResourceVersion: cm.ResourceVersion, Files: map[string]string{}}
+	for p, b := range files {
+		if !utf8.Valid(b) {
+			out.Binary = append(out.Binary, p)
+			continue
+		}
+		out.Files[p] = string(b)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// diff is GET /ui/diff?namespace=NS&from=A&to=B: the unified diff from one revision's files
+// to another's, as `kpoctl rpkg diff` prints it (published content is asked for as needed).
+func (s *Server) diff(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	ns := q.Get("namespace")
+	var files [2]map[string][]byte
+	for i, name := range []string{q.Get("from"), q.Get("to")} {
+		_, _, f, err := s.readContent(r.Context(), ns, name, true)
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		files[i] = f
+	}
+	var out strings.Builder
+	if err := content.WriteUnifiedDiff(&out, q.Get("from"), files[0], q.Get("to"), files[1]); err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"diff": out.String()})
+}
+
+// httpError is a refusal of the UI's own, with its status code.
+type httpError struct {
+	code int
+	msg  string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+// writeErr answers with the UI's own refusal, or relays the API server's.
+func writeErr(w http.ResponseWriter, err error) {
+	var he *httpError
+	if errors.As(err, &he) {
+		writeError(w, he.code, he.msg)
+		return
+	}
+	writeAPIError(w, err)
+}
+
+// contentRequestTimeout bounds the wait for the manager to put a published revision's
+// content in a ConfigMap.
+const contentRequestTimeout = 20 * time.Second
+
+// readContent reads a revision, its content ConfigMap and its files with the user's identity.
+// A published revision's content is in a ConfigMap only on request: with request, it asks
+// (the kpo.dev/content-requested annotation, as kpoctl rpkg pull does, which needs patch on
+// packagerevisions) and waits for the manager.
+func (s *Server) readContent(ctx context.Context, ns, name string, request bool) (*kpov1.PackageRevision, *corev1.ConfigMap, map[string][]byte, error) {
+	if ns == "" || name == "" {
+		return nil, nil, nil, &httpError{http.StatusBadRequest, "name the revision: ?namespace=NS&name=REVISION"}
+	}
+	pr := &kpov1.PackageRevision{}
+	if err := s.client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, pr); err != nil {
+		return nil, nil, nil, err
+	}
+	if pr.Status.ResourcesRef == nil && request && pr.Status.ContentError == nil {
+		var err error
+		if pr, err = s.requestContent(ctx, pr); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	if ce := pr.Status.ContentError; ce != nil {
+		return nil, nil, nil, &httpError{http.StatusUnprocessableEntity, fmt.Sprintf("packagerevision %s has no content: %s: %s", name, ce.Reason, ce.Message)}
+	}
+	if pr.Status.ResourcesRef == nil || pr.Status.ResourcesRef.Name == "" {
+		return nil, nil, nil, &httpError{http.StatusNotFound, fmt.Sprintf("the files of packagerevision %s are in Git; a published revision's content is loaded on request", name)}
+	}
+	cm := &corev1.ConfigMap{}
+	if err := s.client.Get(ctx, client.ObjectKey{Namespace: ns, Name: pr.Status.ResourcesRef.Name}, cm); err != nil {
+		return nil, nil, nil, err
+	}
+	files, err := content.FromConfigMap(cm.Data, cm.BinaryData)
+	if err != nil {
+		return nil, nil, nil, &httpError{http.StatusUnprocessableEntity, fmt.Sprintf("content configmap %s of packagerevision %s: %v", cm.Name, name, err)}
+	}
+	return pr, cm, files, nil
+}
+
+func (s *Server) requestContent(ctx context.Context, pr *kpov1.PackageRevision) (*kpov1.PackageRevision, error) {
+	patch := client.MergeFrom(pr.DeepCopy())
+	if pr.Annotations == nil {
+		pr.Annotations = map[string]string{}
+	}
+	pr.Annotations[kpov1.ContentRequestedAnnotation] = time.Now().UTC().Format(time.RFC3339)
+	if err := s.client.Patch(ctx, pr, patch); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, contentRequestTimeout)
+	defer cancel()
+	for {
+		if err := s.client.Get(ctx, client.ObjectKeyFromObject(pr), pr); err != nil {
+			return nil, err
+		}
+		if r := meta.FindStatusCondition(pr.Status.Conditions, kpov1.ReadyCondition); r != nil && r.Reason == kpov1.InvalidContentRequestReason {
+			return nil, &httpError{http.StatusUnprocessableEntity, fmt.Sprintf("packagerevision %s: %s: %s", pr.Name, r.Reason, r.Message)}
+		}
+		if pr.Status.ResourcesRef != nil || pr.Status.ContentError != nil {
+			return pr, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, &httpError{http.StatusGatewayTimeout, fmt.Sprintf("the manager has not loaded the content of packagerevision %s yet: try again", pr.Name)}
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// putContent is PUT /ui/content: a content edit of a Draft, an update of its content
+// ConfigMap with the user's identity, as `kpoctl rpkg push` makes it. The manager then
+// renders and commits it; the page follows the revision's conditions for the outcome.
+func (s *Server) putContent(w http.ResponseWriter, r *http.Request) {
+	var req packageContent
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody)).Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, "a save needs {namespace, name, resourceVersion, files} under 4 MiB: "+err.Error())
+		return
+	}
+	if req.ResourceVersion == "" {
+		writeError(w, http.StatusBadRequest, "a save needs the resourceVersion of the content it edits, so it cannot overwrite someone else's edit")
+		return
+	}
+	pr, cm, current, err := s.readContent(r.Context(), req.Namespace, req.Name, false)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	if pr.Spec.Lifecycle != kpov1.LifecycleDraft || pr.Status.Lifecycle != kpov1.LifecycleDraft {
+		writeError(w, http.StatusConflict, fmt.Sprintf("packagerevision %s is %s: only a Draft's content can be edited; start a new draft from it", req.Name, pr.Spec.Lifecycle))
+		return
+	}
+	files := make(map[string][]byte, len(req.Files))
+	for p, c := range req.Files {
+		files[p] = []byte(c)
+	}
+	// Binary files are not edited in the page: keep them.
+	for p, b := range current {
+		if !utf8.Valid(b) {
+			files[p] = b
+		}
+	}
+	data, binaryData, err := content.ToConfigMap(files)
+	if err != nil {
+		writeError(w, http.StatusUnprocessableEntity, fmt.Sprintf("cannot save %s: %v", req.Name, err))
+		return
+	}
+	cm.Data, cm.BinaryData = data, binaryData
+	cm.ResourceVersion = req.ResourceVersion
+	if err := s.client.Update(r.Context(), cm); err != nil {
+		writeAPIError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"resourceVersion": cm.ResourceVersion})
+}
+
+// writeAPIError relays the API server's refusal, its message unchanged.
+func writeAPIError(w http.ResponseWriter, err error) {
+	var status apierrors.APIStatus
+	if errors.As(err, &status) {
+		st := status.Status()
+		writeJSON(w, int(st.Code), apiStatus{Kind: "Status", Status: "Failure", Message: st.Message, Code: int(st.Code)})
+		return
+	}
+	writeError(w, http.StatusBadGateway, err.Error())
+}

@@ -1,0 +1,257 @@
+// Package ui is kpo's web UI: a small HTTP server on the user's machine that serves embedded,
+// hand-written HTML, CSS and JavaScript, and makes every Kubernetes call with the user's own
+// kubeconfig identity. It proxies a short list of API paths (kpo.dev kinds, ConfigMaps,
+// SelfSubjectAccessReviews) to the kube-apiserver through the user's rest.Config transport,
+// as `kubectl proxy` would, so RBAC and kpo's admission policies decide exactly as they do
+// for kubectl, and renders packages in process for the live preview.
+//
+// The server holds the user's credentials, so every API request must carry the per-start
+// token (first in the URL it prints, then in an HttpOnly SameSite=Strict cookie), name the
+// bound address in its Host header (no DNS rebinding) and, when it changes anything, come from
+// the UI's own origin (no cross-site request forgery). It sends no CORS headers.
+package ui
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"embed"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	kpov1 "kpo.dev/kpo/api/v1alpha1"
+)
+
+//go:embed assets
+var assets embed.FS
+
+// cookiePrefix names the cookie that holds the token once the browser has opened the printed
+// URL; the port follows, as browsers share cookies between the ports of a host and two UIs
+// (two kubeconfigs) may run side by side.
+const cookiePrefix = "kpo-ui-token-"
+
+// Options configure a Server.
+type Options struct {
+	// Config is the user's rest.Config: every API call is made with it.
+	Config *rest.Config
+	// Namespace is the namespace the UI opens on (the kubeconfig context's).
+	Namespace string
+	// Token is the secret the browser must present; empty means a new random one.
+	Token string
+}
+
+// Server is the UI's HTTP handler, bound to one listening address.
+type Server struct {
+	opts    Options
+	cookie  string
+	host    string // host:port the browser must name in its Host header
+	hosts   []string
+	proxy   *httputil.ReverseProxy
+	client  client.Client
+	handler http.Handler
+}
+
+// New returns the UI server for a listener on addr (host:port, as the listener reports it).
+func New(opts Options, addr string) (*Server, error) {
+	if opts.Token == "" {
+		b := make([]byte, 24)
+		if _, err := rand.Read(b); err != nil {
+			return nil, fmt.Errorf("making the UI token: %w", err)
+		}
+		opts.Token = hex.EncodeToString(b)
+	}
+	if opts.Namespace == "" {
+		opts.Namespace = "default"
+	}
+	cfg := rest.CopyConfig(opts.Config)
+	cfg.UserAgent = "kpoctl-ui"
+	transport, err := rest.TransportFor(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("building the API server transport: %w", err)
+	}
+	target, _, err := rest.DefaultServerUrlFor(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("reading the API server address: %w", err)
+	}
+	c, err := client.New(cfg, client.Options{Scheme: newScheme()})
+	if err != nil {
+		return nil, fmt.Errorf("connecting to the API server %s: %w", cfg.Host, err)
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	s := &Server{opts: opts, cookie: cookiePrefix + port, host: addr, hosts: allowedHosts(addr), client: c}
+	s.proxy = &httputil.ReverseProxy{
+		Transport: transport,
+		Rewrite: func(r *httputil.ProxyRequest) {
+			r.SetURL(target)
+			r.Out.URL.Path = strings.TrimSuffix(target.Path, "/") + strings.TrimPrefix(r.In.URL.Path, proxyPrefix)
+			r.Out.URL.RawPath = ""
+			// The browser's cookies, origin and any credentials it sent stay here: the
+			// API server sees the user's kubeconfig identity alone.
+			for _, h := range []string{"Cookie", "Authorization", "Origin", "Referer", "Impersonate-User", "Impersonate-Group", "Impersonate-Uid"} {
+				r.Out.Header.Del(h)
+			}
+			for k := range r.Out.Header {
+				if strings.HasPrefix(k, "Impersonate-Extra-") {
+					r.Out.Header.Del(k)
+				}
+			}
+		},
+		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
+			writeError(w, http.StatusBadGateway, "the API server could not be reached: "+err.Error())
+		},
+	}
+	s.handler = s.routes()
+	return s, nil
+}
+
+// allowedHosts are the Host headers a browser sends for addr: the address itself, and
+// localhost for a loopback address.
+func allowedHosts(addr string) []string {
+	hosts := []string{addr}
+	host, port, err := net.SplitHostPort(addr)
+	if err == nil {
+		if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+			hosts = append(hosts, net.JoinHostPort("localhost", port))
+		}
+	}
+	return hosts
+}
+
+// URL is the address to open, with the token.
+func (s *Server) URL() string {
+	return "http://" + s.host + "/?token=" + url.QueryEscape(s.opts.Token)
+}
+
+// ServeHTTP applies the security rules, then routes the request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cache-Control", "no-store")
+	if !s.hostAllowed(r.Host) {
+		writeError(w, http.StatusMisdirectedRequest, fmt.Sprintf("host %q is not this server's address: open http://%s", r.Host, s.host))
+		return
+	}
+	s.handler.ServeHTTP(w, r)
+}
+
+func (s *Server) hostAllowed(host string) bool {
+	for _, h := range s.hosts {
+		if strings.EqualFold(host, h) {
+			return true
+		}
+	}
+	return false
+}
+
+// Serve serves the UI on l until ctx ends.
+func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shutdown)
+	}()
+	if err := srv.Serve(l); err != nil && err != http.ErrServerClosed {
+		return err
+	}
+	return nil
+}
+
+// routes maps the UI's paths. Pages and assets need no token (they hold no data); the API
+// paths need the token and, when they change anything, the UI's origin.
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	static, _ := fs.Sub(assets, "assets")
+	files := http.FileServerFS(static)
+	mux.HandleFunc("GET /{$}", s.index)
+	mux.Handle("GET /assets/", http.StripPrefix("/assets/", files))
+	mux.Handle(proxyPrefix+"/", s.guard(http.HandlerFunc(s.proxyAPI)))
+	mux.Handle("GET /ui/session", s.guard(http.HandlerFunc(s.session)))
+	mux.Handle("POST /ui/render", s.guard(http.HandlerFunc(s.render)))
+	mux.Handle("GET /ui/content", s.guard(http.HandlerFunc(s.getContent)))
+	mux.Handle("PUT /ui/content", s.guard(http.HandlerFunc(s.putContent)))
+	mux.Handle("GET /ui/diff", s.guard(http.HandlerFunc(s.diff)))
+	return mux
+}
+
+// index serves the page; with ?token= it checks the token, stores it in the cookie and
+// redirects to the bare URL, so the token leaves the address bar and the history.
+func (s *Server) index(w http.ResponseWriter, r *http.Request) {
+	if t := r.URL.Query().Get("token"); t != "" {
+		if !s.tokenMatches(t) {
+			writeError(w, http.StatusUnauthorized, "wrong token: open the URL that `kpoctl ui` printed")
+			return
+		}
+		http.SetCookie(w, &http.Cookie{
+			Name: s.cookie, Value: s.opts.Token, Path: "/",
+			HttpOnly: true, SameSite: http.SameSiteStrictMode,
+		})
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+		return
+	}
+	b, err := assets.ReadFile("assets/index.html")
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_, _ = w.Write(b)
+}
+
+func (s *Server) tokenMatches(t string) bool {
+	return subtle.ConstantTimeCompare([]byte(t), []byte(s.opts.Token)) == 1
+}
+
+// guard requires the token cookie on every API request, and the UI's own origin on every
+// request that may change something.
+func (s *Server) guard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := r.Cookie(s.cookie)
+		if err != nil || !s.tokenMatches(c.Value) {
+			writeError(w, http.StatusUnauthorized, "not signed in: open the URL that `kpoctl ui` printed (it carries a token that changes at each start)")
+			return
+		}
+		// Browsers say where a request comes from; the UI's own pages are the only caller,
+		// whatever the method (a GET may ask the manager for a published revision's content).
+		if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" {
+			writeError(w, http.StatusForbidden, "requests from other sites ("+site+") may not use this server")
+			return
+		}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			if origin := r.Header.Get("Origin"); origin != "http://"+r.Host {
+				writeError(w, http.StatusForbidden, fmt.Sprintf("origin %q may not change anything here: only pages of http://%s may", origin, r.Host))
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// session tells the page the namespace it starts on.
+func (s *Server) session(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"namespace": s.opts.Namespace})
+}
+
+func newScheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(kpov1.AddToScheme(s))
+	return s
+}

@@ -1,0 +1,294 @@
+package ui
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	. "github.com/onsi/gomega"
+	"k8s.io/client-go/rest"
+)
+
+const testToken = "t0ken-for-tests"
+
+// fakeAPIServer records the requests the UI forwards to it.
+type fakeAPIServer struct {
+	*httptest.Server
+	mu   sync.Mutex
+	seen []*http.Request
+}
+
+func newFakeAPIServer(t *testing.T) *fakeAPIServer {
+	f := &fakeAPIServer{}
+	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		f.seen = append(f.seen, r.Clone(r.Context()))
+		f.mu.Unlock()
+		if strings.HasSuffix(r.URL.Path, "/forbidden") {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusForbidden)
+			_, _ = io.WriteString(w, `{"kind":"Status","status":"Failure","message":"packagerevisions.kpo.dev \"forbidden\" is forbidden: User \"alice\" cannot update","code":403}`)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"kind":"PackageRevisionList","items":[]}`)
+	}))
+	t.Cleanup(f.Close)
+	return f
+}
+
+func (f *fakeAPIServer) requests() []*http.Request {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]*http.Request(nil), f.seen...)
+}
+
+// newTestServer is the UI for a user whose kubeconfig holds a bearer token, bound (in name)
+// to 127.0.0.1:8765.
+func newTestServer(t *testing.T) (*Server, *fakeAPIServer) {
+	t.Helper()
+	api := newFakeAPIServer(t)
+	s, err := New(Options{Config: &rest.Config{Host: api.URL, BearerToken: "users-own-token"}, Namespace: "team", Token: testToken}, "127.0.0.1:8765")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, api
+}
+
+type req struct {
+	method, target string
+	host           string
+	cookie         string
+	origin         string
+	body           string
+}
+
+func (s *Server) do(r req) *httptest.ResponseRecorder {
+	hr := httptest.NewRequest(r.method, r.target, strings.NewReader(r.body))
+	hr.Host = "127.0.0.1:8765"
+	if r.host != "" {
+		hr.Host = r.host
+	}
+	if r.cookie != "" {
+		hr.AddCookie(&http.Cookie{Name: s.cookie, Value: r.cookie})
+	}
+	if r.origin != "" {
+		hr.Header.Set("Origin", r.origin)
+	}
+	w := httptest.NewRecorder()
+	s.ServeHTTP(w, hr)
+	return w
+}
+
+func message(w *httptest.ResponseRecorder) string {
+	var st apiStatus
+	_ = json.Unmarshal(w.Body.Bytes(), &st)
+	return st.Message
+}
+
+const origin = "http://127.0.0.1:8765"
+
+func TestServer_token_isExchangedForAStrictHttpOnlyCookie(t *testing.T) {
+	g := NewWithT(t)
+	s, _ := newTestServer(t)
+	g.Expect(s.URL()).To(Equal("http://127.0.0.1:8765/?token=" + testToken))
+
+	w := s.do(req{method: "GET", target: "/?token=wrong"})
+	g.Expect(w.Code).To(Equal(http.StatusUnauthorized))
+	g.Expect(w.Result().Cookies()).To(BeEmpty())
+
+	w = s.do(req{method: "GET", target: "/?token=" + testToken})
+	g.Expect(w.Code).To(Equal(http.StatusSeeOther))
+	g.Expect(w.Header().Get("Location")).To(Equal("/"), "the token leaves the address bar")
+	cookies := w.Result().Cookies()
+	g.Expect(cookies).To(HaveLen(1))
+	g.Expect(cookies[0].Name).To(Equal("kpo-ui-token-8765"), "one cookie per port: two UIs may run side by side")
+	g.Expect(cookies[0].Value).To(Equal(testToken))
+	g.Expect(cookies[0].HttpOnly).To(BeTrue())
+	g.Expect(cookies[0].SameSite).To(Equal(http.SameSiteStrictMode))
+}
+
+func TestServer_apiPaths_needTheToken(t *testing.T) {
+	g := NewWithT(t)
+	s, api := newTestServer(t)
+	for _, target := range []string{"/k8s/apis/kpo.dev/v1alpha1/namespaces/team/packagerevisions", "/ui/session", "/ui/content?namespace=team&name=x"} {
+		w := s.do(req{method: "GET", target: target})
+		g.Expect(w.Code).To(Equal(http.StatusUnauthorized), target)
+		g.Expect(message(w)).To(ContainSubstring("open the URL that `kpoctl ui` printed"))
+		w = s.do(req{method: "GET", target: target, cookie: "guessed"})
+		g.Expect(w.Code).To(Equal(http.StatusUnauthorized), target)
+	}
+	w := s.do(req{method: "POST", target: "/ui/render", origin: origin, body: `{"files":{}}`})
+	g.Expect(w.Code).To(Equal(http.StatusUnauthorized))
+	g.Expect(api.requests()).To(BeEmpty())
+}
+
+func TestServer_foreignHost_isRefused(t *testing.T) {
+	g := NewWithT(t)
+	s, api := newTestServer(t)
+	// A DNS-rebinding page reaches 127.0.0.1 under its own name.
+	for _, host := range []string{"evil.example:8765", "127.0.0.1:9999", "localhost.evil.example:8765"} {
+		w := s.do(req{method: "GET", target: "/k8s/apis/kpo.dev/v1alpha1/namespaces/team/packagerevisions", host: host, cookie: testToken})
+		g.Expect(w.Code).To(Equal(http.StatusMisdirectedRequest), host)
+		w = s.do(req{method: "GET", target: "/", host: host})
+		g.Expect(w.Code).To(Equal(http.StatusMisdirectedRequest), host)
+	}
+	g.Expect(api.requests()).To(BeEmpty())
+	g.Expect(s.do(req{method: "GET", target: "/", host: "localhost:8765"}).Code).To(Equal(http.StatusOK))
+}
+
+func TestServer_changes_needTheUIsOrigin(t *testing.T) {
+	g := NewWithT(t)
+	s, api := newTestServer(t)
+	target := "/k8s/apis/kpo.dev/v1alpha1/namespaces/team/packagerevisions/app"
+	for _, o := range []string{"", "http://evil.example", "null", "http://127.0.0.1:9999"} {
+		w := s.do(req{method: "PATCH", target: target, cookie: testToken, origin: o, body: `{}`})
+		g.Expect(w.Code).To(Equal(http.StatusForbidden), o)
+		g.Expect(message(w)).To(ContainSubstring("may not change anything"))
+	}
+	// Nor may another site's page read through it, even with a GET.
+	hr := httptest.NewRequest("GET", "/k8s/apis/kpo.dev/v1alpha1/namespaces/team/packagerevisions", nil)
+	hr.Host = "127.0.0.1:8765"
+	hr.AddCookie(&http.Cookie{Name: s.cookie, Value: testToken})
+	hr.Header.Set("Sec-Fetch-Site", "cross-site")
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, hr)
+	g.Expect(rec.Code).To(Equal(http.StatusForbidden))
+	g.Expect(api.requests()).To(BeEmpty())
+	w := s.do(req{method: "PATCH", target: target, cookie: testToken, origin: origin, body: `{}`})
+	g.Expect(w.Code).To(Equal(http.StatusOK))
+	g.Expect(w.Header().Get("Access-Control-Allow-Origin")).To(BeEmpty(), "no CORS")
+}
+
+func TestServer_proxy_forwardsAllowedPathsWithTheUsersIdentityOnly(t *testing.T) {
+	g := NewWithT(t)
+	s, api := newTestServer(t)
+	hr := httptest.NewRequest("GET", "/k8s/apis/kpo.dev/v1alpha1/namespaces/team/packagerevisions?labelSelector=a%3Db", nil)
+	hr.Host = "127.0.0.1:8765"
+	hr.AddCookie(&http.Cookie{Name: s.cookie, Value: testToken})
+	hr.Header.Set("Authorization", "Bearer someone-elses")
+	hr.Header.Set("Impersonate-User", "system:admin")
+	w := httptest.NewRecorder()
+	s.ServeHTTP(w, hr)
+	g.Expect(w.Code).To(Equal(http.StatusOK))
+	seen := api.requests()
+	g.Expect(seen).To(HaveLen(1))
+	g.Expect(seen[0].URL.Path).To(Equal("/apis/kpo.dev/v1alpha1/namespaces/team/packagerevisions"))
+	g.Expect(seen[0].URL.Query().Get("labelSelector")).To(Equal("a=b"))
+	g.Expect(seen[0].Header.Get("Authorization")).To(Equal("Bearer users-own-token"))
+	g.Expect(seen[0].Header.Get("Impersonate-User")).To(BeEmpty())
+	g.Expect(seen[0].Header.Get("Cookie")).To(BeEmpty(), "the UI's token stays here")
+
+	// The API server's refusal reaches the page as it is.
+	w = s.do(req{method: "PATCH", target: "/k8s/apis/kpo.dev/v1alpha1/namespaces/team/packagerevisions/forbidden", cookie: testToken, origin: origin, body: `{}`})
+	g.Expect(w.Code).To(Equal(http.StatusForbidden))
+	g.Expect(message(w)).To(ContainSubstring(`User "alice" cannot update`))
+}
+
+func TestServer_proxy_refusesSecretsAndEverythingOffTheList(t *testing.T) {
+	g := NewWithT(t)
+	s, api := newTestServer(t)
+	refused := []struct{ method, path string }{
+		{"GET", "/api/v1/namespaces/team/secrets"},
+		{"GET", "/api/v1/namespaces/team/secrets/git-creds"},
+		{"GET", "/api/v1/secrets"},
+		{"GET", "/api/v1/namespaces/team/configmaps/../secrets/git-creds"},
+		{"GET", "/api/v1/namespaces/team/configmaps/%2e%2e/secrets/git-creds"},
+		{"GET", "/api/v1/namespaces/team/pods"},
+		{"PUT", "/api/v1/namespaces/team/configmaps/content"},
+		{"DELETE", "/api/v1/namespaces/team/configmaps/content"},
+		{"GET", "/apis/rbac.authorization.k8s.io/v1/clusterroles"},
+		{"GET", "/apis/kpo.dev/v1alpha1/namespaces/team/secrets"},
+		{"POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews"},
+		{"GET", "/apis/kpo.dev/v1alpha1/namespaces/team/packagerevisions?watch=true"},
+		{"GET", "/version"},
+	}
+	for _, r := range refused {
+		w := s.do(req{method: r.method, target: "/k8s" + r.path, cookie: testToken, origin: origin})
+		g.Expect(w.Code).To(BeNumerically(">=", 300), r.method+" "+r.path)
+		g.Expect(w.Code).NotTo(Equal(http.StatusOK), r.method+" "+r.path)
+	}
+	g.Expect(api.requests()).To(BeEmpty(), "nothing reached the API server")
+	w := s.do(req{method: "GET", target: "/k8s/api/v1/namespaces/team/secrets/git-creds", cookie: testToken})
+	g.Expect(message(w)).To(ContainSubstring("Secrets are never served"))
+
+	for _, r := range []struct{ method, path string }{
+		{"GET", "/api/v1/namespaces/team/configmaps/content"},
+		{"POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"},
+		{"PATCH", "/apis/kpo.dev/v1alpha1/namespaces/team/repositories/blueprints"},
+		{"GET", "/apis/kpo.dev/v1alpha1/packagerevisions"},
+	} {
+		w := s.do(req{method: r.method, target: "/k8s" + r.path, cookie: testToken, origin: origin, body: `{}`})
+		g.Expect(w.Code).To(Equal(http.StatusOK), r.method+" "+r.path)
+	}
+}
+
+func TestServer_render_previewsBuiltinsAndSkipsOthers(t *testing.T) {
+	g := NewWithT(t)
+	s, api := newTestServer(t)
+	files := map[string]string{
+		"Kptfile": `apiVersion: kpt.dev/v1
+kind: Kptfile
+metadata:
+  name: app
+pipeline:
+  mutators:
+  - image: ghcr.io/kptdev/krm-functions-catalog/set-labels:v0.2.5
+    configMap:
+      team: blue
+  - image: example.com/private/not-built-in:v1
+`,
+		"cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\ndata:\n  k: v\n",
+	}
+	body, _ := json.Marshal(renderRequest{Files: files})
+	w := s.do(req{method: "POST", target: "/ui/render", cookie: testToken, origin: origin, body: string(body)})
+	g.Expect(w.Code).To(Equal(http.StatusOK))
+	var got renderResponse
+	g.Expect(json.Unmarshal(w.Body.Bytes(), &got)).To(Succeed())
+	g.Expect(got.Error).To(BeEmpty())
+	g.Expect(got.Files["cm.yaml"]).To(ContainSubstring("team: blue"))
+	g.Expect(got.Results).To(HaveLen(2))
+	g.Expect(got.Results[0].Skipped).To(BeFalse())
+	g.Expect(got.Results[0].ExitCode).To(Equal(0))
+	g.Expect(got.Results[1].Image).To(Equal("example.com/private/not-built-in:v1"))
+	g.Expect(got.Results[1].Skipped).To(BeTrue(), "a function kpo does not build in is not run")
+	g.Expect(api.requests()).To(BeEmpty(), "a preview writes nothing anywhere")
+
+	// A failing render says why, with what ran.
+	files["cm.yaml"] = "a: [b\n"
+	body, _ = json.Marshal(renderRequest{Files: files})
+	w = s.do(req{method: "POST", target: "/ui/render", cookie: testToken, origin: origin, body: string(body)})
+	g.Expect(w.Code).To(Equal(http.StatusOK))
+	var failed renderResponse
+	g.Expect(json.Unmarshal(w.Body.Bytes(), &failed)).To(Succeed())
+	g.Expect(failed.Error).To(ContainSubstring("cm.yaml"))
+	g.Expect(failed.Files).To(BeEmpty())
+}
+
+func TestServer_render_boundsItsInput(t *testing.T) {
+	g := NewWithT(t)
+	s, _ := newTestServer(t)
+	big := `{"files":{"a.yaml":"` + strings.Repeat("x", maxBody) + `"}}`
+	w := s.do(req{method: "POST", target: "/ui/render", cookie: testToken, origin: origin, body: big})
+	g.Expect(w.Code).To(Equal(http.StatusBadRequest))
+	g.Expect(message(w)).To(ContainSubstring("under 4 MiB"))
+}
+
+func TestServer_content_refusesUnboundedOrBlindSaves(t *testing.T) {
+	g := NewWithT(t)
+	s, api := newTestServer(t)
+	w := s.do(req{method: "PUT", target: "/ui/content", cookie: testToken, origin: origin,
+		body: `{"namespace":"team","name":"app","files":{"Kptfile":"x"}}`})
+	g.Expect(w.Code).To(Equal(http.StatusBadRequest))
+	g.Expect(message(w)).To(ContainSubstring("resourceVersion"))
+	w = s.do(req{method: "GET", target: "/ui/content", cookie: testToken})
+	g.Expect(w.Code).To(Equal(http.StatusBadRequest))
+	g.Expect(message(w)).To(ContainSubstring("name the revision"))
+	w = s.do(req{method: "PUT", target: "/ui/content", cookie: testToken, origin: "http://evil.example", body: `{}`})
+	g.Expect(w.Code).To(Equal(http.StatusForbidden))
+	g.Expect(api.requests()).To(BeEmpty())
+}
