@@ -204,6 +204,55 @@ type PackageRevisionStatus struct {
 	// RenderResults of the last render.
 	// +optional
 	RenderResults []RenderResult `json:"renderResults,omitempty"`
+
+	// Conflicts are the fields an upgrade with conflicts (spec.upgrade.allowConflicts of a
+	// PackageDraft) could not merge, and how each was resolved. Owned by the Repository sync:
+	// derived from the draft's Git history (the Kpo-Conflict trailers of the commit that
+	// started it, the Kpo-Resolved trailers of later ones), so a resync rebuilds it.
+	// +listType=map
+	// +listMapKey=id
+	// +kubebuilder:validation:MaxItems=100
+	// +optional
+	Conflicts []MergeConflict `json:"conflicts,omitempty"`
+}
+
+// MergeConflict is one field both the local package and upstream changed, differently.
+type MergeConflict struct {
+	// ID is a short hash of file, resource and field: the same conflict has the same id after
+	// any resync.
+	// +kubebuilder:validation:MaxLength=16
+	ID string `json:"id"`
+	// File is the file's path relative to the package root.
+	// +kubebuilder:validation:MaxLength=512
+	File string `json:"file"`
+	// APIVersion, Kind, Namespace and Name identify the resource.
+	// +kubebuilder:validation:MaxLength=253
+	APIVersion string `json:"apiVersion"`
+	// +kubebuilder:validation:MaxLength=253
+	Kind string `json:"kind"`
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+	// Field is the field path, e.g. spec.template.spec.containers[name=app].image.
+	// +kubebuilder:validation:MaxLength=1024
+	Field string `json:"field"`
+	// Local is the local value in YAML flow style, truncated to 256 characters; empty when
+	// the local package deleted the field.
+	// +kubebuilder:validation:MaxLength=512
+	// +optional
+	Local string `json:"local,omitempty"`
+	// Upstream is upstream's value, like Local; the draft holds it until the conflict is
+	// resolved.
+	// +kubebuilder:validation:MaxLength=512
+	// +optional
+	Upstream string `json:"upstream,omitempty"`
+	// Resolution is how the conflict was resolved: local or upstream (chosen), edited (the
+	// field was edited); empty while unresolved.
+	// +kubebuilder:validation:Enum="";local;upstream;edited
+	// +optional
+	Resolution string `json:"resolution,omitempty"`
 }
 
 // PackageRevision is one revision of one package: a draft or proposed branch, a published tag,
