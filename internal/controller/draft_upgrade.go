@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	kpov1 "kpo.dev/kpo/api/v1alpha1"
+	"kpo.dev/kpo/internal/conflicts"
 	"kpo.dev/kpo/internal/git"
 	"kpo.dev/kpo/internal/kptfile"
 	"kpo.dev/kpo/internal/merge"
@@ -58,6 +59,8 @@ func (b *draftBuilder) upgradeRevision(ctx context.Context, u *kpov1.UpgradeSour
 			Git: &kptfile.GitLock{Repo: upRepoURL, Directory: dir, Ref: ref, Commit: newUp.Status.Commit}},
 	})
 	switch {
+	case errors.Is(err, merge.ErrConflicts) && u.AllowConflicts:
+		return b.withConflicts(result, err)
 	case errors.Is(err, merge.ErrConflicts):
 		return nil, terminal(kpov1.MergeConflictReason, fmt.Errorf("%w: %s", err, describeConflicts(result.Conflicts)))
 	case errors.Is(err, merge.ErrLocalChanges):
@@ -66,6 +69,26 @@ func (b *draftBuilder) upgradeRevision(ctx context.Context, u *kpov1.UpgradeSour
 		return nil, terminal(kpov1.InvalidContentReason, fmt.Errorf("upgrading %s: %w", current.Name, err))
 	}
 	return result.Files, nil
+}
+
+// withConflicts keeps the result of a merge with conflicts, as spec.upgrade.allowConflicts
+// asks: each conflicting field set to upstream's value (what kpt pkg update keeps, and what
+// the merge keeps for most of them), the conflicts recorded for the draft's first commit. An
+// upgrade whose conflicts cannot be recorded is refused as without allowConflicts.
+func (b *draftBuilder) withConflicts(result merge.Result, mergeErr error) (map[string][]byte, error) {
+	records, err := conflicts.FromMerge(result.Conflicts)
+	if err != nil {
+		return nil, terminal(kpov1.MergeConflictReason, fmt.Errorf("%w: %w; resolve them in a draft of your own: %s",
+			mergeErr, err, describeConflicts(result.Conflicts)))
+	}
+	files := result.Files
+	for _, r := range records {
+		if files, err = merge.SetField(files, r.Ref(), r.Upstream); err != nil {
+			return nil, terminal(kpov1.MergeConflictReason, fmt.Errorf("%w: keeping upstream's value of %s %s: %w", mergeErr, r.File, r.Field, err))
+		}
+	}
+	b.conflicts = records
+	return files, nil
 }
 
 // readPublished reads a published revision's files and says where its package lives.
