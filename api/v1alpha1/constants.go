@@ -294,6 +294,19 @@ const (
 	// client sent; the resolution commit names it as its author.
 	ResolvedByAnnotation = "kpo.dev/resolve-conflicts-by"
 
+	// RebaseOntoAnnotation on a Draft PackageRevision asks the manager to rebase the draft onto
+	// another published revision of its upstream package (a PackageRevision name): a three-way
+	// merge of base = the draft's upstream (status.upstreamRevision), local = the draft's
+	// content, upstream = the named revision, committed to the draft branch with its conflicts
+	// recorded as an upgrade with allowConflicts records them. The manager removes the
+	// annotation once the draft's upstreamLock is the named revision's commit. A draft with
+	// unresolved conflicts is not rebased: resolve them first.
+	RebaseOntoAnnotation = "kpo.dev/rebase-onto"
+	// InvalidRebaseReason: the RebaseOntoAnnotation cannot be carried out (not a Draft, no
+	// known upstream, a target that is not a published revision of the same upstream package);
+	// nothing was written.
+	InvalidRebaseReason = "InvalidRebase"
+
 	// ConflictLocal and ConflictUpstream are the choices of a conflict's resolution;
 	// ConflictEdited records a conflict resolved by an edit of its field.
 	ConflictLocal    = "local"

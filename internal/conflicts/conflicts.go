@@ -26,6 +26,10 @@ const (
 	ConflictTrailer = "Kpo-Conflict: "
 	// ResolvedTrailer carries "<id>=<local|upstream|edited>".
 	ResolvedTrailer = "Kpo-Resolved: "
+	// CountTrailer marks a commit that merged upstream (an upgrade's first commit, a rebase)
+	// with how many conflicts it recorded, zero included: conflicts recorded before it are
+	// over.
+	CountTrailer = "Kpo-Conflicts: "
 )
 
 const (
@@ -100,9 +104,10 @@ func FromMerge(cs []merge.Conflict) ([]Record, error) {
 	return out, nil
 }
 
-// Trailers renders records as commit trailer lines.
+// Trailers renders records as commit trailer lines, after a CountTrailer line.
 func Trailers(records []Record) string {
 	var b strings.Builder
+	fmt.Fprintf(&b, "%s%d\n", CountTrailer, len(records))
 	for _, r := range records {
 		data, _ := json.Marshal(r)
 		b.WriteString(ConflictTrailer + string(data) + "\n")
@@ -133,15 +138,19 @@ type State struct {
 }
 
 // FromHistory reads the conflicts from a revision's commit messages, newest first: the
-// records of the newest commit that has Kpo-Conflict trailers and the resolutions of the
+// records of the newest commit that merged upstream (a CountTrailer) and the resolutions of the
 // commits after it. A trailer that does not parse is skipped (it was not written by kpo).
 func FromHistory(messages []string) State {
 	st := State{Resolutions: map[string]string{}}
 	for _, msg := range messages {
 		var records []Record
+		merged := false
 		resolved := map[string]string{}
 		for _, line := range strings.Split(msg, "\n") {
 			line = strings.TrimRight(line, "\r")
+			if strings.HasPrefix(line, CountTrailer) {
+				merged = true
+			}
 			if v, ok := strings.CutPrefix(line, ConflictTrailer); ok {
 				var r Record
 				if json.Unmarshal([]byte(v), &r) == nil && r.ID != "" {
@@ -154,7 +163,10 @@ func FromHistory(messages []string) State {
 				}
 			}
 		}
-		if len(records) > 0 {
+		if merged {
+			if len(records) == 0 {
+				return State{}
+			}
 			st.Records = records
 			for id := range st.Resolutions {
 				if !slices.ContainsFunc(records, func(r Record) bool { return r.ID == id }) {

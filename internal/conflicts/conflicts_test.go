@@ -92,6 +92,7 @@ func TestFromHistory_readsTheNewestConflictSetAndTheResolutionsAfterIt(t *testin
 		Field: "data.size", Local: "medium", Upstream: "large", Resolution: kpov1.ConflictUpstream}))
 
 	g.Expect(FromHistory([]string{"Edit\n\nkpt:{}\n", "Init\n\nkpt:{}\n"}).Records).To(BeEmpty())
+	g.Expect(FromHistory([]string{"Rebase\n\n" + Trailers(nil), start}).Records).To(BeEmpty(), "a clean rebase ends the earlier conflicts")
 	g.Expect(FromHistory(nil).Status()).To(BeNil())
 }
 

@@ -7,10 +7,8 @@ import (
 	"maps"
 	"strings"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kpov1 "kpo.dev/kpo/api/v1alpha1"
 	"kpo.dev/kpo/internal/conflicts"
@@ -219,18 +217,5 @@ func (r *PackageRevisionReconciler) commitResolution(ctx context.Context, src *g
 
 // forgetResolution removes the applied annotation, unless the user changed it meanwhile.
 func (r *PackageRevisionReconciler) forgetResolution(ctx context.Context, pr *kpov1.PackageRevision, applied string) error {
-	fresh := &kpov1.PackageRevision{}
-	if err := r.git.apiReader.Get(ctx, client.ObjectKeyFromObject(pr), fresh); err != nil {
-		return client.IgnoreNotFound(err)
-	}
-	if fresh.Annotations[kpov1.ResolveConflictsAnnotation] != applied {
-		return nil // a newer choice: the next reconcile applies it
-	}
-	patch := client.MergeFromWithOptions(fresh.DeepCopy(), client.MergeFromWithOptimisticLock{})
-	delete(fresh.Annotations, kpov1.ResolveConflictsAnnotation)
-	delete(fresh.Annotations, kpov1.ResolvedByAnnotation)
-	if err := r.Patch(ctx, fresh, patch); err != nil && !apierrors.IsConflict(err) {
-		return fmt.Errorf("removing annotation %s: %w", kpov1.ResolveConflictsAnnotation, err)
-	}
-	return nil
+	return r.forgetAnnotations(ctx, pr, kpov1.ResolveConflictsAnnotation, applied, kpov1.ResolvedByAnnotation)
 }

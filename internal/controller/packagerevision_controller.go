@@ -97,6 +97,7 @@ func (r *PackageRevisionReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		r.reconcileContentLifecycle,
 		r.reconcileContent,
 		r.reconcileConflictResolution,
+		r.reconcileRebase,
 		r.reconcileLifecycle,
 		r.reconcileContentRequest,
 		r.reconcileUpstream,

@@ -136,3 +136,65 @@ func TestPackageDraft_upgradeWithConflicts_recordsThemBlocksProposalUntilResolve
 	g.Expect(err).NotTo(HaveOccurred(), show)
 	g.Expect(show).To(ContainSubstring("  size: medium\n  color: red\n  shape: hexagon\n"))
 }
+
+func TestPackageRevision_rebaseOnto_mergesANewerUpstreamIntoTheDraftWithItsConflicts(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	srv := newGitServer(t)
+	newCredentials(t, ns, "git-creds", gitPassword)
+	newEmptyRepository(t, srv, ns, "blueprints")
+	southGit := newEmptyRepository(t, srv, ns, "south")
+
+	newDraft(t, ns, "base-v1", "blueprints", "base", "v1", initSource("base"))
+	v1name := waitDraft(t, ns, "base-v1")
+	editAndWait(t, ns, v1name, setAppData("small", "blue", "round"))
+	v1 := publish(t, ns, v1name)
+	newDraft(t, ns, "base-v2", "blueprints", "base", "v2", copySource(v1.Name))
+	v2name := waitDraft(t, ns, "base-v2")
+	editAndWait(t, ns, v2name, setAppData("large", "red", "round"))
+	v2 := publish(t, ns, v2name)
+
+	// A draft cloned from v1 and edited, not published: rebased onto v2.
+	newDraft(t, ns, "south", "south", "app", "first", kpov1.PackageDraftSource{
+		Clone: &kpov1.CloneSource{UpstreamRef: &kpov1.LocalReference{Name: v1.Name}}})
+	name := waitDraft(t, ns, "south")
+	editAndWait(t, ns, name, setAppData("medium", "blue", "square"))
+	g.Eventually(func(g Gomega) {
+		g.Expect(getRevision(g, ns, name).Status.UpstreamRevision).To(Equal(v1.Name))
+	}, timeout, interval).Should(Succeed())
+
+	// A revision of another package is refused, and nothing is written.
+	before := getRevision(g, ns, name).Status.Commit
+	annotateRevision(g, ns, name, kpov1.RebaseOntoAnnotation, name)
+	g.Eventually(func(g Gomega) {
+		c := findCondition(getRevision(g, ns, name).Status.Conditions, kpov1.ReadyCondition)
+		g.Expect(c.Reason).To(Equal(kpov1.SourceNotPublishedReason))
+	}, timeout, interval).Should(Succeed())
+	g.Expect(getRevision(g, ns, name).Status.Commit).To(Equal(before))
+
+	annotateRevision(g, ns, name, kpov1.RebaseOntoAnnotation, v2.Name)
+	var pr *kpov1.PackageRevision
+	g.Eventually(func(g Gomega) {
+		pr = getRevision(g, ns, name)
+		g.Expect(pr.Annotations).NotTo(HaveKey(kpov1.RebaseOntoAnnotation))
+		g.Expect(pr.Status.UpstreamRevision).To(Equal(v2.Name))
+		g.Expect(pr.Status.Conflicts).To(HaveLen(1))
+	}, timeout, interval).Should(Succeed())
+	size := pr.Status.Conflicts[0]
+	g.Expect(size.Field).To(Equal("data.size"))
+	g.Expect(size.Local).To(Equal("medium"))
+	g.Expect(size.Upstream).To(Equal("large"))
+	g.Expect(contentOf(g, ns, name).Data["app.yaml"]).To(ContainSubstring("  size: large\n  color: red\n  shape: square\n"),
+		"upstream's change merged, the local one kept, the conflict at upstream's value")
+	log, err := gitOut(t, southGit, "log", "-1", "--format=%B", "refs/heads/drafts/app/first")
+	g.Expect(err).NotTo(HaveOccurred(), log)
+	g.Expect(log).To(ContainSubstring("Kpo-Rebase: " + v2.Name))
+	g.Expect(log).To(ContainSubstring("Kpo-Conflicts: 1"))
+
+	annotateRevision(g, ns, name, kpov1.ResolveConflictsAnnotation, `{"`+size.ID+`":"local"}`)
+	published := publish(t, ns, name)
+	g.Expect(published.Status.UpstreamLock.Git.Commit).To(Equal(v2.Status.Commit))
+	show, err := gitOut(t, southGit, "show", "app/v1:app/app.yaml")
+	g.Expect(err).NotTo(HaveOccurred(), show)
+	g.Expect(show).To(ContainSubstring("  size: medium\n  color: red\n  shape: square\n"))
+}
