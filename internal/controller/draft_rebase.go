@@ -40,9 +40,16 @@ func (r *PackageRevisionReconciler) reconcileRebase(ctx context.Context, s *revi
 		return nil // an edit is committed first (reconcileContent); its commit requeues the revision
 	}
 	base := pr.Status.UpstreamRevision
-	if base == "" {
+	switch {
+	case base == "" && (pr.Status.UpstreamLock == nil || pr.Status.UpstreamLock.Git == nil):
 		return terminal(kpov1.InvalidRebaseReason, fmt.Errorf(
-			"%s has no registered upstream revision (status.upstreamRevision): only a draft cloned from a registered repository can be rebased", pr.Name))
+			"%s has no upstream (its Kptfile has no upstreamLock): only a draft cloned from a registered repository can be rebased", pr.Name))
+	case base == "":
+		// The upstream revision is looked up after each sync (reconcileUpstream); it may be
+		// registered later, or never: say so, and look again.
+		return &stepError{Reason: kpov1.InvalidRebaseReason, RetryAfter: sourceRetry, Err: fmt.Errorf(
+			"%s: no registered PackageRevision is the upstream its upstreamLock pins (status.upstreamRevision): register its repository, or remove annotation %s",
+			pr.Name, kpov1.RebaseOntoAnnotation)}
 	}
 	files, err := content.FromConfigMap(cm.Data, cm.BinaryData)
 	if err != nil {
