@@ -108,7 +108,7 @@ type ContentError struct {
 //
 // Each field has one writer. The Repository sync (a full sync, or the re-read of one package
 // after a write) owns the Git projection: lifecycle, revision, ref, commit, tree, upstream,
-// upstreamLock, publishedBy, publishedAt, resourcesRef, contentError and contentWarning; it
+// upstreamLock, publishedBy, publishedAt, resourcesRef, contentError, contentWarning and conflicts; it
 // writes them with a merge patch of those fields alone. The PackageRevision reconciler owns
 // observedGeneration, every condition (Ready, Rendered, ContentValid and the ones mirrored from
 // the Kptfile), renderResults, upstreamRevision and latestUpstreamRevision; it writes them at
