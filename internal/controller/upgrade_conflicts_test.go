@@ -1,11 +1,13 @@
 package controller_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kpov1 "kpo.dev/kpo/api/v1alpha1"
 )
@@ -120,13 +122,24 @@ func TestPackageDraft_upgradeWithConflicts_recordsThemBlocksProposalUntilResolve
 	g.Eventually(func(g Gomega) {
 		g.Expect(conflictByField(getRevision(g, ns, name))["data.shape"].Resolution).To(Equal(kpov1.ConflictEdited))
 	}, timeout, interval).Should(Succeed())
-	annotateRevision(g, ns, name, kpov1.ResolveConflictsAnnotation, `{"`+size.ID+`":"local","`+color.ID+`":"upstream"}`)
+	// The resolver is whoever the admission policy stamps, never a name the client sends.
+	forged := getRevision(g, ns, name)
+	patch := client.MergeFrom(forged.DeepCopy())
+	forged.Annotations = map[string]string{
+		kpov1.ResolveConflictsAnnotation: `{"` + size.ID + `":"local","` + color.ID + `":"upstream"}`,
+		kpov1.ResolvedByAnnotation:       "mallory",
+	}
+	g.Expect(k8sClient.Patch(context.Background(), forged, patch)).To(Succeed())
+	g.Expect(forged.Annotations[kpov1.ResolvedByAnnotation]).NotTo(Equal("mallory"), "stamped by kpo-resolve-conflicts-stamp")
+	resolver := forged.Annotations[kpov1.ResolvedByAnnotation]
+	g.Expect(resolver).NotTo(BeEmpty())
 	published := waitLifecycle(t, ns, name, kpov1.LifecycleProposed)
 	g.Expect(conflictByField(published)["data.size"].Resolution).To(Equal(kpov1.ConflictLocal))
 	g.Expect(conflictByField(published)["data.color"].Resolution).To(Equal(kpov1.ConflictUpstream))
 	g.Expect(published.Annotations).NotTo(HaveKey(kpov1.ResolvedByAnnotation))
 	log, err = gitOut(t, southGit, "log", "-1", "--format=%an%n%B", "refs/heads/proposed/app/upgrade")
 	g.Expect(err).NotTo(HaveOccurred(), log)
+	g.Expect(log).To(HavePrefix(resolver+"\n"), "the resolution commit is authored by the resolver")
 	g.Expect(log).To(ContainSubstring("Kpo-Resolved: " + size.ID + "=local"))
 	g.Expect(log).To(ContainSubstring("Kpo-Resolved: " + color.ID + "=upstream"))
 
