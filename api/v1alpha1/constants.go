@@ -324,3 +324,56 @@ const (
 	// MaxWorkspaceNameLength bounds spec.workspaceName.
 	MaxWorkspaceNameLength = 63
 )
+
+// Upgrades with conflicts (spec.upgrade.allowConflicts of a PackageDraft).
+const (
+	// ConflictsResolvedCondition on a PackageRevision created by an upgrade with conflicts:
+	// False (UnresolvedConflicts) while any of status.conflicts is unresolved, which keeps the
+	// draft from being proposed; True (ConflictsResolved) once every one is. Absent on a
+	// revision that never had conflicts.
+	ConflictsResolvedCondition = "ConflictsResolved"
+	// UnresolvedConflictsReason: conflicts of an upgrade are not resolved yet; the message
+	// names how many and the first ones. A proposal is refused with this reason too.
+	UnresolvedConflictsReason = "UnresolvedConflicts"
+	// ConflictsResolvedReason: every conflict of the upgrade is resolved.
+	ConflictsResolvedReason = "ConflictsResolved"
+	// InvalidConflictResolutionReason: the ResolveConflictsAnnotation is not valid (not a JSON
+	// object, an unknown conflict id, a choice other than local or upstream); nothing was
+	// written.
+	InvalidConflictResolutionReason = "InvalidConflictResolution"
+
+	// ResolveConflictsAnnotation on a Draft PackageRevision chooses a side per conflict, as a
+	// JSON object from conflict id (status.conflicts[].id) to "local" or "upstream", e.g.
+	// {"3f2a9c01de":"upstream","b71c0e55a2":"local"}. The manager sets each field to the
+	// chosen value in one commit on the draft branch, authored by ResolvedByAnnotation's
+	// identity, and then removes the annotation. Ids already resolved are skipped, so applying
+	// it twice is harmless.
+	ResolveConflictsAnnotation = "kpo.dev/resolve-conflicts"
+	// ResolvedByAnnotation is stamped by the admission policy kpo-resolve-conflicts-stamp with
+	// the verified identity of whoever set ResolveConflictsAnnotation, overwriting anything the
+	// client sent; the resolution commit names it as its author.
+	ResolvedByAnnotation = "kpo.dev/resolve-conflicts-by"
+
+	// RebaseOntoAnnotation on a Draft PackageRevision asks the manager to rebase the draft onto
+	// another published revision of its upstream package (a PackageRevision name): a three-way
+	// merge of base = the draft's upstream (status.upstreamRevision), local = the draft's
+	// content, upstream = the named revision, committed to the draft branch with its conflicts
+	// recorded as an upgrade with allowConflicts records them. The manager removes the
+	// annotation once the draft's upstreamLock is the named revision's commit. A draft with
+	// unresolved conflicts is not rebased: resolve them first.
+	RebaseOntoAnnotation = "kpo.dev/rebase-onto"
+	// InvalidRebaseReason: the RebaseOntoAnnotation cannot be carried out (not a Draft, no
+	// known upstream, a target that is not a published revision of the same upstream package);
+	// nothing was written.
+	InvalidRebaseReason = "InvalidRebase"
+
+	// ConflictLocal and ConflictUpstream are the choices of a conflict's resolution;
+	// ConflictEdited records a conflict resolved by an edit of its field.
+	ConflictLocal    = "local"
+	ConflictUpstream = "upstream"
+	ConflictEdited   = "edited"
+
+	// MaxRecordedConflicts bounds the conflicts an upgrade with conflicts records; one with
+	// more is refused (MergeConflict) as it is without allowConflicts.
+	MaxRecordedConflicts = 100
+)

@@ -121,6 +121,15 @@ type UpgradeSource struct {
 	// +kubebuilder:default=resource-merge
 	// +optional
 	Strategy UpdateStrategy `json:"strategy,omitempty"`
+	// AllowConflicts creates the draft even when the merge has conflicts (fields changed both
+	// locally and upstream), instead of refusing it with reason MergeConflict. Each conflict
+	// is recorded in the draft's first commit (Kpo-Conflict trailers) and in the
+	// PackageRevision's status.conflicts; the draft holds upstream's value for each of them, as
+	// kpt pkg update does, and cannot be proposed until every one is resolved — by editing the
+	// field, or by choosing a side with the kpo.dev/resolve-conflicts annotation (kpoctl rpkg
+	// resolve). At most 100 conflicts are recorded; more are refused as without it.
+	// +optional
+	AllowConflicts bool `json:"allowConflicts,omitempty"`
 }
 
 // PackageDraftStatus reports the draft the request produced. The PackageDraft reconciler is the

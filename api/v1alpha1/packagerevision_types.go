@@ -159,10 +159,11 @@ type DownstreamValidation struct {
 //
 // Each field has one writer. The Repository sync (a full sync, or the re-read of one package
 // after a write) owns the Git projection: lifecycle, revision, ref, commit, tree, upstream,
-// upstreamLock, publishedBy, publishedAt, resourcesRef, contentError and contentWarning; it
-// writes them with a merge patch of those fields alone. The PackageRevision reconciler owns
-// observedGeneration, every condition (Ready, Rendered, ContentValid, GuardrailsPassed,
-// DownstreamsValidated and the ones mirrored from the Kptfile), renderResults, guardrails,
+// upstreamLock, publishedBy, publishedAt, resourcesRef, contentError, contentWarning and
+// conflicts; it writes them with a merge patch of those fields alone. The PackageRevision
+// reconciler owns observedGeneration, every condition (Ready, Rendered, ContentValid,
+// GuardrailsPassed, DownstreamsValidated, ConflictsResolved and the ones mirrored from the
+// Kptfile), renderResults, guardrails,
 // downstreamValidation, upstreamRevision and latestUpstreamRevision; it writes them at
 // the end of each reconcile onto the freshest object, with optimistic locking. One exception:
 // the sync's first status write of a new published revision carries the conditions the
@@ -278,6 +279,16 @@ type PackageRevisionStatus struct {
 	// +listType=atomic
 	// +optional
 	Deployments []Deployment `json:"deployments,omitempty"`
+
+	// Conflicts are the fields an upgrade with conflicts (spec.upgrade.allowConflicts of a
+	// PackageDraft) could not merge, and how each was resolved. Owned by the Repository sync:
+	// derived from the draft's Git history (the Kpo-Conflict trailers of the commit that
+	// started it, the Kpo-Resolved trailers of later ones), so a resync rebuilds it.
+	// +listType=map
+	// +listMapKey=id
+	// +kubebuilder:validation:MaxItems=100
+	// +optional
+	Conflicts []MergeConflict `json:"conflicts,omitempty"`
 }
 
 // Deployment is one GitOps object that applied a published revision, as it reports it.
@@ -297,6 +308,45 @@ type Deployment struct {
 	// Message says why it is not Ready.
 	// +optional
 	Message string `json:"message,omitempty"`
+}
+
+// MergeConflict is one field both the local package and upstream changed, differently.
+type MergeConflict struct {
+	// ID is a short hash of file, resource and field: the same conflict has the same id after
+	// any resync.
+	// +kubebuilder:validation:MaxLength=16
+	ID string `json:"id"`
+	// File is the file's path relative to the package root.
+	// +kubebuilder:validation:MaxLength=512
+	File string `json:"file"`
+	// APIVersion, Kind, Namespace and Name identify the resource.
+	// +kubebuilder:validation:MaxLength=253
+	APIVersion string `json:"apiVersion"`
+	// +kubebuilder:validation:MaxLength=253
+	Kind string `json:"kind"`
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+	// Field is the field path, e.g. spec.template.spec.containers[name=app].image.
+	// +kubebuilder:validation:MaxLength=1024
+	Field string `json:"field"`
+	// Local is the local value in YAML flow style, truncated to 256 characters; empty when
+	// the local package deleted the field.
+	// +kubebuilder:validation:MaxLength=512
+	// +optional
+	Local string `json:"local,omitempty"`
+	// Upstream is upstream's value, like Local; the draft holds it until the conflict is
+	// resolved.
+	// +kubebuilder:validation:MaxLength=512
+	// +optional
+	Upstream string `json:"upstream,omitempty"`
+	// Resolution is how the conflict was resolved: local or upstream (chosen), edited (the
+	// field was edited); empty while unresolved.
+	// +kubebuilder:validation:Enum="";local;upstream;edited
+	// +optional
+	Resolution string `json:"resolution,omitempty"`
 }
 
 // PackageRevision is one revision of one package: a draft or proposed branch, a published tag,

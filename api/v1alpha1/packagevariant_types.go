@@ -69,6 +69,15 @@ type PackageVariantSpec struct {
 	// +optional
 	Pipeline *Pipeline `json:"pipeline,omitempty"`
 
+	// AllowConflicts (kpo's, not Porch's) lets upgrades go ahead when fields conflict: an
+	// upgrade draft is created with its conflicts recorded (spec.upgrade.allowConflicts of its
+	// PackageDraft) instead of the variant stalling with MergeConflict, and an owned Draft
+	// behind the upstream is rebased onto it (annotation kpo.dev/rebase-onto) instead of
+	// waiting with DraftBehindUpstream. The conflicts are resolved on the draft (kpoctl rpkg
+	// resolve, or an edit); until then it cannot be proposed, nor rebased again.
+	// +optional
+	AllowConflicts bool `json:"allowConflicts,omitempty"`
+
 	// Injectors select in-cluster objects (in the variant's namespace) to copy into the
 	// package's injection points: resources annotated kpt.dev/config-injection: required or
 	// optional.

@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kpov1 "kpo.dev/kpo/api/v1alpha1"
+	"kpo.dev/kpo/internal/conflicts"
 	"kpo.dev/kpo/internal/discovery"
 	"kpo.dev/kpo/internal/git"
 	"kpo.dev/kpo/internal/kptfile"
@@ -29,6 +30,8 @@ type draftBuilder struct {
 	repo  *kpov1.Repository
 	// src is the target repository's clone, already locked and fetched.
 	src *git.Repo
+	// conflicts are the conflicts an upgrade with allowConflicts kept, for the first commit.
+	conflicts []conflicts.Record
 }
 
 // build returns the draft's files and the kpt task name (init, clone, copy).

@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	kpov1 "kpo.dev/kpo/api/v1alpha1"
+	"kpo.dev/kpo/internal/conflicts"
 	"kpo.dev/kpo/internal/discovery"
 	"kpo.dev/kpo/internal/git"
 )
@@ -316,6 +317,10 @@ func (r *PackageDraftReconciler) createDraft(ctx context.Context, draft *kpov1.P
 			parents = []string{head}
 		}
 		summary := fmt.Sprintf("%s %s\n\n%s%s", capitalize(task), draft.Spec.PackageName, draftTrailer, draft.UID)
+		if len(b.conflicts) > 0 {
+			// In the same commit as the content: a draft created with conflicts says so in Git.
+			summary += "\n" + strings.TrimSuffix(conflicts.Trailers(b.conflicts), "\n")
+		}
 		hash, err := src.CreateCommit(git.NewCommit{
 			Parents: parents, Dir: pkgPath, Files: files, AllowEmpty: true,
 			Message:    commitMessage(summary, draft.Spec.PackageName, draft.Spec.WorkspaceName, 0, task, ""),

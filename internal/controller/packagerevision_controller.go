@@ -107,6 +107,8 @@ func (r *PackageRevisionReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		r.reconcileContentLifecycle,
 		r.reconcileContent,
 		r.reconcileGuardrails,
+		r.reconcileConflictResolution,
+		r.reconcileRebase,
 		r.reconcileLifecycle,
 		r.reconcileContentRequest,
 		r.reconcileDownstreamValidation,
@@ -248,6 +250,14 @@ func (r *PackageRevisionReconciler) reconcileContent(ctx context.Context, s *rev
 	path := discovery.PackagePath(repo.Spec.Git.Directory, pr.Spec.PackageName)
 	nc := editCommit(repo, pr, editorsOf(cm))
 	nc.Dir, nc.Files = path, rendered.files
+	resolved, err := resolvedByEdit(src, pr, path, rendered.files)
+	if err != nil {
+		return err
+	}
+	if resolved != "" {
+		// The edit changes conflicting fields: it resolves them, in the same commit.
+		nc.Message = strings.Replace(nc.Message, "\n\n", "\n\n"+resolved, 1)
+	}
 	committed, err := commitEdit(ctx, src, git.DraftRef(path, pr.Spec.WorkspaceName), nc)
 	if err != nil {
 		return fmt.Errorf("committing content: %w", err)
@@ -406,6 +416,9 @@ func (r *PackageRevisionReconciler) propose(ctx context.Context, src *git.Repo, 
 	head, ok := src.Ref(draftRef)
 	if !ok {
 		return fmt.Errorf("draft branch %s does not exist", draftRef)
+	}
+	if err := refuseUnresolved(src, pr, head); err != nil {
+		return err
 	}
 	cm := &corev1.ConfigMap{}
 	switch err := r.git.apiReader.Get(ctx, client.ObjectKey{Namespace: pr.Namespace, Name: pr.Name}, cm); {

@@ -44,6 +44,7 @@ func setRevisionConditions(pr *kpov1.PackageRevision, cm *corev1.ConfigMap, err 
 	}
 	setRevisionReady(pr, status, reason, message)
 	meta.SetStatusCondition(&pr.Status.Conditions, contentValidCondition(pr))
+	setConflictsCondition(pr)
 	if cm != nil || !immutableContent(pr) {
 		// A published revision's content never changes: what was mirrored while it was a
 		// proposal, or while its content was last requested, stays true without it.
@@ -83,7 +84,8 @@ func mirrorKptfileConditions(pr *kpov1.PackageRevision, cm *corev1.ConfigMap) {
 		}
 	}
 	keep := map[string]bool{kpov1.ReadyCondition: true, kpov1.RenderedCondition: true, kpov1.ContentValidCondition: true,
-		kpov1.GuardrailsPassedCondition: true, kpov1.DownstreamsValidatedCondition: true}
+		kpov1.GuardrailsPassedCondition: true, kpov1.DownstreamsValidatedCondition: true,
+		kpov1.ConflictsResolvedCondition: true}
 	for _, c := range want {
 		if keep[c.Type] || c.Type == "" {
 			continue

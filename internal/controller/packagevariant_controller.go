@@ -425,6 +425,10 @@ func variantDraftName(pv *kpov1.PackageVariant, src kpov1.PackageDraftSource) st
 		kind, key = "clone", src.Clone.UpstreamRef.Name
 	case src.Upgrade != nil:
 		kind, key = "upgrade", src.Upgrade.OldUpstream.Name+"|"+src.Upgrade.NewUpstream.Name+"|"+src.Upgrade.Current.Name+"|"+string(src.Upgrade.Strategy)
+		if src.Upgrade.AllowConflicts {
+			// Another request than the one refused without it: a PackageDraft of its own.
+			key += "|allowConflicts"
+		}
 	case src.Copy != nil:
 		kind, key = "copy", src.Copy.SourceRef.Name
 	default:
@@ -467,6 +471,9 @@ func (r *PackageVariantReconciler) reconcileNextDraft(ctx context.Context, s *va
 		switch pr.Status.Lifecycle {
 		case kpov1.LifecycleDraft, kpov1.LifecycleProposed:
 			if up := pr.Status.UpstreamRevision; up != "" && up != s.upstream.Name {
+				if s.pv.Spec.AllowConflicts && pr.Status.Lifecycle == kpov1.LifecycleDraft {
+					return r.rebaseDraft(ctx, s, pr)
+				}
 				return terminal(kpov1.DraftBehindUpstreamReason, fmt.Errorf(
 					"%s is based on %s, not %s: publish or delete it, and the PackageVariant upgrades the package", pr.Name, up, s.upstream.Name))
 			}
@@ -500,10 +507,32 @@ func (r *PackageVariantReconciler) reconcileNextDraft(ctx context.Context, s *va
 	default:
 		src.Upgrade = &kpov1.UpgradeSource{OldUpstream: kpov1.LocalReference{Name: latest.Status.UpstreamRevision},
 			NewUpstream: kpov1.LocalReference{Name: s.upstream.Name}, Current: kpov1.LocalReference{Name: latest.Name},
-			Strategy: kpov1.UpdateStrategy("resource-merge")}
+			Strategy: kpov1.UpdateStrategy("resource-merge"), AllowConflicts: s.pv.Spec.AllowConflicts}
 	}
 	return r.ensureDraft(ctx, s, src)
 }
+
+// rebaseDraft asks for an owned Draft behind the upstream to be rebased onto it (annotation
+// kpo.dev/rebase-onto, carried out by the PackageRevision reconciler) and waits for it; a
+// rebase the manager refuses (unresolved conflicts, most likely) stalls the variant with its
+// reason.
+func (r *PackageVariantReconciler) rebaseDraft(ctx context.Context, s *variantScope, pr *kpov1.PackageRevision) error {
+	if pr.Annotations[kpov1.RebaseOntoAnnotation] != s.upstream.Name {
+		patch := client.MergeFromWithOptions(pr.DeepCopy(), client.MergeFromWithOptimisticLock{})
+		pr.Annotations = mergeMaps(pr.Annotations, map[string]string{kpov1.RebaseOntoAnnotation: s.upstream.Name})
+		if err := r.Patch(ctx, pr, patch); err != nil {
+			return fmt.Errorf("asking for %s to be rebased onto %s: %w", pr.Name, s.upstream.Name, err)
+		}
+	} else if c := readyCondition(pr.Status.Conditions); c != nil && c.Status == metav1.ConditionFalse && slices.Contains(rebaseRefusals, c.Reason) {
+		return terminal(c.Reason, fmt.Errorf("rebasing %s onto %s: %s", pr.Name, s.upstream.Name, c.Message))
+	}
+	s.wait(kpov1.WaitingForDraftReason, "waiting for %s to be rebased onto %s", pr.Name, s.upstream.Name)
+	return nil
+}
+
+// rebaseRefusals are the reasons a rebase is refused with; they stall a variant waiting for it.
+var rebaseRefusals = []string{kpov1.InvalidRebaseReason, kpov1.UnresolvedConflictsReason, kpov1.MergeConflictReason,
+	kpov1.LocalChangesReason, kpov1.SourceNotFoundReason, kpov1.SourceNotPublishedReason, kpov1.InvalidContentReason}
 
 // ensureDraft creates the PackageDraft for src unless it exists, and reports on it.
 func (r *PackageVariantReconciler) ensureDraft(ctx context.Context, s *variantScope, src kpov1.PackageDraftSource) error {

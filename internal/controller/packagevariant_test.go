@@ -380,7 +380,7 @@ func TestPackageVariant_crashBeforeLabelling_reclaimsItsDraftWithoutASecondOne(t
 
 }
 
-func TestPackageVariant_conflictingUpgrade_isReportedOnTheVariant(t *testing.T) {
+func TestPackageVariant_conflictingUpgrade_isReportedOnTheVariantOrRecordedWithAllowConflicts(t *testing.T) {
 	g := NewWithT(t)
 	ns, v1 := newVariantFixture(t)
 	newInjectedConfigMap(t, ns, "settings", "red")
@@ -398,13 +398,52 @@ func TestPackageVariant_conflictingUpgrade_isReportedOnTheVariant(t *testing.T) 
 	editAndWait(t, ns, v2name, func(d map[string]string) {
 		d["app.yaml"] = strings.Replace(d["app.yaml"], "size: small", "size: large", 1)
 	})
-	publish(t, ns, v2name)
+	v2 := publish(t, ns, v2name)
 	g.Expect(patchVariant(t, k8sClient, ns, "app", func(pv *kpov1.PackageVariant) { pv.Spec.Upstream.Revision = "" })).To(Succeed(), "follow the newest")
 
 	c := variantCondition(t, ns, "app", kpov1.StalledCondition, metav1.ConditionTrue, kpov1.MergeConflictReason)
 	g.Expect(c.Message).To(And(ContainSubstring("app.yaml"), ContainSubstring("data.size")))
 	variantCondition(t, ns, "app", kpov1.ReadyCondition, metav1.ConditionFalse, kpov1.MergeConflictReason)
 	g.Expect(getVariant(g, ns, "app").Status.DownstreamTargets).To(Equal([]kpov1.DownstreamTarget{{Name: published, RenderStatus: kpov1.RenderSucceededReason}}))
+
+	// With allowConflicts the upgrade draft is created with its conflict recorded.
+	g.Expect(patchVariant(t, k8sClient, ns, "app", func(pv *kpov1.PackageVariant) { pv.Spec.AllowConflicts = true })).To(Succeed())
+	var draft *kpov1.PackageRevision
+	g.Eventually(func(g Gomega) {
+		list := &kpov1.PackageRevisionList{}
+		g.Expect(k8sClient.List(context.Background(), list, client.InNamespace(ns),
+			client.MatchingLabels{kpov1.PackageVariantLabel: "app"})).To(Succeed())
+		draft = nil
+		for i := range list.Items {
+			if list.Items[i].Status.Lifecycle == kpov1.LifecycleDraft {
+				draft = &list.Items[i]
+			}
+		}
+		g.Expect(draft).NotTo(BeNil())
+		g.Expect(draft.Status.Conflicts).To(HaveLen(1))
+	}, timeout, interval).Should(Succeed())
+	g.Expect(draft.Status.Conflicts[0].Field).To(Equal("data.size"))
+
+	// A newer upstream: the draft, with its conflict unresolved, cannot be rebased yet.
+	newDraft(t, ns, "base-v3", "blueprints", "base", "v3", copySource(v2.Name))
+	v3name := waitDraft(t, ns, "base-v3")
+	editAndWait(t, ns, v3name, func(d map[string]string) {
+		d["app.yaml"] = strings.Replace(d["app.yaml"], "color: blue", "color: green", 1)
+	})
+	v3 := publish(t, ns, v3name)
+	variantCondition(t, ns, "app", kpov1.StalledCondition, metav1.ConditionTrue, kpov1.UnresolvedConflictsReason)
+
+	// Resolved, it is rebased onto the newer upstream instead of waiting as DraftBehindUpstream.
+	annotateRevision(g, ns, draft.Name, kpov1.ResolveConflictsAnnotation, `{"`+draft.Status.Conflicts[0].ID+`":"local"}`)
+	g.Eventually(func(g Gomega) {
+		pr := getRevision(g, ns, draft.Name)
+		g.Expect(pr.Status.UpstreamRevision).To(Equal(v3.Name))
+		g.Expect(pr.Annotations).NotTo(HaveKey(kpov1.RebaseOntoAnnotation))
+		g.Expect(pr.Status.Conflicts).To(BeEmpty(), "a clean rebase ends the earlier conflicts")
+	}, timeout, interval).Should(Succeed())
+	app := contentOf(g, ns, draft.Name).Data["app.yaml"]
+	g.Expect(app).To(ContainSubstring("size: medium"), "the chosen local value survives the rebase")
+	g.Expect(app).To(ContainSubstring("color: green"), "the newer upstream's change is merged")
 }
 
 func TestPackageVariant_approvalPolicyAlways_publishesEveryRevision(t *testing.T) {

@@ -261,6 +261,9 @@ func (s *revisionSync) syncContentAndStatus(ctx context.Context, rev discovery.R
 		st.Commit = rev.Commit
 	}
 	st.Tree = tree
+	if err := s.syncConflicts(rev, before, pr); err != nil {
+		return err
+	}
 	wanted, _, _ := contentWanted(pr, time.Now())
 	switch {
 	case readErr != nil:
@@ -304,6 +307,27 @@ func (s *revisionSync) syncContentAndStatus(ctx context.Context, rev discovery.R
 		return dropManagedFields(ctx, s.Client, pr)
 	}
 	return s.patchStatus(ctx, before, pr)
+}
+
+// syncConflicts derives status.conflicts from the history of a Draft or a proposal when its
+// commit (or lifecycle) changed; a published revision has none left to show.
+func (s *revisionSync) syncConflicts(rev discovery.Revision, before, pr *kpov1.PackageRevision) error {
+	st := &pr.Status
+	if st.Lifecycle != kpov1.LifecycleDraft && st.Lifecycle != kpov1.LifecycleProposed {
+		st.Conflicts = nil
+		return nil
+	}
+	if before.Status.Commit == st.Commit && before.Status.Lifecycle == st.Lifecycle {
+		return nil
+	}
+	s.gitMu.Lock()
+	defer s.gitMu.Unlock()
+	state, err := conflictState(s.src, rev.Commit, rev.Package, rev.Workspace)
+	if err != nil {
+		return err
+	}
+	st.Conflicts = state.Status()
+	return nil
 }
 
 // unstorableTree returns the content error of a ReadTree failure that is the package's own

@@ -31,7 +31,7 @@ func newRpkgCommand(o *globalOptions) *cobra.Command {
 	}
 	cmd.AddCommand(
 		newRpkgGetCommand(o),
-		newRpkgInitCommand(o), newRpkgCloneCommand(o), newRpkgCopyCommand(o), newRpkgUpgradeCommand(o), newRpkgRollbackCommand(o),
+		newRpkgInitCommand(o), newRpkgCloneCommand(o), newRpkgCopyCommand(o), newRpkgUpgradeCommand(o), newRpkgResolveCommand(o), newRpkgRebaseCommand(o), newRpkgRollbackCommand(o),
 		newRpkgPullCommand(o), newRpkgPushCommand(o),
 		newLifecycleCommand(o, proposeTransition), newLifecycleCommand(o, approveTransition),
 		newLifecycleCommand(o, rejectTransition), newLifecycleCommand(o, proposeDeleteTransition),

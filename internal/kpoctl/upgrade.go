@@ -20,6 +20,8 @@ type upgradeOptions struct {
 	revision int
 	strategy string
 	discover string
+	// allowConflicts creates drafts with their conflicts recorded instead of refusing them.
+	allowConflicts bool
 	downstreamScope
 }
 
@@ -52,6 +54,9 @@ and the command fails when any draft failed. --timeout applies to the whole batc
 
   # ... or to upstream revision 2
   kpoctl rpkg upgrade deployments.my-app.v1 --revision 2 --workspace upgrade-2
+
+  # ... keeping the draft when fields conflict, to resolve them one by one
+  kpoctl rpkg upgrade deployments.my-app.v1 --workspace upgrade-3 --allow-conflicts
 
   # Upgrade every downstream of blueprints.basens to its revision 2
   kpoctl rpkg upgrade --all-downstreams blueprints.basens.v2
@@ -93,6 +98,8 @@ and the command fails when any draft failed. --timeout applies to the whole batc
 	f.StringVar(&u.t.workspace, "workspace", "", "Workspace name of the new draft (required; with --all-downstreams, default upgrade-v<N>-to-upstream-v<M>).")
 	f.StringVar(&u.strategy, "strategy", string(kptfile.ResourceMerge), "Merge strategy: "+strategyChoices()+".")
 	f.StringVar(&u.discover, "discover", "", "List upgrade candidates instead: upstream or downstream.")
+	f.BoolVar(&u.allowConflicts, "allow-conflicts", false,
+		"Create a draft even when the merge has conflicts, each recorded in its status.conflicts; resolve them with `kpoctl rpkg resolve` before proposing.")
 	u.flags(f, "upgrade")
 	return cmd
 }
@@ -172,7 +179,7 @@ func (u *upgradeOptions) runAll(ctx context.Context, o *globalOptions) error {
 			OldUpstream: kpov1.LocalReference{Name: d.based.Name},
 			NewUpstream: kpov1.LocalReference{Name: target.Name},
 			Current:     kpov1.LocalReference{Name: d.pr.Name},
-			Strategy:    kpov1.UpdateStrategy(u.strategy),
+			Strategy:    kpov1.UpdateStrategy(u.strategy), AllowConflicts: u.allowConflicts,
 		}}
 	}
 	if len(items) == 0 {
@@ -234,7 +241,7 @@ func (u *upgradeOptions) run(ctx context.Context, o *globalOptions, name string)
 		OldUpstream: kpov1.LocalReference{Name: oldUp.Name},
 		NewUpstream: kpov1.LocalReference{Name: newUp.Name},
 		Current:     kpov1.LocalReference{Name: current.Name},
-		Strategy:    kpov1.UpdateStrategy(u.strategy),
+		Strategy:    kpov1.UpdateStrategy(u.strategy), AllowConflicts: u.allowConflicts,
 	}})
 }
 

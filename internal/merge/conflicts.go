@@ -15,24 +15,26 @@ import (
 // the local value: the local change the merge dropped.
 func resourceConflicts(pkg string, origin, updated, dest, merged *yaml.RNode) []Conflict {
 	p, _, _ := kioutil.GetFileAnnotations(dest)
-	c := conflictFinder{file: join(pkg, p), resource: describe(dest)}
+	c := conflictFinder{file: join(pkg, p), resource: describe(dest), id: FieldRef{
+		File: join(pkg, p), APIVersion: dest.GetApiVersion(), Kind: dest.GetKind(), Namespace: dest.GetNamespace(), Name: dest.GetName()}}
 	var schema *openapi.ResourceSchema
 	if meta, err := dest.GetMeta(); err == nil {
 		schema = openapi.SchemaForResourceType(meta.TypeMeta)
 	}
-	c.walk(origin.YNode(), updated.YNode(), dest.YNode(), merged.YNode(), schema, "")
+	c.walk(origin.YNode(), updated.YNode(), dest.YNode(), merged.YNode(), schema, "", nil)
 	return c.found
 }
 
 type conflictFinder struct {
 	file, resource string
+	id             FieldRef
 	found          []Conflict
 }
 
 // walk descends the four versions of a node together. Maps are compared key by key, lists
 // with merge keys (from the schema, or `name` on every item) item by item; anything else is a
 // leaf.
-func (c *conflictFinder) walk(o, u, d, m *yaml.Node, schema *openapi.ResourceSchema, path string) {
+func (c *conflictFinder) walk(o, u, d, m *yaml.Node, schema *openapi.ResourceSchema, path string, elems []string) {
 	o, u, d, m = value(o), value(u), value(d), value(m)
 	if equal(o, d) || equal(o, u) || equal(u, d) {
 		return // at most one side changed, or both changed alike
@@ -47,7 +49,7 @@ func (c *conflictFinder) walk(o, u, d, m *yaml.Node, schema *openapi.ResourceSch
 			if schema != nil {
 				s = schema.Field(k)
 			}
-			c.walk(field(o, k), field(u, k), field(d, k), field(m, k), s, joinField(path, k))
+			c.walk(field(o, k), field(u, k), field(d, k), field(m, k), s, joinField(path, k), append(slices.Clone(elems), k))
 		}
 		return
 	case allKind(yaml.SequenceNode, o, u, d):
@@ -58,7 +60,7 @@ func (c *conflictFinder) walk(o, u, d, m *yaml.Node, schema *openapi.ResourceSch
 		if keys := listKeys(schema, o, u, d); len(keys) > 0 {
 			for _, id := range itemIDs(keys, o, u, d) {
 				c.walk(item(o, keys, id), item(u, keys, id), item(d, keys, id), item(m, keys, id), s,
-					fmt.Sprintf("%s[%s]", path, id))
+					fmt.Sprintf("%s[%s]", path, id), append(slices.Clone(elems), "["+id+"]"))
 			}
 			return
 		}
@@ -80,7 +82,10 @@ func (c *conflictFinder) walk(o, u, d, m *yaml.Node, schema *openapi.ResourceSch
 	if path == "" {
 		path = "."
 	}
-	c.found = append(c.found, Conflict{File: c.file, Resource: c.resource, Field: path, Message: msg})
+	ref := c.id
+	ref.Path = elems
+	c.found = append(c.found, Conflict{File: c.file, Resource: c.resource, Field: path, Message: msg,
+		Ref: ref, Local: encodeValue(d), Upstream: encodeValue(u)})
 }
 
 func value(n *yaml.Node) *yaml.Node {

@@ -43,6 +43,11 @@ type Conflict struct {
 	Field string
 	// Message says what each side did and which value the result has.
 	Message string
+	// Ref locates the field, for reading and setting it (GetField, SetField).
+	Ref FieldRef
+	// Local and Upstream are the field's value on each side, in YAML flow style; "" when that
+	// side deleted it (an absent field and a null one are alike to the merge).
+	Local, Upstream string
 }
 
 // String renders the conflict on one line.

@@ -184,3 +184,61 @@ func containsAll(s string, subs ...string) bool {
 	}
 	return true
 }
+
+func TestUpdate_conflictsCarryTheirFieldAndBothValues(t *testing.T) {
+	g := NewWithT(t)
+	kf := "apiVersion: kpt.dev/v1\nkind: Kptfile\nmetadata:\n  name: app\n"
+	cm := func(size, color string) []byte {
+		return []byte("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\n  namespace: prod\ndata:\n  size: " + size + "\n  color: " + color + "\n")
+	}
+	res, err := Update(Input{
+		Origin:   map[string][]byte{"Kptfile": []byte(kf), "app.yaml": cm("small", "blue")},
+		Upstream: map[string][]byte{"Kptfile": []byte(kf), "app.yaml": cm("large", "red")},
+		Local:    map[string][]byte{"Kptfile": []byte(kf), "app.yaml": cm("medium", "green")},
+	})
+	g.Expect(err).To(MatchError(ErrConflicts))
+	g.Expect(res.Conflicts).To(HaveLen(2))
+	size := res.Conflicts[1]
+	g.Expect(size.Field).To(Equal("data.size"))
+	g.Expect(size.Ref).To(Equal(FieldRef{File: "app.yaml", APIVersion: "v1", Kind: "ConfigMap", Namespace: "prod", Name: "app", Path: []string{"data", "size"}}))
+	g.Expect(size.Local).To(Equal("medium"))
+	g.Expect(size.Upstream).To(Equal("large"))
+
+	got, err := GetField(res.Files, size.Ref)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(got).To(Equal("large"), "the merge result has upstream's value")
+	files, err := SetField(res.Files, size.Ref, size.Local)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(GetField(files, size.Ref)).To(Equal("medium"))
+	g.Expect(GetField(files, res.Conflicts[0].Ref)).To(Equal("red"), "the other field is untouched")
+	g.Expect(GetField(res.Files, size.Ref)).To(Equal("large"), "the input is not modified")
+}
+
+func TestSetField_createsRemovesAndSetsStructuredValues(t *testing.T) {
+	g := NewWithT(t)
+	files := map[string][]byte{"d.yaml": []byte("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\nspec:\n  template:\n    spec:\n      containers:\n      - name: app\n        image: a:1\n")}
+	ref := func(path ...string) FieldRef {
+		return FieldRef{File: "d.yaml", APIVersion: "apps/v1", Kind: "Deployment", Name: "app", Path: path}
+	}
+	image := ref("spec", "template", "spec", "containers", "[name=app]", "image")
+	out, err := SetField(files, image, "b:2")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(string(out["d.yaml"])).To(ContainSubstring("image: b:2"))
+
+	out, err = SetField(out, ref("spec", "template", "spec", "containers", "[name=side]"), "{name: side, image: s:1}")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(string(out["d.yaml"])).To(ContainSubstring("- name: side\n        image: s:1\n"), "set in block style")
+
+	out, err = SetField(out, ref("spec", "replicas"), "3")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(GetField(out, ref("spec", "replicas"))).To(Equal("3"))
+
+	out, err = SetField(out, image, "")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(GetField(out, image)).To(Equal(""), "removed")
+
+	_, err = SetField(out, FieldRef{File: "d.yaml", APIVersion: "v1", Kind: "Service", Name: "app", Path: []string{"spec"}}, "x")
+	g.Expect(err).To(MatchError(ErrFieldNotFound))
+	_, err = SetField(out, ref(), "x")
+	g.Expect(err).To(MatchError(ErrInvalidInput))
+}

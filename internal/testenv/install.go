@@ -28,6 +28,7 @@ var ClusterConfigFiles = []string{
 	filepath.Join("config", "policies", "manager-creates-revisions.yaml"),
 	filepath.Join("config", "policies", "deletion-guard.yaml"),
 	filepath.Join("config", "policies", "edited-by-stamp.yaml"),
+	filepath.Join("config", "policies", "resolve-conflicts-stamp.yaml"),
 	filepath.Join("config", "policies", "read-only-content.yaml"),
 	filepath.Join("config", "policies", "manager-owned-labels.yaml"),
 	filepath.Join("config", "policies", "packagevariant-approved-by-stamp.yaml"),
