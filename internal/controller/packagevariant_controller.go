@@ -233,28 +233,43 @@ func (r *PackageVariantReconciler) reconcileUpstream(ctx context.Context, s *var
 	if err != nil {
 		return err
 	}
-	want := 0
-	if up.Revision != "" {
-		want, _ = strconv.Atoi(strings.TrimPrefix(up.Revision, "v"))
-	}
-	for i := range revs {
-		pr := &revs[i]
-		if pr.Status.Lifecycle != kpov1.LifecyclePublished || pr.Status.Revision < 1 {
-			continue
+	_, s.upstream, err = publishedUpstream(revs, up)
+	return err
+}
+
+// publishedUpstream returns the published revisions among revs (a package's revisions) and the
+// one up asks for: revision N of "vN" or "N", the newest when it names none. None found is an
+// UpstreamNotFound step error, retried after a pause: it may be published later.
+func publishedUpstream(revs []kpov1.PackageRevision, up kpov1.UpstreamPackage) ([]kpov1.PackageRevision, *kpov1.PackageRevision, error) {
+	want := upstreamRevisionNumber(up.Revision)
+	var published []kpov1.PackageRevision
+	for _, pr := range revs {
+		if pr.Status.Lifecycle == kpov1.LifecyclePublished && pr.Status.Revision >= 1 {
+			published = append(published, pr)
 		}
-		if (want != 0 && pr.Status.Revision == want) || (want == 0 && (s.upstream == nil || pr.Status.Revision > s.upstream.Status.Revision)) {
-			s.upstream = pr
+	}
+	var chosen *kpov1.PackageRevision
+	for i := range published {
+		pr := &published[i]
+		if (want != 0 && pr.Status.Revision == want) || (want == 0 && (chosen == nil || pr.Status.Revision > chosen.Status.Revision)) {
+			chosen = pr
 		}
 	}
-	if s.upstream == nil {
+	if chosen == nil {
 		what := "any published revision"
 		if want != 0 {
 			what = fmt.Sprintf("published revision %d", want)
 		}
-		return &stepError{Reason: kpov1.UpstreamNotFoundReason, RetryAfter: maxRetryAfter,
+		return published, nil, &stepError{Reason: kpov1.UpstreamNotFoundReason, RetryAfter: maxRetryAfter,
 			Err: fmt.Errorf("upstream package %q of repository %q has no %s", up.Package, up.Repo, what)}
 	}
-	return nil
+	return published, chosen, nil
+}
+
+// upstreamRevisionNumber is N of an upstream revision "vN" or "N"; 0 for none.
+func upstreamRevisionNumber(rev string) int {
+	n, _ := strconv.Atoi(strings.TrimPrefix(rev, "v"))
+	return n
 }
 
 // packageRevisions lists the revisions of one package of one repository, revision -1 (the

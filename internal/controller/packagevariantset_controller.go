@@ -216,35 +216,8 @@ func (r *PackageVariantSetReconciler) reconcileSetUpstream(ctx context.Context, 
 	if err != nil {
 		return err
 	}
-	want := upstreamRevisionNumber(up.Revision)
-	for i := range revs {
-		pr := revs[i]
-		if pr.Status.Lifecycle != kpov1.LifecyclePublished || pr.Status.Revision < 1 {
-			continue
-		}
-		s.upstreams = append(s.upstreams, pr)
-	}
-	for i := range s.upstreams {
-		pr := &s.upstreams[i]
-		if (want != 0 && pr.Status.Revision == want) || (want == 0 && (s.upstream == nil || pr.Status.Revision > s.upstream.Status.Revision)) {
-			s.upstream = pr
-		}
-	}
-	if s.upstream == nil {
-		what := "any published revision"
-		if want != 0 {
-			what = fmt.Sprintf("published revision %d", want)
-		}
-		return &stepError{Reason: kpov1.UpstreamNotFoundReason, RetryAfter: maxRetryAfter,
-			Err: fmt.Errorf("upstream package %q of repository %q has no %s", up.Package, up.Repo, what)}
-	}
-	return nil
-}
-
-// upstreamRevisionNumber reads "v3" or "3"; 0 for none.
-func upstreamRevisionNumber(rev string) int {
-	n, _ := strconv.Atoi(strings.TrimPrefix(rev, "v"))
-	return n
+	s.upstreams, s.upstream, err = publishedUpstream(revs, up)
+	return err
 }
 
 // reconcileTargets unrolls the targets: the named repositories and their package names, the

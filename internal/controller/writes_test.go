@@ -24,6 +24,18 @@ func quiet(t testing.TB, ns string) {
 	}, timeout, time.Second).Should(BeEmpty())
 }
 
+// publishWebV2InGit publishes web/v2 on main as another tool would: a commit with its kpt line
+// and a tag.
+func publishWebV2InGit(t *testing.T, gitRepo *gitserver.Repo) {
+	t.Helper()
+	g := NewWithT(t)
+	_, err := gitRepo.Commit("main", gitserver.Change{
+		Files:   map[string]string{"web/extra.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\n"},
+		Message: "Approve web v2\n\nkpt:{\"package\":\"web\",\"workspaceName\":\"w2\",\"revision\":\"2\"}"})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(gitRepo.Tag("web/v2", "main")).To(Succeed())
+}
+
 func TestRepository_unchangedResync_writesNothingButItsOwnSyncRecord(t *testing.T) {
 	g := NewWithT(t)
 	ns, _, name := newDraftFixture(t)
@@ -50,12 +62,7 @@ func TestRepository_resyncAfterOneNewTag_writesOnlyForThatPackage(t *testing.T) 
 	}
 	quiet(t, ns)
 
-	// Another tool publishes web/v2 on main.
-	_, err := gitRepo.Commit("main", gitserver.Change{
-		Files:   map[string]string{"web/extra.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\n"},
-		Message: "Approve web v2\n\nkpt:{\"package\":\"web\",\"workspaceName\":\"w2\",\"revision\":\"2\"}"})
-	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(gitRepo.Tag("web/v2", "main")).To(Succeed())
+	publishWebV2InGit(t, gitRepo)
 	syncNow(t, ns)
 	g.Eventually(func(g Gomega) {
 		g.Expect(getRevision(g, ns, "catalog.web.w2").Status.Revision).To(Equal(2))
@@ -85,11 +92,7 @@ func TestRepository_publishedRevisionFromGit_keepsNoManagedFields(t *testing.T) 
 	g := NewWithT(t)
 	ns, gitRepo, name := newDraftFixture(t)
 	publish(t, ns, name)
-	_, err := gitRepo.Commit("main", gitserver.Change{
-		Files:   map[string]string{"web/extra.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\n"},
-		Message: "Approve web v2\n\nkpt:{\"package\":\"web\",\"workspaceName\":\"w2\",\"revision\":\"2\"}"})
-	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(gitRepo.Tag("web/v2", "main")).To(Succeed())
+	publishWebV2InGit(t, gitRepo)
 	syncNow(t, ns)
 	g.Eventually(func(g Gomega) {
 		pr := &kpov1.PackageRevision{}
