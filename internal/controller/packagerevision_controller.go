@@ -363,6 +363,20 @@ func (r *PackageRevisionReconciler) reconcileLifecycle(ctx context.Context, s *r
 		return nil
 	}
 	defer r.git.lock(repo)()
+	// The cache may lag behind the API server: a transition is carried out only for the spec
+	// and status the API server holds now (one GET per transition), read under the repository's
+	// lock, so no sync can record a newer spec until the move is pushed and read back. Acting on
+	// a superseded spec (a reject the user already took back with a new propose) and then being
+	// killed before the read-back would leave Git behind a status that looks settled, and the
+	// next full sync would take Git's lifecycle for the user's. A newer object is on its way
+	// through the watch, and its reconcile carries out what it asks for.
+	fresh := &kpov1.PackageRevision{}
+	if err := r.git.apiReader.Get(ctx, client.ObjectKeyFromObject(pr), fresh); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	if fresh.Generation != pr.Generation || fresh.Spec.Lifecycle != to || fresh.Status.Lifecycle != from {
+		return nil
+	}
 	src, err := r.git.open(ctx, repo)
 	if err != nil {
 		return err
