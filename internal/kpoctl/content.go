@@ -31,13 +31,9 @@ import (
 
 // readContent returns a package revision and the files of its content ConfigMap.
 func (o *globalOptions) readContent(ctx context.Context, name string) (*kpov1.PackageRevision, *corev1.ConfigMap, map[string][]byte, error) {
-	c, ns, err := o.client()
+	c, ns, pr, err := o.packageRevision(ctx, name)
 	if err != nil {
 		return nil, nil, nil, err
-	}
-	pr := &kpov1.PackageRevision{}
-	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, pr); err != nil {
-		return nil, nil, nil, apiError(kindPackageRevision, name, err)
 	}
 	if ce := pr.Status.ContentError; ce != nil {
 		return nil, nil, nil, fmt.Errorf("packagerevision %s has no content: %s: %s", name, ce.Reason, ce.Message)

@@ -44,13 +44,9 @@ var rebaseRefusals = []string{kpov1.InvalidRebaseReason, kpov1.UnresolvedConflic
 	kpov1.LocalChangesReason, kpov1.SourceNotFoundReason, kpov1.SourceNotPublishedReason, kpov1.InvalidContentReason}
 
 func (o *globalOptions) rebase(ctx context.Context, name string, revision int) error {
-	c, ns, err := o.client()
+	c, ns, pr, err := o.packageRevision(ctx, name)
 	if err != nil {
 		return err
-	}
-	pr := &kpov1.PackageRevision{}
-	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, pr); err != nil {
-		return apiError(kindPackageRevision, name, err)
 	}
 	if pr.Status.Lifecycle != kpov1.LifecycleDraft {
 		return fmt.Errorf("packagerevision %s is %s: only a Draft can be rebased (start one with `kpoctl rpkg upgrade`)", name, pr.Status.Lifecycle)

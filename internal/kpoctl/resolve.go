@@ -97,13 +97,9 @@ func (r *resolveOptions) choices(pr *kpov1.PackageRevision) (map[string]string, 
 }
 
 func (r *resolveOptions) run(ctx context.Context, o *globalOptions, name string) error {
-	c, ns, err := o.client()
+	c, _, pr, err := o.packageRevision(ctx, name)
 	if err != nil {
 		return err
-	}
-	pr := &kpov1.PackageRevision{}
-	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, pr); err != nil {
-		return apiError(kindPackageRevision, name, err)
 	}
 	if pr.Status.Lifecycle != kpov1.LifecycleDraft {
 		return fmt.Errorf("packagerevision %s is %s: only the conflicts of a Draft can be resolved", name, pr.Status.Lifecycle)

@@ -508,14 +508,24 @@ func newLifecycleCommand(o *globalOptions, t transition) *cobra.Command {
 	}
 }
 
-func (o *globalOptions) moveLifecycle(ctx context.Context, name string, t transition) error {
+// packageRevision reads PackageRevision name of the current namespace, with the client and
+// namespace it used; a failure is the API server's, worded for the user (apiError).
+func (o *globalOptions) packageRevision(ctx context.Context, name string) (client.Client, string, *kpov1.PackageRevision, error) {
 	c, ns, err := o.client()
 	if err != nil {
-		return err
+		return nil, "", nil, err
 	}
 	pr := &kpov1.PackageRevision{}
 	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, pr); err != nil {
-		return apiError(kindPackageRevision, name, err)
+		return nil, "", nil, apiError(kindPackageRevision, name, err)
+	}
+	return c, ns, pr, nil
+}
+
+func (o *globalOptions) moveLifecycle(ctx context.Context, name string, t transition) error {
+	c, _, pr, err := o.packageRevision(ctx, name)
+	if err != nil {
+		return err
 	}
 	if pr.Spec.Lifecycle != pr.Status.Lifecycle && pr.Status.Lifecycle != "" {
 		return fmt.Errorf("packagerevision %s is moving from %s to %s: wait for it (`kpoctl rpkg get %s`) and try again", name, pr.Status.Lifecycle, pr.Spec.Lifecycle, name)
@@ -586,13 +596,9 @@ approver). The PackageDraft that produced a revision is removed with it.`,
 }
 
 func (o *globalOptions) deleteRevision(ctx context.Context, name string) error {
-	c, ns, err := o.client()
+	c, ns, pr, err := o.packageRevision(ctx, name)
 	if err != nil {
 		return err
-	}
-	pr := &kpov1.PackageRevision{}
-	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, pr); err != nil {
-		return apiError(kindPackageRevision, name, err)
 	}
 	if err := c.Delete(ctx, pr); err != nil && !apierrors.IsNotFound(err) {
 		return apiError(kindPackageRevision, name, err)
