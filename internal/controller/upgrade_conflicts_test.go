@@ -10,6 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kpov1 "kpo.dev/kpo/api/v1alpha1"
+	"kpo.dev/kpo/internal/gitserver"
 )
 
 // appData is a ConfigMap of three fields an upgrade test changes on both sides.
@@ -36,18 +37,25 @@ func conflictByField(pr *kpov1.PackageRevision) map[string]kpov1.MergeConflict {
 	return out
 }
 
-func TestPackageDraft_upgradeWithConflicts_recordsThemBlocksProposalUntilResolvedAndPublishesTheChoices(t *testing.T) {
-	g := NewWithT(t)
+// newConflictFixture registers "blueprints" and "south" in a new namespace and publishes
+// blueprint base v1 (size small, color blue, shape round); it returns the namespace, south's Git
+// repository and base v1.
+func newConflictFixture(t *testing.T) (string, *gitserver.Repo, *kpov1.PackageRevision) {
+	t.Helper()
 	ns := newNamespace(t)
 	srv := newGitServer(t)
 	newCredentials(t, ns, "git-creds", gitPassword)
 	newEmptyRepository(t, srv, ns, "blueprints")
 	southGit := newEmptyRepository(t, srv, ns, "south")
-
 	newDraft(t, ns, "base-v1", "blueprints", "base", "v1", initSource("base"))
 	v1name := waitDraft(t, ns, "base-v1")
 	editAndWait(t, ns, v1name, setAppData("small", "blue", "round"))
-	v1 := publish(t, ns, v1name)
+	return ns, southGit, publish(t, ns, v1name)
+}
+
+func TestPackageDraft_upgradeWithConflicts_recordsThemBlocksProposalUntilResolvedAndPublishesTheChoices(t *testing.T) {
+	g := NewWithT(t)
+	ns, southGit, v1 := newConflictFixture(t)
 
 	newDraft(t, ns, "south", "south", "app", "first", kpov1.PackageDraftSource{
 		Clone: &kpov1.CloneSource{UpstreamRef: &kpov1.LocalReference{Name: v1.Name}}})
@@ -152,16 +160,7 @@ func TestPackageDraft_upgradeWithConflicts_recordsThemBlocksProposalUntilResolve
 
 func TestPackageRevision_rebaseOnto_mergesANewerUpstreamIntoTheDraftWithItsConflicts(t *testing.T) {
 	g := NewWithT(t)
-	ns := newNamespace(t)
-	srv := newGitServer(t)
-	newCredentials(t, ns, "git-creds", gitPassword)
-	newEmptyRepository(t, srv, ns, "blueprints")
-	southGit := newEmptyRepository(t, srv, ns, "south")
-
-	newDraft(t, ns, "base-v1", "blueprints", "base", "v1", initSource("base"))
-	v1name := waitDraft(t, ns, "base-v1")
-	editAndWait(t, ns, v1name, setAppData("small", "blue", "round"))
-	v1 := publish(t, ns, v1name)
+	ns, southGit, v1 := newConflictFixture(t)
 	newDraft(t, ns, "base-v2", "blueprints", "base", "v2", copySource(v1.Name))
 	v2name := waitDraft(t, ns, "base-v2")
 	editAndWait(t, ns, v2name, setAppData("large", "red", "round"))

@@ -220,12 +220,7 @@ func TestSharding_relabelledRepositoryIsHandedOver(t *testing.T) {
 	// again), and carries out what users ask of them from then on. Shard a's manager, idle when
 	// the Repository left it, writes nothing at all.
 	quiet(t, ns)
-	relabel(t, ns, "moving", "b")
-	g.Eventually(func(g Gomega) {
-		objs := objectsOf(g, ns, "moving")
-		g.Expect(uids(objs)).To(Equal(before))
-		expectShard(g, objs, "b")
-	}, timeout, interval).Should(Succeed())
+	handOver(t, ns, "moving", "b", before)
 	waitSyncHandled(t, ns, "moving", requestSync(t, ns, "moving"), 3)
 	for key := range managers["b"].Requests.Writes(ns) {
 		g.Expect(key).NotTo(ContainSubstring("packagedrafts"), "the PackageDraft's revision, on its way from a to b, is never reported lost")
@@ -235,26 +230,17 @@ func TestSharding_relabelledRepositoryIsHandedOver(t *testing.T) {
 	revisions.WaitLifecycle(t, ns, "moving.new.w", kpov1.LifecycleProposed)
 	g.Expect(gitRepo.ReadFile("refs/heads/proposed/new/w", "new/README.md")).To(Equal("# new, edited in shard b\n"))
 	g.Expect(managers["b"].Requests.Writes(ns)).To(HaveKey("PATCH repositories/status moving"))
-	for _, other := range []string{"a", "main"} {
-		g.Expect(managers[other].Requests.Writes(ns)).To(BeEmpty(), "manager %s wrote after the Repository left it", other)
-	}
+	expectNoWritesBut(g, ns, "b")
 
 	// Moved to the main instance (the label removed): the same again.
 	quiet(t, ns)
-	relabel(t, ns, "moving", "")
-	g.Eventually(func(g Gomega) {
-		objs := objectsOf(g, ns, "moving")
-		g.Expect(uids(objs)).To(Equal(before))
-		expectShard(g, objs, "")
-	}, timeout, interval).Should(Succeed())
+	handOver(t, ns, "moving", "", before)
 	waitSyncHandled(t, ns, "moving", requestSync(t, ns, "moving"), 3)
 	g.Expect(kpotest.SetLifecycle(k8sClient, ns, "moving.new.w", kpov1.LifecyclePublished)).To(Succeed())
 	revisions.WaitLifecycle(t, ns, "moving.new.w", kpov1.LifecyclePublished)
 	g.Expect(gitRepo.ReadFile("refs/tags/new/v1", "new/README.md")).To(Equal("# new, edited in shard b\n"))
 	g.Expect(managers["main"].Requests.Writes(ns)).To(HaveKey("PATCH repositories/status moving"))
-	for _, other := range []string{"a", "b"} {
-		g.Expect(managers[other].Requests.Writes(ns)).To(BeEmpty(), "manager %s wrote after the Repository left it", other)
-	}
+	expectNoWritesBut(g, ns, "main")
 
 	// Back to shard a, whose manager served it before: it takes the objects over again, whatever
 	// it remembers of the Repository.
@@ -263,16 +249,9 @@ func TestSharding_relabelledRepositoryIsHandedOver(t *testing.T) {
 		before = uids(objectsOf(g, ns, "moving"))
 		g.Expect(before).To(HaveLen(6), "new/v1 published: new on main is a revision too, and its content is in Git alone")
 	}, timeout, interval).Should(Succeed())
-	relabel(t, ns, "moving", "a")
-	g.Eventually(func(g Gomega) {
-		objs := objectsOf(g, ns, "moving")
-		g.Expect(uids(objs)).To(Equal(before))
-		expectShard(g, objs, "a")
-	}, timeout, interval).Should(Succeed())
+	handOver(t, ns, "moving", "a", before)
 	waitSynced(t, ns, "moving", 3)
-	for _, other := range []string{"b", "main"} {
-		g.Expect(managers[other].Requests.Writes(ns)).To(BeEmpty(), "manager %s wrote after the Repository left it", other)
-	}
+	expectNoWritesBut(g, ns, "a")
 	c := draftCondition(g, ns, "moving-new")
 	g.Expect(c.Status).To(Equal(metav1.ConditionTrue), "the PackageDraft keeps its revision across the moves: %s", c.Message)
 }
@@ -454,6 +433,27 @@ func expectShard(g Gomega, objs map[string]client.Object, shard string) {
 			g.Expect(obj.GetLabels()).NotTo(HaveKey(kpov1.ShardLabel), key)
 		} else {
 			g.Expect(obj.GetLabels()).To(HaveKeyWithValue(kpov1.ShardLabel, shard), key)
+		}
+	}
+}
+
+// handOver relabels Repository name to shard ("" for none) and waits until its objects, the
+// same ones (before, by UID), carry that shard.
+func handOver(t testing.TB, ns, name, shard string, before map[string]types.UID) {
+	t.Helper()
+	relabel(t, ns, name, shard)
+	NewWithT(t).Eventually(func(g Gomega) {
+		objs := objectsOf(g, ns, name)
+		g.Expect(uids(objs)).To(Equal(before))
+		expectShard(g, objs, shard)
+	}, timeout, interval).Should(Succeed())
+}
+
+// expectNoWritesBut checks that no manager but writer wrote in ns since the counts were reset.
+func expectNoWritesBut(g Gomega, ns, writer string) {
+	for name, kpo := range managers {
+		if name != writer {
+			g.Expect(kpo.Requests.Writes(ns)).To(BeEmpty(), "manager %s wrote after the Repository left it", name)
 		}
 	}
 }
