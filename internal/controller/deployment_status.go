@@ -93,18 +93,9 @@ func (r *DeploymentStatusReconciler) Reconcile(ctx context.Context, req ctrl.Req
 	if err := r.Get(ctx, req.NamespacedName, pr); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	var want []kpov1.Deployment
-	if deployable(pr) {
-		repo := &kpov1.Repository{}
-		if err := r.Get(ctx, client.ObjectKey{Namespace: pr.Namespace, Name: pr.Spec.Repository}, repo); client.IgnoreNotFound(err) != nil {
-			return ctrl.Result{}, err
-		} else if err == nil {
-			applied, err := r.applied(ctx)
-			if err != nil {
-				return ctrl.Result{}, err
-			}
-			want = deploymentsOf(pr, repo, applied)
-		}
+	want, err := r.deployments(ctx, pr)
+	if err != nil {
+		return ctrl.Result{}, err
 	}
 	if len(want) == 0 && len(pr.Status.Deployments) == 0 {
 		return ctrl.Result{}, nil
@@ -112,6 +103,23 @@ func (r *DeploymentStatusReconciler) Reconcile(ctx context.Context, req ctrl.Req
 	return ctrl.Result{}, patchStatus(ctx, r.Client, req.NamespacedName, &kpov1.PackageRevision{}, func(pr *kpov1.PackageRevision) {
 		pr.Status.Deployments = want
 	})
+}
+
+// deployments are the GitOps objects that applied pr: none unless it is deployable and its
+// Repository exists.
+func (r *DeploymentStatusReconciler) deployments(ctx context.Context, pr *kpov1.PackageRevision) ([]kpov1.Deployment, error) {
+	if !deployable(pr) {
+		return nil, nil
+	}
+	repo := &kpov1.Repository{}
+	if err := r.Get(ctx, client.ObjectKey{Namespace: pr.Namespace, Name: pr.Spec.Repository}, repo); err != nil {
+		return nil, client.IgnoreNotFound(err)
+	}
+	applied, err := r.applied(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return deploymentsOf(pr, repo, applied), nil
 }
 
 // deployable reports whether pr can be deployed: a published revision of a deployment repository.
@@ -225,15 +233,12 @@ func (r *DeploymentStatusReconciler) revisionsOf(ctx context.Context, obj client
 		if !repo.Spec.Deployment || !gitops.SameRepository(a.RepoURL, repo.Spec.Git.Repo) {
 			continue
 		}
-		pkg, ok := strings.CutPrefix(a.Dir+"/", gitops.NormalizeDir(repo.Spec.Git.Directory)+"/")
-		if gitops.NormalizeDir(repo.Spec.Git.Directory) == "" {
-			pkg, ok = a.Dir+"/", a.Dir != ""
-		}
+		pkg, ok := discovery.PackageInDirectory(a.Dir, discovery.NormalizeDirectory(repo.Spec.Git.Directory))
 		if !ok {
 			continue
 		}
 		revs := &kpov1.PackageRevisionList{}
-		if err := r.List(ctx, revs, client.InNamespace(repo.Namespace), ofPackage(repo.Name, strings.TrimSuffix(pkg, "/"))); err != nil {
+		if err := r.List(ctx, revs, client.InNamespace(repo.Namespace), ofPackage(repo.Name, pkg)); err != nil {
 			continue
 		}
 		for _, pr := range revs.Items {

@@ -77,7 +77,7 @@ func Discover(src Source, opts Options) ([]Revision, error) {
 		if !ok || pr.Kind == git.RefBranch {
 			continue
 		}
-		pkg, ok := packageInDirectory(pr.Package, dir)
+		pkg, ok := PackageInDirectory(pr.Package, dir)
 		if !ok || (opts.Package != "" && pkg != opts.Package) {
 			continue
 		}
@@ -228,8 +228,9 @@ func NormalizeDirectory(dir string) string {
 	return strings.Trim(dir, "/")
 }
 
-// packageInDirectory returns the path of pkg (from the repository root) relative to dir.
-func packageInDirectory(pkg, dir string) (string, bool) {
+// PackageInDirectory returns the path of pkg (from the repository root) relative to dir (a
+// normalized directory, "" for the root); ok is false when pkg is not below dir.
+func PackageInDirectory(pkg, dir string) (string, bool) {
 	if dir == "" {
 		return pkg, pkg != ""
 	}
