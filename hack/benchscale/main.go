@@ -31,7 +31,7 @@ func main() {
 	var (
 		sizes, out, managerBin, managerArgs, apiServerArgs, workDir string
 		drafts, packageBytes, authoring                             int
-		syncTimeout, total, syncInterval                            time.Duration
+		syncTimeout, total, syncInterval, apiServerSettle           time.Duration
 		keep                                                        bool
 	)
 	flag.StringVar(&sizes, "sizes", envOr("KPO_BENCH_SCALE_SIZES", "3x50x3"),
@@ -42,6 +42,8 @@ func main() {
 	flag.DurationVar(&syncTimeout, "sync-timeout", 20*time.Minute, "Bound of the wait for everything to be Ready after registration, per size.")
 	flag.DurationVar(&total, "timeout", 90*time.Minute, "Bound of the whole run.")
 	flag.DurationVar(&syncInterval, "sync-interval", time.Hour, "spec.sync.interval of the Repositories (long, so no periodic sync falls into a measurement).")
+	flag.DurationVar(&apiServerSettle, "apiserver-settle", 3*time.Minute,
+		"Wait after the full sync, with nothing happening, before kube-apiserver's memory is read again (its runtime collects garbage at least every 2 minutes).")
 	flag.StringVar(&managerBin, "manager", "", "Manager binary; empty builds ./cmd.")
 	flag.StringVar(&managerArgs, "manager-args", os.Getenv("KPO_BENCH_SCALE_MANAGER_ARGS"),
 		"Extra manager flags, space-separated, e.g. --repository-workers=8 (env KPO_BENCH_SCALE_MANAGER_ARGS).")
@@ -65,7 +67,7 @@ func main() {
 	if err := run(ctx, parsed, options{
 		out: out, managerBin: managerBin, managerArgs: strings.Fields(managerArgs), apiServerArgs: strings.Fields(apiServerArgs),
 		workDir: workDir, keep: keep,
-		authoring: authoring, syncTimeout: syncTimeout, syncInterval: syncInterval,
+		authoring: authoring, syncTimeout: syncTimeout, syncInterval: syncInterval, apiServerSettle: apiServerSettle,
 	}); err != nil {
 		fatal(err)
 	}
@@ -77,6 +79,7 @@ type options struct {
 	keep                       bool
 	authoring                  int
 	syncTimeout, syncInterval  time.Duration
+	apiServerSettle            time.Duration
 }
 
 func run(ctx context.Context, sizes []scale.Size, o options) error {
@@ -127,7 +130,7 @@ func run(ctx context.Context, sizes []scale.Size, o options) error {
 		logf("size %s: %d published revisions, %d PackageRevisions expected", size, size.Published(), size.PackageRevisions())
 		res, err := scale.Run(ctx, scale.Options{
 			Size: size, ManagerBin: bin, ManagerArgs: o.managerArgs, APIServerArgs: o.apiServerArgs, Dir: sizeDir, Authoring: o.authoring,
-			SyncTimeout: o.syncTimeout, SyncInterval: o.syncInterval, Logf: logf,
+			SyncTimeout: o.syncTimeout, SyncInterval: o.syncInterval, APIServerSettle: o.apiServerSettle, Logf: logf,
 		})
 		if err != nil {
 			logf("size %s failed: %v (manager log: %s)", size, err, filepath.Join(sizeDir, "manager.log"))

@@ -1,13 +1,17 @@
 package scale
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	kpov1 "kpo.dev/kpo/api/v1alpha1"
@@ -114,3 +118,48 @@ func (cp *ControlPlane) EtcdSize(ctx context.Context) (EtcdSize, error) {
 
 // Stop stops kube-apiserver and etcd and removes etcd's data.
 func (cp *ControlPlane) Stop() error { return cp.Env.Stop() }
+
+// APIServerHeapInUse reads kube-apiserver's Go heap in use from its metrics.
+func (cp *ControlPlane) APIServerHeapInUse(ctx context.Context) (int64, error) {
+	data, err := cp.apiServerGet(ctx, "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	samples, err := ParseMetrics(bytes.NewReader(data))
+	if err != nil {
+		return 0, err
+	}
+	return int64(samples.Sum("go_memstats_heap_inuse_bytes", nil)), nil
+}
+
+// WriteAPIServerHeap writes kube-apiserver's heap profile (pprof format, after a garbage
+// collection) to path: where its memory goes (`go tool pprof -top path`).
+func (cp *ControlPlane) WriteAPIServerHeap(ctx context.Context, path string) error {
+	data, err := cp.apiServerGet(ctx, "/debug/pprof/heap?gc=1")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, data, 0o600)
+}
+
+// apiServerGet reads path from kube-apiserver as its administrator.
+func (cp *ControlPlane) apiServerGet(ctx context.Context, path string) ([]byte, error) {
+	cfg := cp.Env.Config
+	hc, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(cfg.Host, "/")+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s from kube-apiserver: %s", path, resp.Status)
+	}
+	return io.ReadAll(resp.Body)
+}

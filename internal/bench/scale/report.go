@@ -42,16 +42,17 @@ func WriteReport(w io.Writer, h Header, results []*Result, failed map[string]err
 
 	fmt.Fprintln(w, "## Full sync and footprint")
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| R × P × T | published revisions (PackageRevisions) | registration → all Ready | manager peak RSS | kube-apiserver RSS (growth) | etcd db (in use) | manager requests until quiet |")
+	fmt.Fprintln(w, "| R × P × T | published revisions (PackageRevisions) | registration → all Ready | manager peak RSS | kube-apiserver RSS (growth): after the sync / settled | etcd db (in use) | manager requests until quiet |")
 	fmt.Fprintln(w, "| --- | --- | --- | --- | --- | --- | --- |")
 	for _, r := range results {
 		perRev := 0.0
 		if r.PackageRevisions > 0 {
 			perRev = r.SyncRequests.Total() / float64(r.PackageRevisions)
 		}
-		fmt.Fprintf(w, "| %s | %s (%s) | %s | %s | %s (%s) | %s (%s) | %s: %s; %.1f per PackageRevision |\n",
+		fmt.Fprintf(w, "| %s | %s (%s) | %s | %s | %s (%s) / %s (%s) | %s (%s) | %s: %s; %.1f per PackageRevision |\n",
 			sizeLabel(r.Size), thousands(r.Size.Published()), thousands(r.PackageRevisions), seconds(r.FullSync), mib(r.ManagerPeak),
-			mib(r.APIServer.RSS), signedMiB(r.APIServer.RSS-r.APIServerBase.RSS), mib(r.Etcd.DB), mib(r.Etcd.InUse),
+			mib(r.APIServer.RSS), signedMiB(r.APIServer.RSS-r.APIServerBase.RSS),
+			mib(r.APIServerSettled.RSS), signedMiB(r.APIServerSettled.RSS-r.APIServerBase.RSS), mib(r.Etcd.DB), mib(r.Etcd.InUse),
 			thousands(int(r.SyncRequests.Total())), r.SyncRequests, perRev)
 	}
 	fmt.Fprintln(w)
@@ -71,8 +72,8 @@ func WriteReport(w io.Writer, h Header, results []*Result, failed map[string]err
 		fmt.Fprintf(w, "## %s in detail\n\n", sizeLabel(r.Size))
 		fmt.Fprintf(w, "- Git generation (fast-import): %s; full sync %s, then %s until the manager was quiet (3 s without a request)%s\n",
 			r.GitGen.Round(time.Millisecond), seconds(r.FullSync), seconds(r.Settle), map[bool]string{true: "", false: " — not quiet within the bound"}[r.Settled])
-		fmt.Fprintf(w, "- kube-apiserver: %s before registration, %s after (peak %s); etcd db %s before, %s after (%s in use), data directory %s\n",
-			mib(r.APIServerBase.RSS), mib(r.APIServer.RSS), mib(r.APIServer.Peak), mib(r.EtcdBase.DB), mib(r.Etcd.DB), mib(r.Etcd.InUse), mib(r.Etcd.Dir))
+		fmt.Fprintf(w, "- kube-apiserver: %s before registration, %s after (peak %s), %s settled; Go heap in use %s before, %s settled; etcd db %s before, %s after (%s in use), data directory %s\n",
+			mib(r.APIServerBase.RSS), mib(r.APIServer.RSS), mib(r.APIServer.Peak), mib(r.APIServerSettled.RSS), mib(r.APIServerBaseHeap), mib(r.APIServerHeap), mib(r.EtcdBase.DB), mib(r.Etcd.DB), mib(r.Etcd.InUse), mib(r.Etcd.Dir))
 		fmt.Fprintf(w, "- manager peak RSS: %s after the full sync, %s at the end of the run\n", mib(r.ManagerPeak), mib(r.ManagerPeakEnd))
 		fmt.Fprintf(w, "- manager requests during the full sync, from the audit log: %s\n", kindsLine(r.SyncAudit))
 		for _, l := range []struct {

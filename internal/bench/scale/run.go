@@ -49,6 +49,9 @@ type Options struct {
 	ManagerArgs []string
 	// APIServerArgs are extra kube-apiserver flags, each "name=value".
 	APIServerArgs []string
+	// APIServerSettle is how long the benchmark waits after the full sync, with nothing else
+	// happening, before it reads kube-apiserver's memory again (Result.APIServerSettled).
+	APIServerSettle time.Duration
 	// Dir is the work directory of this size (Git repositories, audit log, manager log and
 	// Git cache); the caller removes it.
 	Dir string
@@ -103,8 +106,15 @@ type Result struct {
 	// ManagerPeak is the manager's VmHWM after the full sync; ManagerPeakEnd at the end of
 	// the run (after lists, authoring and resyncs).
 	ManagerPeak, ManagerPeakEnd int64
-	// APIServerBase is kube-apiserver's memory before registration, APIServer after the full sync.
-	APIServerBase, APIServer Memory
+	// APIServerBase is kube-apiserver's memory before registration, APIServer right after the
+	// full sync, APIServerSettled Options.APIServerSettle later with nothing else happening:
+	// without the garbage of the sync's requests, which the Go runtime collects and returns
+	// to the system within about two minutes on an idle process.
+	APIServerBase, APIServer, APIServerSettled Memory
+	// APIServerBaseHeap and APIServerHeap are kube-apiserver's Go heap in use (its
+	// go_memstats_heap_inuse_bytes) before registration and when APIServerSettled was read:
+	// what it holds, without the memory its runtime has not returned yet.
+	APIServerBaseHeap, APIServerHeap int64
 	// EtcdBase and Etcd are etcd's size before registration and after the full sync.
 	EtcdBase, Etcd EtcdSize
 	// ListRevisions is a client List of all PackageRevisions as JSON (`kubectl get rpkg -A -o
@@ -162,6 +172,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	if res.APIServerBase, err = ProcMemory(cp.APIServerPID); err != nil {
+		return nil, err
+	}
+	if res.APIServerBaseHeap, err = cp.APIServerHeapInUse(ctx); err != nil {
 		return nil, err
 	}
 	if res.EtcdBase, err = cp.EtcdSize(ctx); err != nil {
@@ -235,6 +248,18 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	if res.Etcd, err = cp.EtcdSize(ctx); err != nil {
 		return res, err
+	}
+	if res.APIServerSettled, err = settledMemory(ctx, cp.APIServerPID, o.APIServerSettle); err != nil {
+		return res, err
+	}
+	if res.APIServerHeap, err = cp.APIServerHeapInUse(ctx); err != nil {
+		return res, err
+	}
+	logf("kube-apiserver RSS %d MiB after the sync, %d MiB %s later (Go heap in use %d MiB)",
+		res.APIServer.RSS>>20, res.APIServerSettled.RSS>>20, o.APIServerSettle, res.APIServerHeap>>20)
+	// Kept with -keep: where kube-apiserver's memory after the sync goes.
+	if err := cp.WriteAPIServerHeap(ctx, filepath.Join(o.Dir, "kube-apiserver-heap.pprof")); err != nil {
+		logf("kube-apiserver heap profile: %v", err)
 	}
 
 	// Two resyncs of the last repository (authoring below works in the first).
@@ -515,6 +540,16 @@ func timeList(ctx context.Context, c client.Client, list client.ObjectList, opts
 		return List{}, err
 	}
 	return List{Time: times[1], Items: meta.LenList(list), Bytes: len(data)}, nil
+}
+
+// settledMemory waits d, then reads the memory of process pid.
+func settledMemory(ctx context.Context, pid int, d time.Duration) (Memory, error) {
+	select {
+	case <-ctx.Done():
+		return Memory{}, ctx.Err()
+	case <-time.After(d):
+	}
+	return ProcMemory(pid)
 }
 
 // timeTable lists path three times as a table, as kubectl get does, and decodes the table.
