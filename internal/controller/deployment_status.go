@@ -2,9 +2,12 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -12,10 +15,14 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	kpov1 "kpo.dev/kpo/api/v1alpha1"
 	"kpo.dev/kpo/internal/discovery"
@@ -29,12 +36,23 @@ import (
 // DeploymentStatusReconciler writes status.deployments of the published revisions of
 // deployment repositories: the GitOps objects of the cluster (Flux Kustomizations of
 // GitRepositories, Config Sync RootSyncs and RepoSyncs) that last applied them, with their
-// health. It is the field's only writer. It runs only for the kinds the API server serves when
-// the manager starts; it reads them from the manager's cache.
+// health. It is the field's only writer. It watches the kinds the API server serves, from the
+// manager's cache, and looks again every Recheck for a tool installed since.
 type DeploymentStatusReconciler struct {
 	client.Client
-	// Flux and ConfigSync say which tools' kinds are served.
-	Flux, ConfigSync bool
+	// Recheck is how often the served kinds are looked for while a tool's are missing.
+	Recheck time.Duration
+
+	mapper     meta.RESTMapper
+	cache      cache.Cache
+	controller controller.Controller
+	mu         sync.Mutex
+	watching   gitOpsTools
+}
+
+// gitOpsTools says which tools' kinds are served (or watched).
+type gitOpsTools struct {
+	flux, configSync bool
 }
 
 // deployedByIndex indexes PackageRevisions by the GitOps objects their status lists, so a
@@ -44,16 +62,19 @@ const deployedByIndex = "kpo.dev/deployed-by"
 func deployedByKey(kind, namespace, name string) string { return kind + "/" + namespace + "/" + name }
 
 // servedGitOpsKinds reports which GitOps tools' kinds the API server serves.
-func servedGitOpsKinds(mapper meta.RESTMapper) (flux, configSync bool) {
+func servedGitOpsKinds(mapper meta.RESTMapper) gitOpsTools {
 	served := func(gvk schema.GroupVersionKind) bool {
 		_, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
 		return err == nil
 	}
-	return served(gitops.KustomizationGVK) && served(gitops.GitRepositoryGVK),
-		served(gitops.RootSyncGVK) && served(gitops.RepoSyncGVK)
+	return gitOpsTools{
+		flux:       served(gitops.KustomizationGVK) && served(gitops.GitRepositoryGVK),
+		configSync: served(gitops.RootSyncGVK) && served(gitops.RepoSyncGVK),
+	}
 }
 
-// SetupWithManager registers the reconciler, watching the GitOps kinds that are served.
+// SetupWithManager registers the reconciler for deployment PackageRevisions, watches the GitOps
+// kinds served now and, while a tool's kinds are missing, looks for them every Recheck.
 func (r *DeploymentStatusReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &kpov1.PackageRevision{}, deployedByIndex, func(o client.Object) []string {
 		var keys []string
@@ -64,27 +85,77 @@ func (r *DeploymentStatusReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}); err != nil {
 		return err
 	}
-	b := ctrl.NewControllerManagedBy(mgr).
+	c, err := ctrl.NewControllerManagedBy(mgr).
 		For(&kpov1.PackageRevision{}, builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool {
 			return o.GetLabels()[kpov1.DeploymentLabel] == "true"
 		}))).
-		Named("deploymentstatus")
-	var kinds []schema.GroupVersionKind
-	if r.Flux {
-		kinds = append(kinds, gitops.KustomizationGVK)
-		source := &unstructured.Unstructured{}
-		source.SetGroupVersionKind(gitops.GitRepositoryGVK)
-		b = b.Watches(source, handler.EnqueueRequestsFromMapFunc(r.revisionsOfSource))
+		Named("deploymentstatus").
+		Build(r)
+	if err != nil {
+		return err
 	}
-	if r.ConfigSync {
-		kinds = append(kinds, gitops.RootSyncGVK, gitops.RepoSyncGVK)
+	r.controller, r.mapper, r.cache = c, mgr.GetRESTMapper(), mgr.GetCache()
+	if r.Recheck <= 0 {
+		r.Recheck = time.Minute
 	}
-	for _, gvk := range kinds {
+	if err := r.watchServedKinds(); err != nil {
+		return err
+	}
+	return mgr.Add(manager.RunnableFunc(r.recheckServedKinds))
+}
+
+// recheckServedKinds watches the kinds of a GitOps tool installed after the manager started,
+// until every tool's are watched.
+func (r *DeploymentStatusReconciler) recheckServedKinds(ctx context.Context) error {
+	t := time.NewTicker(r.Recheck)
+	defer t.Stop()
+	for r.tools() != (gitOpsTools{flux: true, configSync: true}) {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if err := r.watchServedKinds(); err != nil {
+			ctrl.LoggerFrom(ctx).Error(err, "watching the GitOps kinds")
+		}
+	}
+	return nil
+}
+
+// watchServedKinds starts watching the kinds of each tool the API server serves and that are
+// not watched yet. A new watch lists the tool's objects, which enqueues the revisions they
+// apply.
+func (r *DeploymentStatusReconciler) watchServedKinds() error {
+	served := servedGitOpsKinds(r.mapper)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	watch := func(gvk schema.GroupVersionKind, toRequests handler.MapFunc) error {
 		obj := &unstructured.Unstructured{}
 		obj.SetGroupVersionKind(gvk)
-		b = b.Watches(obj, handler.EnqueueRequestsFromMapFunc(r.revisionsOf))
+		return r.controller.Watch(source.Kind[client.Object](r.cache, obj, handler.EnqueueRequestsFromMapFunc(toRequests)))
 	}
-	return b.Complete(r)
+	if served.flux && !r.watching.flux {
+		if err := errors.Join(watch(gitops.GitRepositoryGVK, r.revisionsOfSource), watch(gitops.KustomizationGVK, r.revisionsOf)); err != nil {
+			return err
+		}
+		r.watching.flux = true
+		ctrl.Log.WithName("deploymentstatus").Info("watching Flux Kustomizations and GitRepositories")
+	}
+	if served.configSync && !r.watching.configSync {
+		if err := errors.Join(watch(gitops.RootSyncGVK, r.revisionsOf), watch(gitops.RepoSyncGVK, r.revisionsOf)); err != nil {
+			return err
+		}
+		r.watching.configSync = true
+		ctrl.Log.WithName("deploymentstatus").Info("watching Config Sync RootSyncs and RepoSyncs")
+	}
+	return nil
+}
+
+// tools are the tools whose kinds are watched.
+func (r *DeploymentStatusReconciler) tools() gitOpsTools {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.watching
 }
 
 // Reconcile sets the revision's status.deployments from the GitOps objects that applied it.
@@ -149,7 +220,8 @@ func deploymentsOf(pr *kpov1.PackageRevision, repo *kpov1.Repository, applied []
 // applied reads what every GitOps object of the served kinds applied.
 func (r *DeploymentStatusReconciler) applied(ctx context.Context) ([]gitops.Applied, error) {
 	var out []gitops.Applied
-	if r.Flux {
+	tools := r.tools()
+	if tools.flux {
 		kustomizations, err := r.list(ctx, gitops.KustomizationGVK)
 		if err != nil {
 			return nil, err
@@ -161,7 +233,7 @@ func (r *DeploymentStatusReconciler) applied(ctx context.Context) ([]gitops.Appl
 			}
 		}
 	}
-	if r.ConfigSync {
+	if tools.configSync {
 		for _, gvk := range []schema.GroupVersionKind{gitops.RootSyncGVK, gitops.RepoSyncGVK} {
 			syncs, err := r.list(ctx, gvk)
 			if err != nil {

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -25,6 +26,9 @@ type Options struct {
 	// Shard selects the Repositories this manager serves (ShardSelector); nil serves them all.
 	// The manager's cache must be built with ShardCacheOptions of the same selector.
 	Shard labels.Selector
+	// GitOpsRecheck is how often the manager looks for the kinds of a GitOps tool installed
+	// after it started (deployment status); 0 is a minute.
+	GitOpsRecheck time.Duration
 }
 
 // SetupWithManager registers every kpo controller with mgr. They share one Git access, so
@@ -79,14 +83,8 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
-	// Deployment status, for the GitOps tools whose kinds are served now (a tool installed
-	// later is seen after the manager restarts).
-	flux, configSync := servedGitOpsKinds(mgr.GetRESTMapper())
-	ctrl.Log.WithName("setup").Info("deployment status", "flux", flux, "configSync", configSync)
-	if !flux && !configSync {
-		return nil
-	}
-	return (&DeploymentStatusReconciler{Client: mgr.GetClient(), Flux: flux, ConfigSync: configSync}).SetupWithManager(mgr)
+	// Deployment status, for the GitOps tools whose kinds are served (now, or once installed).
+	return (&DeploymentStatusReconciler{Client: mgr.GetClient(), Recheck: opts.GitOpsRecheck}).SetupWithManager(mgr)
 }
 
 // CacheOptions caches the metadata of kpo's own ConfigMaps only, never every ConfigMap of the

@@ -68,6 +68,7 @@ func runSuite(m *testing.M) int {
 			return fmt.Errorf("starting the function node: %w", err)
 		}
 		opts.Render = selector.Render
+		opts.GitOpsRecheck = time.Second // a GitOps tool installed by a test is watched at once
 		return nil
 	})
 	if err != nil {
