@@ -120,21 +120,11 @@ func resolvedByEdit(src *git.Repo, pr *kpov1.PackageRevision, path string, edite
 // After a crash between the commit and the removal, the ids are resolved already in Git and
 // the annotation is only removed.
 func (r *PackageRevisionReconciler) reconcileConflictResolution(ctx context.Context, s *revisionScope) error {
-	pr, repo, cm := s.pr, s.repo, s.cm
-	annotation, asked := pr.Annotations[kpov1.ResolveConflictsAnnotation]
-	if !asked {
-		return nil
-	}
-	if pr.Status.Lifecycle != kpov1.LifecycleDraft || cm == nil {
-		return terminal(kpov1.InvalidConflictResolutionReason, fmt.Errorf(
-			"%s is %s: only the conflicts of a Draft can be resolved; remove annotation %s", pr.Name, pr.Status.Lifecycle, kpov1.ResolveConflictsAnnotation))
-	}
-	if contentPending(pr, cm) != "" {
-		return nil // an edit is committed first (reconcileContent); its commit requeues the revision
-	}
-	files, err := content.FromConfigMap(cm.Data, cm.BinaryData)
-	if err != nil {
-		return terminal(kpov1.InvalidContentReason, fmt.Errorf("content config map %s: %w", cm.Name, err))
+	pr, repo := s.pr, s.repo
+	annotation, files, err := draftRequest(s, kpov1.ResolveConflictsAnnotation, kpov1.InvalidConflictResolutionReason,
+		"only the conflicts of a Draft can be resolved")
+	if files == nil || err != nil {
+		return err
 	}
 
 	unlock := r.git.lock(repo)
@@ -168,6 +158,29 @@ func (r *PackageRevisionReconciler) reconcileConflictResolution(ctx context.Cont
 		return err
 	}
 	return r.forgetResolution(ctx, pr, annotation)
+}
+
+// draftRequest reads the request annotation key of a Draft, and the Draft's content to carry it
+// out on: no files (and no error) when the annotation is absent, or while an edit waits for its
+// commit (reconcileContent commits it first, and its commit requeues the revision). A revision
+// that is not a Draft with content is refused with reason, saying that only one may be asked.
+func draftRequest(s *revisionScope, key, reason, only string) (string, map[string][]byte, error) {
+	pr, cm := s.pr, s.cm
+	value, asked := pr.Annotations[key]
+	if !asked {
+		return "", nil, nil
+	}
+	if pr.Status.Lifecycle != kpov1.LifecycleDraft || cm == nil {
+		return "", nil, terminal(reason, fmt.Errorf("%s is %s: %s; remove annotation %s", pr.Name, pr.Status.Lifecycle, only, key))
+	}
+	if contentPending(pr, cm) != "" {
+		return "", nil, nil
+	}
+	files, err := content.FromConfigMap(cm.Data, cm.BinaryData)
+	if err != nil {
+		return "", nil, terminal(kpov1.InvalidContentReason, fmt.Errorf("content config map %s: %w", cm.Name, err))
+	}
+	return value, files, nil
 }
 
 // commitResolution sets the chosen values, renders, commits and writes the content back.

@@ -10,7 +10,6 @@ import (
 
 	kpov1 "kpo.dev/kpo/api/v1alpha1"
 	"kpo.dev/kpo/internal/conflicts"
-	"kpo.dev/kpo/internal/content"
 	"kpo.dev/kpo/internal/discovery"
 	"kpo.dev/kpo/internal/git"
 	"kpo.dev/kpo/internal/kptfile"
@@ -27,17 +26,10 @@ const rebaseTrailer = "Kpo-Rebase: "
 // Refusals (InvalidRebase, UnresolvedConflicts, MergeConflict beyond what can be recorded)
 // write nothing.
 func (r *PackageRevisionReconciler) reconcileRebase(ctx context.Context, s *revisionScope) error {
-	pr, repo, cm := s.pr, s.repo, s.cm
-	onto, asked := pr.Annotations[kpov1.RebaseOntoAnnotation]
-	if !asked {
-		return nil
-	}
-	if pr.Status.Lifecycle != kpov1.LifecycleDraft || cm == nil {
-		return terminal(kpov1.InvalidRebaseReason, fmt.Errorf(
-			"%s is %s: only a Draft can be rebased; remove annotation %s", pr.Name, pr.Status.Lifecycle, kpov1.RebaseOntoAnnotation))
-	}
-	if contentPending(pr, cm) != "" {
-		return nil // an edit is committed first (reconcileContent); its commit requeues the revision
+	pr, repo := s.pr, s.repo
+	onto, files, err := draftRequest(s, kpov1.RebaseOntoAnnotation, kpov1.InvalidRebaseReason, "only a Draft can be rebased")
+	if files == nil || err != nil {
+		return err
 	}
 	base := pr.Status.UpstreamRevision
 	switch {
@@ -51,11 +43,6 @@ func (r *PackageRevisionReconciler) reconcileRebase(ctx context.Context, s *revi
 			"%s: no registered PackageRevision is the upstream its upstreamLock pins (status.upstreamRevision): register its repository, or remove annotation %s",
 			pr.Name, kpov1.RebaseOntoAnnotation)}
 	}
-	files, err := content.FromConfigMap(cm.Data, cm.BinaryData)
-	if err != nil {
-		return terminal(kpov1.InvalidContentReason, fmt.Errorf("content config map %s: %w", cm.Name, err))
-	}
-
 	unlock := r.git.lock(repo)
 	done, err := r.rebase(ctx, s, onto, base, files)
 	unlock()
