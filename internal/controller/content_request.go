@@ -51,7 +51,7 @@ func (r *PackageRevisionReconciler) reconcileContentRequest(ctx context.Context,
 	}
 	wanted, until, invalid := contentWanted(pr, time.Now())
 	if wanted {
-		s.requeueAfter = time.Until(until) + time.Second
+		s.requeueWithin(time.Until(until) + time.Second)
 	}
 	if has := pr.Status.ResourcesRef != nil; has != wanted && (has || pr.Status.ContentError == nil) {
 		if err := r.resync(ctx, s.repo, pr.Spec.PackageName); err != nil {

@@ -115,7 +115,7 @@ func guardrailsVerdict(fns []kpov1.Function, results []render.Result, err error)
 	switch {
 	case renderFailureReason(err) != kpov1.FunctionFailedReason || (last != nil && last.ExecutionError != "") || !errors.As(err, &fe):
 		return failed, kpov1.GuardrailErrorReason, fmt.Sprintf(
-			"guardrail %q could not be evaluated: %v; fix the Repository's spec.guardrails", failed, err)
+			"guardrail %q could not be evaluated: %v; it is tried again every %s, or fix the Repository's spec.guardrails", failed, err, guardrailRetry)
 	}
 	return failed, kpov1.GuardrailFailedReason, fmt.Sprintf("guardrail %q failed: %v; fix the package's content", failed, err)
 }
@@ -142,7 +142,8 @@ func (r *PackageRevisionReconciler) reconcileGuardrails(ctx context.Context, s *
 		}
 		return nil
 	}
-	if g := pr.Status.Guardrails; g != nil && g.Commit == pr.Status.Commit && g.Digest == guardrailsDigest(fns) {
+	if g := pr.Status.Guardrails; g != nil && g.Commit == pr.Status.Commit && g.Digest == guardrailsDigest(fns) &&
+		g.Reason != kpov1.GuardrailErrorReason {
 		return nil
 	}
 	files, err := r.committedFiles(ctx, s)
@@ -151,8 +152,17 @@ func (r *PackageRevisionReconciler) reconcileGuardrails(ctx context.Context, s *
 	}
 	res := evaluateGuardrails(ctx, r.render, files, fns, pr.Status.Commit)
 	s.guardrails = &guardrailsUpdate{result: &res}
+	if res.Reason == kpov1.GuardrailErrorReason {
+		// Not evaluated, which may pass (a function pod that did not start, an API server that
+		// did not answer): evaluated again at the next reconcile, at the latest after
+		// guardrailRetry. The same outcome writes nothing, so no reconcile follows from it.
+		s.requeueWithin(guardrailRetry)
+	}
 	return nil
 }
+
+// guardrailRetry bounds the wait before guardrails that could not be evaluated are tried again.
+const guardrailRetry = 5 * time.Minute
 
 // committedFiles returns the files of the revision's commit: from its content ConfigMap when
 // that holds exactly the commit, else from Git. nil while the ConfigMap holds an edit that is

@@ -7,11 +7,13 @@ import (
 	"testing"
 
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/kustomize/kyaml/fn/framework"
 
 	kpov1 "kpo.dev/kpo/api/v1alpha1"
+	"kpo.dev/kpo/internal/content"
 	"kpo.dev/kpo/internal/fn/job"
 	"kpo.dev/kpo/internal/kptfile"
 	"kpo.dev/kpo/internal/render"
@@ -211,4 +213,62 @@ func TestRefusedTransition_includesGuardrails(t *testing.T) {
 	pr := &kpov1.PackageRevision{}
 	pr.Status.Conditions = []metav1.Condition{{Type: kpov1.ReadyCondition, Status: metav1.ConditionFalse, Reason: kpov1.GuardrailFailedReason, Message: "m"}}
 	g.Expect(refusedTransition(pr)).NotTo(BeNil())
+}
+
+// Guardrails that could not be evaluated are evaluated again (at the next reconcile, which comes
+// within guardrailRetry); an outcome the guardrails gave (passed or failed) is kept for its
+// commit.
+func TestReconcileGuardrails_errorIsEvaluatedAgain_anOutcomeIsKept(t *testing.T) {
+	g := NewWithT(t)
+	files := map[string][]byte{
+		"Kptfile":  []byte("apiVersion: kpt.dev/v1\nkind: Kptfile\nmetadata:\n  name: app\n"),
+		"app.yaml": []byte("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n"),
+	}
+	data, binary, err := content.ToConfigMap(files)
+	g.Expect(err).NotTo(HaveOccurred())
+	cm := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "repo.app.ws", Annotations: map[string]string{
+			kpov1.ContentCommitAnnotation: "c0ffee", kpov1.ContentDigestAnnotation: content.Digest(files)}},
+		Data: data, BinaryData: binary,
+	}
+	repo := &kpov1.Repository{Spec: kpov1.RepositorySpec{Guardrails: []kpov1.Function{testGuardrail}}}
+	pr := &kpov1.PackageRevision{
+		ObjectMeta: metav1.ObjectMeta{Name: "repo.app.ws"},
+		Status:     kpov1.PackageRevisionStatus{Lifecycle: kpov1.LifecycleDraft, Commit: "c0ffee"},
+	}
+	var outcomes []error // what the guardrails' runs give, in order
+	calls := 0
+	r := &PackageRevisionReconciler{render: func(context.Context, map[string][]byte) (map[string][]byte, []render.Result, error) {
+		err := outcomes[calls]
+		calls++
+		return nil, nil, err
+	}}
+	reconcile := func() *revisionScope {
+		s := &revisionScope{pr: pr, repo: repo, cm: cm}
+		g.Expect(r.reconcileGuardrails(context.Background(), s)).To(Succeed())
+		if s.guardrails != nil {
+			pr.Status.Guardrails = s.guardrails.result // as the status patch records it
+		}
+		return s
+	}
+
+	outcomes = []error{errors.New("function pod did not start"), nil}
+	s := reconcile()
+	g.Expect(pr.Status.Guardrails.Reason).To(Equal(kpov1.GuardrailErrorReason))
+	g.Expect(pr.Status.Guardrails.Message).To(ContainSubstring("tried again every 5m0s"))
+	g.Expect(s.requeueAfter).To(Equal(guardrailRetry), "an error comes back")
+	s = reconcile()
+	g.Expect(calls).To(Equal(2), "the same commit and guardrails are evaluated again after an error")
+	g.Expect(pr.Status.Guardrails.Reason).To(Equal(kpov1.PassedReason))
+	g.Expect(s.requeueAfter).To(BeZero())
+	s = reconcile()
+	g.Expect(calls).To(Equal(2), "a pass is kept for its commit")
+	g.Expect(s.guardrails).To(BeNil())
+
+	pr.Status.Commit, cm.Annotations[kpov1.ContentCommitAnnotation] = "c0ffee2", "c0ffee2"
+	outcomes = append(outcomes, &render.FunctionError{Image: testGuardrail.Image, ExitCode: 1, Err: errors.New("team label missing")})
+	reconcile()
+	g.Expect(pr.Status.Guardrails.Reason).To(Equal(kpov1.GuardrailFailedReason))
+	reconcile()
+	g.Expect(calls).To(Equal(3), "a failure is kept for its commit: only an edit or other guardrails change it")
 }

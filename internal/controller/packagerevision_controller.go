@@ -141,6 +141,13 @@ type revisionScope struct {
 	requeueAfter time.Duration
 }
 
+// requeueWithin asks for another look at the revision within d (the earliest of the asks).
+func (s *revisionScope) requeueWithin(d time.Duration) {
+	if s.requeueAfter == 0 || d < s.requeueAfter {
+		s.requeueAfter = d
+	}
+}
+
 // summarize sets what the PackageRevision reconciler owns on pr: the render outcome, the
 // upstream revisions, and the conditions that follow from the reconcile's outcome and from the
 // Git projection the sync wrote.
