@@ -128,17 +128,17 @@ uninstall: manifests ## Remove the CRDs from the cluster of KUBECONFIG.
 
 .PHONY: deploy
 deploy: manifests ## Deploy everything (CRDs, RBAC, policies, the manager with image IMG) into the cluster of KUBECONFIG.
-	$(KUBECTL) kustomize config/default | sed 's|image: controller:latest|image: $(IMG)|' | $(KUBECTL) apply --server-side --force-conflicts --field-manager=kpo-install -f -
+	$(KUBECTL) kustomize config/default | sed 's|controller:latest|$(IMG)|g' | $(KUBECTL) apply --server-side --force-conflicts --field-manager=kpo-install -f -
 
 .PHONY: undeploy
 undeploy: ## Remove the manager from the cluster of KUBECONFIG.
 	$(KUBECTL) delete --ignore-not-found -k config/default
 
 .PHONY: build-installer
-build-installer: manifests ## Write dist/install.yaml: CRDs, RBAC, admission policies and the manager with image IMG.
+build-installer: manifests ## Write dist/install.yaml: CRDs, RBAC, admission policies, the function namespace and the manager with image IMG (also the function wrapper image).
 	@mkdir -p dist
-	$(KUBECTL) kustomize config/default | sed 's|image: controller:latest|image: $(IMG)|' > dist/install.yaml
-	@! grep -n 'image: controller:latest' dist/install.yaml || (echo "dist/install.yaml still names the placeholder image" && exit 1)
+	$(KUBECTL) kustomize config/default | sed 's|controller:latest|$(IMG)|g' > dist/install.yaml
+	@! grep -n 'controller:latest' dist/install.yaml || (echo "dist/install.yaml still names the placeholder image" && exit 1)
 
 CONTAINER_TOOL ?= docker
 
