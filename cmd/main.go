@@ -67,6 +67,13 @@ func main() {
 		setupLog.Error(err, "invalid function flags")
 		os.Exit(1)
 	}
+	if selector.Pool != nil {
+		// Under leader election: it reaps idle pods, and deletes them all when the manager stops.
+		if err := mgr.Add(selector.Pool); err != nil {
+			setupLog.Error(err, "adding the function pool")
+			os.Exit(1)
+		}
+	}
 	if err := controller.SetupWithManager(mgr, controller.Options{
 		GitCache:          git.NewCache(gitCacheDir),
 		RepositoryWorkers: workers,

@@ -124,7 +124,9 @@ func runSuite(m *testing.M) int {
 }
 
 // installOverlay is what a user adds to dist/install.yaml for this node: the function images
-// allowed to run, and a timeout short enough for the timeout test.
+// allowed to run, a timeout short enough for the timeout test, and no warm pods, so that the
+// function tests see Jobs (the warm pool is tested on its own, and the failover test turns it
+// on in the manager).
 const installOverlay = `apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
 resources:
@@ -138,6 +140,9 @@ patches:
     - op: add
       path: /spec/template/spec/containers/0/args/-
       value: --function-timeout=` + "%s" + `
+    - op: add
+      path: /spec/template/spec/containers/0/args/-
+      value: --function-pods-per-image=0
 `
 
 // install writes dist/install.yaml with make build-installer (IMG=kpoImage), applies it with
