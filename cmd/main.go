@@ -55,8 +55,11 @@ func main() {
 		PprofBindAddress:       pprofAddr,
 		LeaderElection:         leaderElect,
 		LeaderElectionID:       controller.LeaderElectionID(shard),
-		Cache:                  controller.ShardCacheOptions(shard),
-		Client:                 controller.ClientOptions(),
+		// main returns as soon as the manager stops, so the Lease can be given up then: a
+		// rolling update's new pod leads at once instead of after the Lease expires.
+		LeaderElectionReleaseOnCancel: true,
+		Cache:                         controller.ShardCacheOptions(shard),
+		Client:                        controller.ClientOptions(),
 	})
 	if err != nil {
 		setupLog.Error(err, "creating manager")
