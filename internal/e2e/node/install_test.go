@@ -29,6 +29,7 @@ import (
 	kpov1 "kpo.dev/kpo/api/v1alpha1"
 	"kpo.dev/kpo/internal/controller"
 	"kpo.dev/kpo/internal/gitserver"
+	"kpo.dev/kpo/internal/testenv"
 )
 
 // TestInstalled_managerPodRunsAsInstalled: the manager installed from dist/install.yaml runs as
@@ -82,7 +83,9 @@ func TestInstalled_managerPodRunsAsInstalled(t *testing.T) {
 // (kpo-author and kpo-repository-admin) registers the repositories, clones the blueprint,
 // edits it and adds a function that runs as a Job, and proposes; she cannot approve; bob
 // (kpo-approver) approves. Git ends with tag my-app/v1 holding the rendered edit, and the
-// revision says bob published it.
+// revision says bob published it. Then the README's kubectl-only way, as the same users: a
+// PackageDraft from config/samples, a patch of its content, propose; alice's approval is
+// refused, bob's publishes; published content, requested by an annotation, is read-only.
 func TestInstalled_tourAsAuthorAndApprover(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
@@ -102,7 +105,7 @@ func TestInstalled_tourAsAuthorAndApprover(t *testing.T) {
 		cmd := exec.Command(filepath.Join(nodeDir, "images", "bin", "kpoctl"), append([]string{"-n", ns.Name}, args...)...) //nolint:gosec // G204: the kpoctl built for this tier, with the test's arguments
 		cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
 		out, err := cmd.CombinedOutput()
-		t.Logf("kpoctl %s\n%s", strings.Join(args, " "), out)
+		t.Logf("kpoctl %s\n%s", strings.ReplaceAll(strings.Join(args, " "), gitPassword, "<redacted>"), out)
 		return string(out), err
 	}
 	must := func(kubeconfig string, args ...string) string {
@@ -162,10 +165,37 @@ func TestInstalled_tourAsAuthorAndApprover(t *testing.T) {
 		g.Expect(pr.Status.Revision).To(Equal(1))
 		g.Expect(pr.Status.PublishedBy).To(Equal("bob"))
 	}, timeout, interval).Should(Succeed())
-	// kubectl, as the author: the published revision is hers to see, not to edit.
-	list, err := kubectl(alice, "get", "rpkg", "-n", ns.Name, "-l", kpov1.LatestRevisionLabel+"=true", "-o", "name")
+
+	// The same with kubectl only (the README's GitOps way), as the same two users.
+	kc := func(kubeconfig string, args ...string) string {
+		t.Helper()
+		out, err := kubectl(kubeconfig, args...)
+		g.Expect(err).NotTo(HaveOccurred())
+		return out
+	}
+	rev := "deployments.my-app-ns.first"
+	kc(alice, "apply", "-f", filepath.Join(testenv.RepoRoot(), "config", "samples", "packagedraft.yaml"))
+	kc(alice, "wait", "--for=condition=Ready", "packagedraft/my-app-ns", "--timeout=90s")
+	kc(alice, "patch", "configmap", rev, "--type", "merge",
+		"-p", `{"data":{"namespace.yaml":"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: my-app-ns\n"}}`)
+	kc(alice, "patch", "rpkg", rev, "--type", "merge", "-p", `{"spec":{"lifecycle":"Proposed"}}`)
+	kc(alice, "wait", "--for=jsonpath={.status.lifecycle}=Proposed", "rpkg/"+rev, "--timeout=90s")
+	_, err = kubectl(alice, "patch", "rpkg", rev, "--type", "merge", "-p", `{"spec":{"lifecycle":"Published"}}`)
+	g.Expect(err).To(MatchError(ContainSubstring("kpo-approve-guard")), "an author cannot publish with kubectl either")
+	kc(bob, "patch", "rpkg", rev, "--type", "merge", "-p", `{"spec":{"lifecycle":"Published"}}`)
+	kc(alice, "wait", "--for=jsonpath={.status.lifecycle}=Published", "rpkg/"+rev, "--timeout=90s")
+	g.Expect(kc(alice, "get", "rpkg", rev, "-o", "jsonpath={.status.publishedBy}")).To(Equal("bob"))
+	g.Expect(kc(alice, "get", "rpkg", "-l", kpov1.LatestRevisionLabel+"=true", "-o", "name")).
+		To(And(ContainSubstring(rev), ContainSubstring("deployments.my-app.first")))
+	ns2, err := deployments.ReadFile("refs/tags/my-app-ns/v1", "my-app-ns/namespace.yaml")
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(list).To(ContainSubstring("deployments.my-app.first"))
+	g.Expect(ns2).To(ContainSubstring("name: my-app-ns"))
+
+	// Published content, on request, is the manager's to write and nobody else's.
+	kc(alice, "annotate", "rpkg", rev, kpov1.ContentRequestedAnnotation+"="+time.Now().UTC().Format(time.RFC3339), "--overwrite")
+	kc(alice, "wait", "rpkg/"+rev, "--for=jsonpath={.status.resourcesRef.name}="+rev, "--timeout=90s")
+	_, err = kubectl(alice, "patch", "configmap", rev, "--type", "merge", "-p", `{"data":{"x.yaml":"a: b\n"}}`)
+	g.Expect(err).To(MatchError(ContainSubstring("kpo-read-only-content")))
 }
 
 // managerPods returns the manager's running pods, oldest first, once at least one is Ready.

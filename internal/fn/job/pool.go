@@ -154,23 +154,36 @@ func (p *Pool) Evaluate(ctx context.Context, fn kptfile.Function, rl *framework.
 	timedOut := func() error {
 		return &render.FunctionError{Image: fn.Image, ExitCode: -1, Err: fmt.Errorf("%w after %s", ErrTimeout, timeout)}
 	}
-	pod, err := p.acquire(ctx, fn.Image)
-	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) {
-			return timedOut()
+	for attempt := 1; ; attempt++ {
+		pod, err := p.acquire(ctx, fn.Image)
+		if err != nil {
+			if errors.Is(err, context.DeadlineExceeded) {
+				return timedOut()
+			}
+			return &render.FunctionError{Image: fn.Image, ExitCode: -1, Err: err}
 		}
-		return &render.FunctionError{Image: fn.Image, ExitCode: -1, Err: err}
-	}
-	out, err := p.call(ctx, pod, input)
-	if err != nil {
-		p.remove(pod)
-		if errors.Is(err, context.DeadlineExceeded) {
-			return timedOut()
+		out, err := p.call(ctx, pod, input)
+		if err != nil {
+			p.remove(pod)
+			if errors.Is(err, context.DeadlineExceeded) {
+				return timedOut()
+			}
+			// A pod that is gone (evicted, deleted) refuses the connection before the function
+			// saw anything: the run goes to another pod, once.
+			if attempt == 1 && notConnected(err) {
+				continue
+			}
+			return &render.FunctionError{Image: fn.Image, ExitCode: -1, Err: fmt.Errorf("function pod %s: %w", pod.name, err)}
 		}
-		return &render.FunctionError{Image: fn.Image, ExitCode: -1, Err: fmt.Errorf("function pod %s: %w", pod.name, err)}
+		p.release(pod)
+		return apply(fn.Image, out, rl)
 	}
-	p.release(pod)
-	return apply(fn.Image, out, rl)
+}
+
+// notConnected tells whether err means the request never reached a server.
+func notConnected(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }
 
 // acquire returns a free pod of image, marked busy: an idle one, a new one when the bound

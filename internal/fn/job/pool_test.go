@@ -169,6 +169,23 @@ func TestPool_timeout_killsTheRunAndDeletesThePod(t *testing.T) {
 	g.Expect(f.pods(g)).To(BeEmpty())
 }
 
+func TestPool_podGone_theRunGoesToANewPod(t *testing.T) {
+	g := NewWithT(t)
+	f := newPoolFixture(t, "cat")
+	g.Expect(f.pool.Evaluate(context.Background(), kptfile.Function{Image: poolImage}, resourceList(g))).To(Succeed())
+	// The pod vanished: nothing listens where it was.
+	f.pool.mu.Lock()
+	gone := f.pool.images[poolImage].pods[0]
+	gone.addr = "127.0.0.1:1"
+	f.pool.mu.Unlock()
+	rl := resourceList(g)
+	g.Expect(f.pool.Evaluate(context.Background(), kptfile.Function{Image: poolImage}, rl)).To(Succeed())
+	g.Expect(rl.Items).To(HaveLen(1))
+	g.Expect(f.creates.Load()).To(Equal(int32(2)))
+	g.Expect(f.pool.Pods()[poolImage]).To(HaveLen(1))
+	g.Expect(f.pool.Pods()[poolImage]).NotTo(ContainElement(gone.name))
+}
+
 func TestPool_imageNotAllowed_startsNoPod(t *testing.T) {
 	g := NewWithT(t)
 	f := newPoolFixture(t, "cat")
