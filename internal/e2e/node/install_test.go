@@ -9,7 +9,9 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"math/big"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +22,7 @@ import (
 	. "github.com/onsi/gomega"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
@@ -61,6 +64,19 @@ func TestInstalled_managerPodRunsAsInstalled(t *testing.T) {
 	s := containerStatus(pod, "manager")
 	g.Expect(s.Ready).To(BeTrue(), "the readiness probe passes")
 	g.Expect(s.RestartCount).To(BeZero(), "the liveness probe never failed")
+	// What the kubelet probes, and the metrics Service's port, answer on the pod's address.
+	for _, path := range []string{":8081/healthz", ":8081/readyz", ":8080/metrics"} {
+		body, err := httpGet("http://" + pod.Status.PodIP + path)
+		g.Expect(err).NotTo(HaveOccurred(), path)
+		if strings.HasSuffix(path, "metrics") {
+			g.Expect(body).To(ContainSubstring("controller_runtime_reconcile_total"))
+		}
+	}
+	// config/functions came with the installer: the function namespace and the warm pods'
+	// NetworkPolicy.
+	np := &networkingv1.NetworkPolicy{}
+	g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: functionNamespace, Name: "kpo-fn-warm-pods"}, np)).To(Succeed())
+	g.Expect(np.Spec.PolicyTypes).To(ContainElement(networkingv1.PolicyTypeEgress))
 
 	procs, err := containerProcesses(s.ContainerID)
 	g.Expect(err).NotTo(HaveOccurred())
@@ -196,6 +212,24 @@ func TestInstalled_tourAsAuthorAndApprover(t *testing.T) {
 	kc(alice, "wait", "rpkg/"+rev, "--for=jsonpath={.status.resourcesRef.name}="+rev, "--timeout=90s")
 	_, err = kubectl(alice, "patch", "configmap", rev, "--type", "merge", "-p", `{"data":{"x.yaml":"a: b\n"}}`)
 	g.Expect(err).To(MatchError(ContainSubstring("kpo-read-only-content")))
+}
+
+// httpGet returns the body of a 200 answer to url.
+func httpGet(url string) (string, error) {
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url) //nolint:gosec // G107: the manager pod's address, from the API server
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return string(body), fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return string(body), nil
 }
 
 // managerPods returns the manager's running pods, oldest first, once at least one is Ready.

@@ -2,6 +2,8 @@ package node_test
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -28,8 +30,8 @@ func newTestPool(t testing.TB) *job.Pool {
 }
 
 // TestWarmPool_runsInARestrictedPodAndAgreesWithTheJob: the same package rendered through a
-// function Job and through a warm pod gives the same files, byte for byte. The second run
-// reuses the pod (no new pod, well under a Job's time). The warm pod is restricted like a
+// function Job and through a warm pod gives the same files, byte for byte. The cold run takes
+// at most 5 s; later runs reuse the pod, their median at most 100 ms. The warm pod is restricted like a
 // Job's and has no token at all, as its spec and the kernel's view of its process show.
 func TestWarmPool_runsInARestrictedPodAndAgreesWithTheJob(t *testing.T) {
 	g := NewWithT(t)
@@ -53,13 +55,19 @@ func TestWarmPool_runsInARestrictedPodAndAgreesWithTheJob(t *testing.T) {
 	first := pool.Pods()[setNamespaceImage]
 	g.Expect(first).To(HaveLen(1))
 
-	start = time.Now()
-	_, _, err = warm.Render(ctx, latencyPackage(setNamespaceImage, "again"))
-	g.Expect(err).NotTo(HaveOccurred())
-	warmTime := time.Since(start)
-	g.Expect(pool.Pods()[setNamespaceImage]).To(Equal(first), "the second run reuses the pod")
-	g.Expect(warmTime).To(BeNumerically("<", 500*time.Millisecond), "a warm run (the cold one took %s)", cold)
-	t.Logf("warm pool: cold %s, warm %s", cold, warmTime)
+	// The targets: cold at most 5 s with the image on the node, warm p50 at most 100 ms.
+	g.Expect(cold).To(BeNumerically("<=", 5*time.Second), "a cold run")
+	var runs []time.Duration
+	for i := range 5 {
+		start = time.Now()
+		_, _, err = warm.Render(ctx, latencyPackage(setNamespaceImage, fmt.Sprintf("again-%d", i)))
+		g.Expect(err).NotTo(HaveOccurred())
+		runs = append(runs, time.Since(start))
+	}
+	slices.Sort(runs)
+	g.Expect(pool.Pods()[setNamespaceImage]).To(Equal(first), "the later runs reuse the pod")
+	g.Expect(runs[len(runs)/2]).To(BeNumerically("<=", 100*time.Millisecond), "warm runs: %v", runs)
+	t.Logf("warm pool: cold %s, warm %v", cold, runs)
 
 	var pod *corev1.Pod
 	g.Eventually(func(g Gomega) {

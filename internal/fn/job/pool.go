@@ -441,10 +441,20 @@ func (p *Pool) Start(ctx context.Context) error {
 	}
 }
 
-// DeleteAll deletes every pod of this pool (busy ones too: their runs fail).
+// DeleteAll deletes every pod of this pool instance (busy ones too: their runs fail), in one
+// request, so a manager that is stopping is not held up by many pods.
 func (p *Pool) DeleteAll() {
 	p.init()
-	p.reap(func(*warmPod) bool { return true })
+	p.mu.Lock()
+	for _, ip := range p.images {
+		ip.pods = nil
+		ip.wake()
+	}
+	p.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_ = p.Jobs.Client.DeleteAllOf(ctx, &corev1.Pod{}, client.InNamespace(p.Jobs.Namespace),
+		client.MatchingLabels{PoolLabel: p.name(), PoolInstanceLabel: p.instance}, client.GracePeriodSeconds(0))
 }
 
 // reap removes and deletes the pods that match.
