@@ -71,7 +71,7 @@ func TestFailover_leaderKilledDuringApprovals(t *testing.T) {
 
 	errs := make(chan error, len(failoverPackages))
 	for _, pkg := range failoverPackages {
-		go func() { errs <- revisionStream(ctx, f, pkg, approved) }()
+		go func() { errs <- revisionStream(ctx, f, pkg, approved, t.Logf) }()
 	}
 	for range failoverPackages {
 		g.Expect(<-errs).NotTo(HaveOccurred())
@@ -184,8 +184,9 @@ func newRepoFixture(t *testing.T) *repoFixture {
 // revisionStream publishes failoverRevisions revisions of pkg one after the other: a draft
 // (init, then copies of the last published one), an edit of its content (a marker, and on the
 // first one a pipeline with the set-namespace function image), propose, approve. It calls
-// approved when an approval was accepted by the API server, and waits for each step's outcome.
-func revisionStream(ctx context.Context, f *repoFixture, pkg string, approved func()) error {
+// approved when an approval was accepted by the API server, and waits for each step's outcome;
+// it logs how long each publication took after its approval (a takeover shows there).
+func revisionStream(ctx context.Context, f *repoFixture, pkg string, approved func(), logf func(string, ...any)) error {
 	prev := ""
 	for i := 1; i <= failoverRevisions; i++ {
 		ws := fmt.Sprintf("w%d", i)
@@ -255,6 +256,7 @@ func revisionStream(ctx context.Context, f *repoFixture, pkg string, approved fu
 			}); err != nil {
 				return fmt.Errorf("%s %s: %s: %w", pkg, ws, lc, err)
 			}
+			accepted := time.Now()
 			if lc == kpov1.LifecyclePublished {
 				approved()
 			}
@@ -272,6 +274,9 @@ func revisionStream(ctx context.Context, f *repoFixture, pkg string, approved fu
 				return nil
 			}); err != nil {
 				return fmt.Errorf("%s %s: %w", pkg, ws, err)
+			}
+			if lc == kpov1.LifecyclePublished {
+				logf("%s v%d published %s after its approval", pkg, i, time.Since(accepted).Round(time.Millisecond))
 			}
 		}
 		prev = rev

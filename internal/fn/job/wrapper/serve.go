@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -45,7 +46,7 @@ func serveCmd(args []string) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: Handler(fs.Args()), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: Handler(fs.Args(), ScratchDirs...), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()
 		_ = srv.Close()
@@ -56,11 +57,16 @@ func serveCmd(args []string) error {
 	return nil
 }
 
+// ScratchDirs are the writable places of a warm pod's function container besides its own
+// process (the root filesystem and the wrapper's volume are read-only): serve empties them
+// after each run, so that one run (of one namespace's package) leaves nothing for the next.
+var ScratchDirs = []string{"/dev/shm"}
+
 // Handler is the warm pod's server: each POST to RunPath runs command once with the body on
 // stdin, one run at a time (the pool sends a pod one request at a time; this keeps a stray
-// second one from sharing its CPU and memory limits). A request cancelled by the client (its
-// timeout) kills the function.
-func Handler(command []string) http.Handler {
+// second one from sharing its CPU and memory limits), and then empties the scratch
+// directories. A request cancelled by the client (its timeout) kills the function.
+func Handler(command []string, scratch ...string) http.Handler {
 	var mu sync.Mutex
 	mux := http.NewServeMux()
 	mux.HandleFunc(HealthPath, func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
@@ -81,8 +87,22 @@ func Handler(command []string) http.Handler {
 		mu.Lock()
 		defer mu.Unlock()
 		out := Execute(r.Context(), bytes.NewReader(input), command)
+		for _, dir := range scratch {
+			emptyDir(dir)
+		}
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(out)
 	})
 	return mux
+}
+
+// emptyDir removes what dir holds (as far as this process may), keeping dir.
+func emptyDir(dir string) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		_ = os.RemoveAll(filepath.Join(dir, e.Name()))
+	}
 }
