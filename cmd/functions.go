@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
+	"strconv"
 	"strings"
 	"time"
 
@@ -45,7 +46,8 @@ func (f *functionFlags) bind(fs *flag.FlagSet) {
 	fs.StringVar(&f.execFunctions, "exec-functions", "", "Comma-separated image=binary pairs run as local processes (development).")
 	fs.StringVar(&f.entrypoints, "function-entrypoints", "", "Comma-separated image=entrypoint pairs for images whose function is not at "+job.DefaultEntrypoint+".")
 	fs.DurationVar(&f.timeout, "function-timeout", 2*time.Minute, "Time limit of one function run.")
-	fs.IntVar(&f.podsPerImage, "function-pods-per-image", job.DefaultPodsPerImage, "Warm function pods kept per allowed image: a run goes to an idle one over HTTP instead of starting a Job. 0 turns the pool off: every run is a Job.")
+	fs.IntVar(&f.podsPerImage, "function-pods-per-image", 0, "Warm function pods kept per allowed image: a run goes to an idle one over HTTP, at its pod address, instead of starting a Job. "+
+		"0 (the default, for a manager outside the cluster, which cannot reach pod addresses): every run is a Job. The installed manager runs with "+strconv.Itoa(job.DefaultPodsPerImage)+".")
 	fs.DurationVar(&f.podIdleTimeout, "function-pod-idle-timeout", job.DefaultIdleTimeout, "How long a warm function pod waits for work before it is deleted.")
 	fs.IntVar(&f.cacheSize, "function-cache-size", fn.DefaultCacheSize, "Function results kept in memory; a negative value disables the cache.")
 
