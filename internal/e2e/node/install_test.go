@@ -97,7 +97,8 @@ func TestInstalled_managerPodRunsAsInstalled(t *testing.T) {
 // TestInstalled_tourAsAuthorAndApprover runs the README's kpoctl tour against the installed
 // manager, as two users with client certificates and nothing but kpo's roles: alice
 // (kpo-author and kpo-repository-admin) registers the repositories, clones the blueprint,
-// edits it and adds a function that runs as a Job, and proposes; she cannot approve; bob
+// edits it and adds two functions, one that runs as a Job and starlark (in the manager's
+// sandbox), and proposes; she cannot approve; bob
 // (kpo-approver) approves. Git ends with tag my-app/v1 holding the rendered edit, and the
 // revision says bob published it. Then the README's kubectl-only way, as the same users: a
 // PackageDraft from config/samples, a patch of its content, propose; alice's approval is
@@ -152,7 +153,7 @@ func TestInstalled_tourAsAuthorAndApprover(t *testing.T) {
 	edit("namespace.yaml", func(s string) string { return strings.Replace(s, "name: example", "name: my-app", 1) })
 	edit("app.yaml", func(string) string { return appYAML })
 	edit("Kptfile", func(s string) string {
-		return strings.TrimRight(s, "\n") + "\npipeline:\n" + mutator(setNamespaceImage, "my-app")
+		return strings.TrimRight(s, "\n") + "\npipeline:\n" + mutator(setNamespaceImage, "my-app") + starlarkMutator
 	})
 	pushed := time.Now()
 	must(alice, "rpkg", "push", "deployments.my-app.first", dir)
@@ -175,6 +176,7 @@ func TestInstalled_tourAsAuthorAndApprover(t *testing.T) {
 	app, err := deployments.ReadFile("refs/tags/my-app/v1", "my-app/app.yaml")
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(app).To(ContainSubstring("namespace: my-app"))
+	g.Expect(app).To(ContainSubstring("tour/starlark: sandboxed"), "starlark ran, in the manager's /kpo-fn sandbox")
 	g.Eventually(func(g Gomega) {
 		pr := &kpov1.PackageRevision{}
 		g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: "deployments.my-app.first"}, pr)).To(Succeed())
@@ -231,6 +233,15 @@ func httpGet(url string) (string, error) {
 	}
 	return string(body), nil
 }
+
+// starlarkMutator is a pipeline step the manager runs in its sandbox (/kpo-fn, a child process
+// under a memory budget, --function-sandbox-binary in config/manager).
+const starlarkMutator = `  - image: gcr.io/kpt-fn/starlark:v0.5.0
+    configMap:
+      source: |
+        for r in ctx.resource_list["items"]:
+          r["metadata"].setdefault("annotations", {})["tour/starlark"] = "sandboxed"
+`
 
 // managerPods returns the manager's running pods, oldest first, once at least one is Ready.
 func managerPods(g Gomega) []*corev1.Pod {
