@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/kustomize/kyaml/fn/framework"
 
 	"kpo.dev/kpo/internal/fn/job/wrapper"
@@ -299,11 +300,13 @@ func (p *Pool) startPod(ctx context.Context, image string) (*warmPod, error) {
 	if err := p.Jobs.Client.Create(ctx, pod); err != nil {
 		return nil, fmt.Errorf("creating a function pod: %w", err)
 	}
+	start := time.Now()
 	addr, err := p.waitServing(ctx, pod)
 	if err != nil {
 		p.deletePod(pod.Name)
 		return nil, err
 	}
+	log.FromContext(ctx).Info("warm function pod serving", "pod", pod.Name, "image", image, "startedIn", time.Since(start).Round(time.Millisecond).String())
 	return &warmPod{name: pod.Name, image: image, addr: addr}, nil
 }
 
@@ -436,7 +439,9 @@ func (p *Pool) Start(ctx context.Context) error {
 			p.DeleteAll()
 			return nil
 		case now := <-t.C:
-			p.reap(func(w *warmPod) bool { return !w.busy && now.Sub(w.idleSince) >= p.idleTimeout() })
+			if gone := p.reap(func(w *warmPod) bool { return !w.busy && now.Sub(w.idleSince) >= p.idleTimeout() }); len(gone) > 0 {
+				log.FromContext(ctx).Info("deleted idle warm function pods", "pods", gone, "idleTimeout", p.idleTimeout().String())
+			}
 		}
 	}
 }
@@ -457,8 +462,8 @@ func (p *Pool) DeleteAll() {
 		client.MatchingLabels{PoolLabel: p.name(), PoolInstanceLabel: p.instance}, client.GracePeriodSeconds(0))
 }
 
-// reap removes and deletes the pods that match.
-func (p *Pool) reap(match func(*warmPod) bool) {
+// reap removes and deletes the pods that match, and returns their names.
+func (p *Pool) reap(match func(*warmPod) bool) []string {
 	var gone []string
 	p.mu.Lock()
 	for _, ip := range p.images {
@@ -477,6 +482,7 @@ func (p *Pool) reap(match func(*warmPod) bool) {
 	for _, name := range gone {
 		p.deletePod(name)
 	}
+	return gone
 }
 
 // Pods returns the names of the pool's pods by image (for tests and status).

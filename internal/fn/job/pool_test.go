@@ -223,6 +223,20 @@ func TestPool_start_reapsIdlePodsAndEarlierInstancesPods(t *testing.T) {
 	g.Eventually(done).Should(Receive(BeNil()))
 }
 
+func TestPool_stop_deletesItsPods(t *testing.T) {
+	g := NewWithT(t)
+	f := newPoolFixture(t, "cat")
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- f.pool.Start(ctx) }()
+	g.Expect(f.pool.Evaluate(context.Background(), kptfile.Function{Image: poolImage}, resourceList(g))).To(Succeed())
+	g.Expect(f.pods(g)).To(HaveLen(1))
+	stop()
+	g.Eventually(done).Should(Receive(BeNil()))
+	g.Expect(f.pods(g)).To(BeEmpty())
+	g.Expect(f.pool.Pods()[poolImage]).To(BeEmpty())
+}
+
 func TestServing(t *testing.T) {
 	running := corev1.ContainerStatus{Name: functionName, State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}
 	for _, tc := range []struct {
