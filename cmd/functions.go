@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
+	"strconv"
 	"strings"
 	"time"
 
@@ -28,6 +29,8 @@ type functionFlags struct {
 	allowlist, execFunctions, entrypoints   string
 	timeout                                 time.Duration
 	cacheSize                               int
+	podsPerImage                            int
+	podIdleTimeout                          time.Duration
 
 	sandboxBinary      string
 	sandboxMemory      resource.Quantity
@@ -43,6 +46,9 @@ func (f *functionFlags) bind(fs *flag.FlagSet) {
 	fs.StringVar(&f.execFunctions, "exec-functions", "", "Comma-separated image=binary pairs run as local processes (development).")
 	fs.StringVar(&f.entrypoints, "function-entrypoints", "", "Comma-separated image=entrypoint pairs for images whose function is not at "+job.DefaultEntrypoint+".")
 	fs.DurationVar(&f.timeout, "function-timeout", 2*time.Minute, "Time limit of one function run.")
+	fs.IntVar(&f.podsPerImage, "function-pods-per-image", 0, "Warm function pods kept per allowed image: a run goes to an idle one over HTTP, at its pod address, instead of starting a Job. "+
+		"0 (the default, for a manager outside the cluster, which cannot reach pod addresses): every run is a Job. The installed manager runs with "+strconv.Itoa(job.DefaultPodsPerImage)+".")
+	fs.DurationVar(&f.podIdleTimeout, "function-pod-idle-timeout", job.DefaultIdleTimeout, "How long a warm function pod waits for work before it is deleted.")
 	fs.IntVar(&f.cacheSize, "function-cache-size", fn.DefaultCacheSize, "Function results kept in memory; a negative value disables the cache.")
 
 	fs.StringVar(&f.sandboxBinary, "function-sandbox-binary", "", "The kpo-fn binary that runs built-in functions executing the package's own code (starlark) in a child process, under the budgets below. "+
@@ -134,6 +140,14 @@ func (f *functionFlags) selector(c client.Client, reader client.Reader) (*fn.Sel
 	}
 	s := fn.NewSelector(exec, jobs, f.cacheSize)
 	s.Sandbox = box
+	if f.podsPerImage < 0 {
+		return nil, fmt.Errorf("--function-pods-per-image must be 0 (no pool) or more, got %d", f.podsPerImage)
+	}
+	if f.podsPerImage > 0 && len(jobs.Allowlist) > 0 {
+		s.Pool = &job.Pool{Jobs: jobs, PodsPerImage: f.podsPerImage, IdleTimeout: f.podIdleTimeout}
+		ctrl.Log.WithName("setup").Info("warm function pods", "namespace", jobs.Namespace, "podsPerImage", f.podsPerImage,
+			"idleTimeout", f.podIdleTimeout.String())
+	}
 	return s, nil
 }
 

@@ -55,8 +55,11 @@ func main() {
 		PprofBindAddress:       pprofAddr,
 		LeaderElection:         leaderElect,
 		LeaderElectionID:       controller.LeaderElectionID(shard),
-		Cache:                  controller.ShardCacheOptions(shard),
-		Client:                 controller.ClientOptions(),
+		// main returns as soon as the manager stops, so the Lease can be given up then: a
+		// rolling update's new pod leads at once instead of after the Lease expires.
+		LeaderElectionReleaseOnCancel: true,
+		Cache:                         controller.ShardCacheOptions(shard),
+		Client:                        controller.ClientOptions(),
 	})
 	if err != nil {
 		setupLog.Error(err, "creating manager")
@@ -66,6 +69,13 @@ func main() {
 	if err != nil {
 		setupLog.Error(err, "invalid function flags")
 		os.Exit(1)
+	}
+	if selector.Pool != nil {
+		// Under leader election: it reaps idle pods, and deletes them all when the manager stops.
+		if err := mgr.Add(selector.Pool); err != nil {
+			setupLog.Error(err, "adding the function pool")
+			os.Exit(1)
+		}
 	}
 	if err := controller.SetupWithManager(mgr, controller.Options{
 		GitCache:          git.NewCache(gitCacheDir),

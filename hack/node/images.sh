@@ -9,6 +9,12 @@
 #                                        set-namespace: the built-in, as a standalone function
 #   kpo.local/e2e/fn-fail:dev            /usr/local/bin/function fails on purpose (stderr, exit 1)
 #   kpo.local/e2e/fn-sleep:dev           /usr/local/bin/function sleeps for an hour
+#   kpo.local/e2e/kpo:dev                kpo's image, as the Dockerfile lays it out: /manager (the
+#                                        entrypoint), /kpo-fn (its starlark sandbox) and
+#                                        /kpo-fn-wrapper (the installer uses it as the wrapper image
+#                                        too). The manager needs no other binary: go-git is pure Go.
+#
+# It also builds kpoctl (DIR/bin/kpoctl) for the installed tour, run as a user on this machine.
 #
 # fn-fail and fn-sleep declare no user, as many function images do (they would run as root,
 # group root, unless the pod says otherwise); the others run as 65532:65532.
@@ -35,6 +41,8 @@ build testfn-set-namespace ./hack/node/cmd/testfn "-X main.mode=run:set-namespac
 build testfn-set-namespace-host ./hack/node/cmd/testfn "-X main.mode=run:set-namespace -X main.kpoFn=${dir}/bin/kpo-fn"
 build testfn-fail ./hack/node/cmd/testfn "-X main.mode=fail"
 build testfn-sleep ./hack/node/cmd/testfn "-X main.mode=sleep"
+build manager ./cmd
+build kpoctl ./cmd/kpoctl
 
 mk() { "${dir}/bin/mkimage" "$@"; }
 b="${dir}/bin"
@@ -47,4 +55,6 @@ mk -o "${dir}/fn-fail.tar" -name kpo.local/e2e/fn-fail:dev -user "" -entrypoint 
   /usr/local/bin/function="${b}/testfn-fail"
 mk -o "${dir}/fn-sleep.tar" -name kpo.local/e2e/fn-sleep:dev -user "" -entrypoint /usr/local/bin/function \
   /usr/local/bin/function="${b}/testfn-sleep"
+mk -o "${dir}/kpo.tar" -name kpo.local/e2e/kpo:dev -entrypoint /manager \
+  /manager="${b}/manager" /kpo-fn="${b}/kpo-fn" /kpo-fn-wrapper="${b}/kpo-fn-wrapper"
 echo "${dir}"

@@ -35,6 +35,9 @@ type Selector struct {
 	Exec *ExecEvaluator
 	// Job runs everything else that is on its allowlist; nil refuses everything else.
 	Job *job.Evaluator
+	// Pool, when set, runs what Job would run in its warm pods instead (Job's allowlist and
+	// settings); nil starts a Job per run.
+	Pool *job.Pool
 
 	cached *CachingEvaluator
 }
@@ -77,6 +80,9 @@ func (s *Selector) external(ctx context.Context, fn kptfile.Function, rl *framew
 	}
 	if s.Job == nil {
 		return fmt.Errorf("%w: %q is not built in and the manager runs no function Jobs: start it with --function-image-allowlist", job.ErrImageNotAllowed, fn.Image)
+	}
+	if s.Pool != nil {
+		return s.Pool.Evaluate(ctx, fn, rl)
 	}
 	return s.Job.Evaluate(ctx, fn, rl)
 }

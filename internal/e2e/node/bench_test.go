@@ -36,7 +36,9 @@ pipeline:
 // over latencyRuns runs (run with -benchtime 1x): in process (built-in), as a local process
 // (exec evaluator, kpo-fn), and as a Job on the node — warm (its images on the node) and cold
 // (the function image removed from the node before each run and loaded again, as a pull would:
-// no registry is reachable here, so the run includes `ctr images import` of its tarball).
+// no registry is reachable here, so the run includes `ctr images import` of its tarball); and
+// in a warm pod of the pool, warm (the pod running) and cold (a new pod each run, its image on
+// the node).
 // No function cache: every run evaluates.
 func BenchmarkFunctionLatency(b *testing.B) {
 	builtinImage := "gcr.io/kpt-fn/set-namespace:v0.4.1"
@@ -53,6 +55,23 @@ func BenchmarkFunctionLatency(b *testing.B) {
 	})
 	b.Run("job-warm", func(b *testing.B) {
 		latency(b, fn.NewSelector(nil, jobs, -1), setNamespaceImage, nil)
+	})
+	b.Run("pool-warm", func(b *testing.B) {
+		s := fn.NewSelector(nil, jobs, -1)
+		s.Pool = newTestPool(b)
+		s.Pool.Jobs = jobs
+		// The first run starts the pod; the timed ones find it.
+		if _, _, err := s.Render(context.Background(), latencyPackage(setNamespaceImage, "first")); err != nil {
+			b.Fatal(err)
+		}
+		latency(b, s, setNamespaceImage, nil)
+	})
+	b.Run("pool-cold", func(b *testing.B) {
+		s := fn.NewSelector(nil, jobs, -1)
+		s.Pool = newTestPool(b)
+		s.Pool.Jobs = jobs
+		// Each run starts a pod (the image is on the node): the last one is deleted first.
+		latency(b, s, setNamespaceImage, func() error { s.Pool.DeleteAll(); return nil })
 	})
 	b.Run("job-cold", func(b *testing.B) {
 		latency(b, fn.NewSelector(nil, jobs, -1), setNamespaceImage, func() error {

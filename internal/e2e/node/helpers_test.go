@@ -45,9 +45,8 @@ func newDraftFixture(t *testing.T, pkg string) *draftFixture {
 	t.Helper()
 	g := NewWithT(t)
 	ctx := context.Background()
-	srv, err := gitserver.Start(gitserver.Options{Root: t.TempDir(), Username: gitUser, Password: gitPassword})
+	srv, err := startGitServer(t)
 	g.Expect(err).NotTo(HaveOccurred())
-	t.Cleanup(func() { _ = srv.Close() })
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "kpo-node-e2e-"}}
 	g.Expect(k8sClient.Create(ctx, ns)).To(Succeed())
 	t.Cleanup(func() { _ = k8sClient.Delete(context.Background(), ns) })
@@ -92,6 +91,21 @@ func newDraftFixture(t *testing.T, pkg string) *draftFixture {
 		rev = d.Status.PackageRevision
 	}, timeout, interval).Should(Succeed())
 	return &draftFixture{ns: ns.Name, rev: rev, pkg: pkg, ws: ws, git: gitRepo}
+}
+
+// startGitServer starts a Git server for one test on the node's address, where the manager's
+// pod reaches it; it stops when the test ends.
+func startGitServer(t *testing.T) (*gitserver.Server, error) {
+	t.Helper()
+	if nodeIP == "" {
+		return nil, fmt.Errorf("KPO_NODE_IP is unset: hack/node/cluster.sh run sets it")
+	}
+	srv, err := gitserver.Start(gitserver.Options{Root: t.TempDir(), Username: gitUser, Password: gitPassword, Addr: nodeIP + ":0"})
+	if err != nil {
+		return nil, err
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	return srv, nil
 }
 
 // setPipeline edits the draft's content as `kubectl edit` would: the files, and the Kptfile

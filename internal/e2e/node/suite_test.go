@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,23 +21,20 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
-	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	kpov1 "kpo.dev/kpo/api/v1alpha1"
-	"kpo.dev/kpo/internal/controller"
-	"kpo.dev/kpo/internal/fn"
 	"kpo.dev/kpo/internal/fn/job"
-	"kpo.dev/kpo/internal/git"
 	"kpo.dev/kpo/internal/testenv"
 )
 
 // The images hack/node/images.sh builds and hack/node/cluster.sh imports into the node.
 const (
+	// kpoImage is kpo's own image (the manager, its sandbox and the function wrapper): the
+	// IMG of make build-installer.
+	kpoImage          = "kpo.local/e2e/kpo:dev"
 	wrapperImage      = "kpo.local/e2e/kpo-fn-wrapper:dev"
 	setNamespaceImage = "kpo.local/e2e/fn-set-namespace:dev"
 	failingImage      = "kpo.local/e2e/fn-fail:dev"
@@ -48,14 +47,27 @@ const (
 	uploaderAccount   = "kpo-fn-uploader"
 	// functionTimeout is the job evaluator's limit: a Job on this node takes a few seconds.
 	functionTimeout = 20 * time.Second
+	// functionAllowlist lets this tier's function images run.
+	functionAllowlist = "kpo.local/e2e/fn-*"
+
+	// managerNamespace and managerDeployment are the installer's.
+	managerNamespace  = "kpo-system"
+	managerDeployment = "kpo-controller-manager"
+	managerSelector   = "app.kubernetes.io/name=kpo"
 )
 
 var (
 	k8sClient client.Client
+	clientset kubernetes.Interface
 	restCfg   *rest.Config
 	pods      *podRecorder
-	// nodeDir is $KPO_NODE_DIR: the node's state (its containerd socket, its image tarballs).
+	// nodeDir is $KPO_NODE_DIR: the node's state (its containerd socket, its image tarballs,
+	// its CA).
 	nodeDir string
+	// nodeIP is the node's address, where pods reach servers the tests start on this machine.
+	nodeIP string
+	// kubectlBin is the node's kubectl.
+	kubectlBin string
 )
 
 func TestMain(m *testing.M) {
@@ -70,34 +82,26 @@ func runSuite(m *testing.M) int {
 		fmt.Println("node tier: not run: no node is up (KPO_NODE_DIR and KUBECONFIG unset); run `make e2e`")
 		return 0
 	}
-	ctrl.SetLogger(zap.New(zap.UseDevMode(true), zap.WriteTo(logSink())))
+	nodeIP = os.Getenv("KPO_NODE_IP")
+	kubectlBin = filepath.Join(os.Getenv("KPO_NODE_ASSETS"), "kubectl")
+	// The manager runs in its pod (its log: dumpManagerLogs); nothing here needs a log.
+	ctrl.SetLogger(zap.New(zap.WriteTo(io.Discard)))
 	cfg, err := clientcmd.BuildConfigFromFlags("", os.Getenv("KUBECONFIG"))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "node tier:", err)
 		return 1
 	}
 	restCfg = cfg
-
-	// kpo's CRDs, ClusterRoles, admission policies and config/functions, on the node's cluster.
-	env := &envtest.Environment{
-		UseExistingCluster:    ptr.To(true),
-		Config:                cfg,
-		CRDDirectoryPaths:     []string{filepath.Join(testenv.RepoRoot(), "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-	}
-	if _, err := env.Start(); err != nil {
-		fmt.Fprintln(os.Stderr, "node tier: installing CRDs:", err)
-		return 1
-	}
 	ctx := context.Background()
-	if err := testenv.InstallConfig(ctx, cfg); err != nil {
-		fmt.Fprintln(os.Stderr, "node tier: installing config:", err)
+
+	// kpo as a user installs it: dist/install.yaml from make build-installer, applied with
+	// kubectl, with the function flags this node needs.
+	if err := install(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "node tier: installing kpo:", err)
+		dumpManagerLogs()
 		return 1
 	}
-	if err := testenv.WaitForPolicies(ctx, cfg); err != nil {
-		fmt.Fprintln(os.Stderr, "node tier:", err)
-		return 1
-	}
+	defer dumpManagerLogs()
 
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
@@ -112,58 +116,106 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "node tier:", err)
 		return 1
 	}
+	clientset = cs
 	stop := make(chan struct{})
 	defer close(stop)
 	pods = startPodRecorder(cs, functionNamespace, stop)
-
-	// kpo's manager, in process, as its own identity, as internal/e2e sets it up, but with the
-	// job evaluator on: functions that are not built in run as Jobs on the node.
-	mgr, err := ctrl.NewManager(testenv.ManagerConfig(cfg), ctrl.Options{
-		Scheme:                 scheme,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Cache:                  controller.CacheOptions(),
-		Client:                 controller.ClientOptions(),
-	})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "node tier: creating manager:", err)
-		return 1
-	}
-	workDir, err := os.MkdirTemp("", "kpo-e2e-node-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "node tier:", err)
-		return 1
-	}
-	defer os.RemoveAll(workDir)
-	jobs := newJobEvaluator(mgr.GetClient(), mgr.GetAPIReader())
-	if err := controller.SetupWithManager(mgr, controller.Options{
-		GitCache:          git.NewCache(filepath.Join(workDir, "git-cache")),
-		RepositoryWorkers: 4,
-		// No function cache: every render the tests cause runs a Job.
-		Render: fn.NewSelector(nil, jobs, -1).Render,
-	}); err != nil {
-		fmt.Fprintln(os.Stderr, "node tier: setting up controllers:", err)
-		return 1
-	}
-	mgrCtx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := mgr.Start(mgrCtx); err != nil {
-			fmt.Fprintln(os.Stderr, "node tier: manager:", err)
-		}
-	}()
-	defer func() { cancel(); <-done }()
 	return m.Run()
+}
+
+// installOverlay is what a user adds to dist/install.yaml for this node: the function images
+// allowed to run, a timeout short enough for the timeout test, and no warm pods, so that the
+// function tests see Jobs (the warm pool is tested on its own, and the failover test turns it
+// on in the manager).
+const installOverlay = `apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+- install.yaml
+patches:
+- target: {kind: Deployment, name: kpo-controller-manager, namespace: kpo-system}
+  patch: |
+    - op: add
+      path: /spec/template/spec/containers/0/args/-
+      value: --function-image-allowlist=` + functionAllowlist + `
+    - op: add
+      path: /spec/template/spec/containers/0/args/-
+      value: --function-timeout=` + "%s" + `
+    - op: add
+      path: /spec/template/spec/containers/0/args/-
+      value: --function-pods-per-image=0
+`
+
+// install writes dist/install.yaml with make build-installer (IMG=kpoImage), applies it with
+// the overlay above, and waits for the CRDs, the admission policies and the manager's pod.
+func install(ctx context.Context) error {
+	root := testenv.RepoRoot()
+	mk := exec.Command("make", "build-installer", "IMG="+kpoImage, "KUBECTL="+kubectlBin)
+	mk.Dir = root
+	if out, err := mk.CombinedOutput(); err != nil {
+		return fmt.Errorf("make build-installer: %v: %s", err, out)
+	}
+	dir, err := os.MkdirTemp("", "kpo-node-install-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	data, err := os.ReadFile(filepath.Join(root, "dist", "install.yaml"))
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "install.yaml"), data, 0o600); err != nil {
+		return err
+	}
+	overlay := fmt.Sprintf(installOverlay, functionTimeout)
+	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(overlay), 0o600); err != nil {
+		return err
+	}
+	if _, err := kubectl("", "apply", "--server-side", "--field-manager=kpo-install", "-k", dir); err != nil {
+		return err
+	}
+	if _, err := kubectl("", "wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"); err != nil {
+		return err
+	}
+	if err := testenv.WaitForPolicies(ctx, restCfg); err != nil {
+		return err
+	}
+	if _, err := kubectl("", "-n", managerNamespace, "rollout", "status", "deployment/"+managerDeployment, "--timeout=120s"); err != nil {
+		out, _ := kubectl("", "-n", managerNamespace, "describe", "pods", "-l", managerSelector)
+		return fmt.Errorf("%w\n%s", err, out)
+	}
+	return nil
+}
+
+// kubectl runs the node's kubectl with kubeconfig (the admin's when empty) and returns its
+// standard output.
+func kubectl(kubeconfig string, args ...string) (string, error) {
+	cmd := exec.Command(kubectlBin, args...)
+	if kubeconfig != "" {
+		cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return string(out), fmt.Errorf("kubectl %s: %w: %s", strings.Join(args, " "), err, stderr.String())
+	}
+	return string(out), nil
+}
+
+// dumpManagerLogs keeps the manager pods' logs beside the node's own logs
+// ($KPO_NODE_DIR/logs, kept after the teardown), for a look after a failure.
+func dumpManagerLogs() {
+	out, _ := kubectl("", "-n", managerNamespace, "logs", "-l", managerSelector, "--all-containers", "--prefix", "--tail=-1")
+	_ = os.WriteFile(filepath.Join(nodeDir, "logs", "kpo-manager.log"), []byte(out), 0o600)
 }
 
 // newJobEvaluator is the job evaluator as the manager's --function-* flags would build it for
 // this node: config/functions' namespace and uploader, the wrapper image built here, and an
-// allowlist of this tier's images.
+// allowlist of this tier's images. The benchmark runs it in the test process.
 func newJobEvaluator(c client.Client, r client.Reader) *job.Evaluator {
 	return &job.Evaluator{
 		Client: c, Reader: r, Namespace: functionNamespace, WrapperImage: wrapperImage,
-		ServiceAccount: uploaderAccount, Allowlist: []string{"kpo.local/e2e/fn-*"},
+		ServiceAccount: uploaderAccount, Allowlist: []string{functionAllowlist},
 		Timeout: functionTimeout, PollInterval: 50 * time.Millisecond,
 	}
 }
@@ -214,12 +266,4 @@ func (r *podRecorder) ofImage(image string) (out []*corev1.Pod, gone []bool) {
 		}
 	}
 	return out, gone
-}
-
-// logSink is where the manager's log goes: stderr with KPO_TEST_LOG=1.
-func logSink() io.Writer {
-	if os.Getenv("KPO_TEST_LOG") != "" {
-		return os.Stderr
-	}
-	return io.Discard
 }

@@ -93,20 +93,11 @@ func (e *Evaluator) Allowed(image string) bool {
 // Evaluate runs fn as a Job over rl and replaces rl's items and results with its output.
 // The Job and both ConfigMaps are deleted whatever happens.
 func (e *Evaluator) Evaluate(ctx context.Context, fn kptfile.Function, rl *framework.ResourceList) error {
-	if fn.Image == "" {
-		return fmt.Errorf("the job evaluator runs images, not exec functions (%q)", fn.Exec)
-	}
-	if !e.Allowed(fn.Image) {
-		return fmt.Errorf("%w: %q is not on the function image allowlist: add it to the manager's --function-image-allowlist, or use a built-in function", ErrImageNotAllowed, fn.Image)
-	}
-	input, err := render.FunctionInput(rl)
+	input, err := e.input(fn, rl)
 	if err != nil {
-		return fmt.Errorf("writing the input ResourceList: %w", err)
+		return err
 	}
-	timeout := e.Timeout
-	if timeout == 0 {
-		timeout = 2 * time.Minute
-	}
+	timeout := e.timeout()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
@@ -128,6 +119,29 @@ func (e *Evaluator) Evaluate(ctx context.Context, fn kptfile.Function, rl *frame
 	return apply(fn.Image, result, rl)
 }
 
+// input checks that fn may run here and returns its input ResourceList.
+func (e *Evaluator) input(fn kptfile.Function, rl *framework.ResourceList) ([]byte, error) {
+	if fn.Image == "" {
+		return nil, fmt.Errorf("the job evaluator runs images, not exec functions (%q)", fn.Exec)
+	}
+	if !e.Allowed(fn.Image) {
+		return nil, fmt.Errorf("%w: %q is not on the function image allowlist: add it to the manager's --function-image-allowlist, or use a built-in function", ErrImageNotAllowed, fn.Image)
+	}
+	input, err := render.FunctionInput(rl)
+	if err != nil {
+		return nil, fmt.Errorf("writing the input ResourceList: %w", err)
+	}
+	return input, nil
+}
+
+// timeout is the limit of one run.
+func (e *Evaluator) timeout() time.Duration {
+	if e.Timeout == 0 {
+		return 2 * time.Minute
+	}
+	return e.Timeout
+}
+
 // objects builds the input and (empty) output ConfigMaps and the Job of one run.
 func (e *Evaluator) objects(run, image string, input []byte, timeout time.Duration) (*corev1.ConfigMap, *corev1.ConfigMap, *batchv1.Job) {
 	labels := map[string]string{FunctionLabel: run}
@@ -138,25 +152,8 @@ func (e *Evaluator) objects(run, image string, input []byte, timeout time.Durati
 	in := &corev1.ConfigMap{ObjectMeta: meta(run+"-in", "input"), Data: map[string]string{inputKey: string(input)}}
 	out := &corev1.ConfigMap{ObjectMeta: meta(run+"-out", "output")}
 
-	entrypoint := DefaultEntrypoint
-	if ep, ok := e.Entrypoints[builtin.ImageName(image)]; ok {
-		entrypoint = ep
-	}
-	// The group is set as well as the user: an image that declares no user would otherwise run
-	// its processes with group root (GID 0), as a real node showed (internal/e2e/node).
-	restricted := &corev1.SecurityContext{
-		RunAsNonRoot:             ptr.To(true),
-		RunAsUser:                ptr.To[int64](65532),
-		RunAsGroup:               ptr.To[int64](65532),
-		AllowPrivilegeEscalation: ptr.To(false),
-		ReadOnlyRootFilesystem:   ptr.To(true),
-		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
-		SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
-	}
-	limits := corev1.ResourceRequirements{
-		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("64Mi")},
-		Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1"), corev1.ResourceMemory: resource.MustParse("512Mi")},
-	}
+	entrypoint := e.entrypoint(image)
+	restricted, limits := restrictedContext(), functionResources()
 	mount := func(name, at string, ro bool) corev1.VolumeMount {
 		return corev1.VolumeMount{Name: name, MountPath: at, ReadOnly: ro}
 	}
@@ -174,17 +171,8 @@ func (e *Evaluator) objects(run, image string, input []byte, timeout time.Durati
 					ServiceAccountName:           e.ServiceAccount,
 					AutomountServiceAccountToken: ptr.To(false),
 					EnableServiceLinks:           ptr.To(false),
-					SecurityContext: &corev1.PodSecurityContext{
-						RunAsNonRoot: ptr.To(true), RunAsUser: ptr.To[int64](65532), RunAsGroup: ptr.To[int64](65532),
-						FSGroup:        ptr.To[int64](65532),
-						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
-					},
-					InitContainers: []corev1.Container{{
-						Name: "install-wrapper", Image: e.WrapperImage, ImagePullPolicy: corev1.PullIfNotPresent,
-						Command:         []string{"/kpo-fn-wrapper", "install", wrapperPath},
-						SecurityContext: restricted, Resources: limits,
-						VolumeMounts: []corev1.VolumeMount{mount("bin", wrapperDir, false)},
-					}},
+					SecurityContext:              podSecurityContext(),
+					InitContainers:               []corev1.Container{e.installWrapper()},
 					Containers: []corev1.Container{
 						{
 							Name: functionName, Image: image, ImagePullPolicy: corev1.PullIfNotPresent,
@@ -219,6 +207,57 @@ func (e *Evaluator) objects(run, image string, input []byte, timeout time.Durati
 		},
 	}
 	return in, out, job
+}
+
+// restrictedContext is the security context of every container of a function pod. The group
+// is set as well as the user: an image that declares no user would otherwise run its processes
+// with group root (GID 0), as a real node showed (internal/e2e/node).
+func restrictedContext() *corev1.SecurityContext {
+	return &corev1.SecurityContext{
+		RunAsNonRoot:             ptr.To(true),
+		RunAsUser:                ptr.To[int64](65532),
+		RunAsGroup:               ptr.To[int64](65532),
+		AllowPrivilegeEscalation: ptr.To(false),
+		ReadOnlyRootFilesystem:   ptr.To(true),
+		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+		SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+	}
+}
+
+// podSecurityContext is the pod-level half of restrictedContext.
+func podSecurityContext() *corev1.PodSecurityContext {
+	return &corev1.PodSecurityContext{
+		RunAsNonRoot: ptr.To(true), RunAsUser: ptr.To[int64](65532), RunAsGroup: ptr.To[int64](65532),
+		FSGroup:        ptr.To[int64](65532),
+		SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+	}
+}
+
+// functionResources are the requests and limits of every container of a function pod.
+func functionResources() corev1.ResourceRequirements {
+	return corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("64Mi")},
+		Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1"), corev1.ResourceMemory: resource.MustParse("512Mi")},
+	}
+}
+
+// installWrapper is the init container that copies kpo-fn-wrapper into the "bin" volume, for
+// the function's container (whose image need not hold it).
+func (e *Evaluator) installWrapper() corev1.Container {
+	return corev1.Container{
+		Name: "install-wrapper", Image: e.WrapperImage, ImagePullPolicy: corev1.PullIfNotPresent,
+		Command:         []string{"/kpo-fn-wrapper", "install", wrapperPath},
+		SecurityContext: restrictedContext(), Resources: functionResources(),
+		VolumeMounts: []corev1.VolumeMount{{Name: "bin", MountPath: wrapperDir}},
+	}
+}
+
+// entrypoint is where image keeps its function.
+func (e *Evaluator) entrypoint(image string) string {
+	if ep, ok := e.Entrypoints[builtin.ImageName(image)]; ok {
+		return ep
+	}
+	return DefaultEntrypoint
 }
 
 // waitForOutput polls the output ConfigMap until the uploader filled it, or the Job failed.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,11 +41,13 @@ const StderrTail = 16 * 1024
 // Main dispatches to run or upload.
 func Main(args []string) error {
 	if len(args) == 0 {
-		return errors.New("usage: kpo-fn-wrapper run|upload|install [flags]")
+		return errors.New("usage: kpo-fn-wrapper run|serve|upload|install [flags]")
 	}
 	switch args[0] {
 	case "run":
 		return runCmd(args[1:])
+	case "serve":
+		return serveCmd(args[1:])
 	case "upload":
 		return uploadCmd(args[1:])
 	case "install":
@@ -53,7 +56,7 @@ func Main(args []string) error {
 		}
 		return Install(args[1])
 	}
-	return fmt.Errorf("unknown command %q: use run, upload or install", args[0])
+	return fmt.Errorf("unknown command %q: use run, serve, upload or install", args[0])
 }
 
 // Install copies this executable to dest, for the function container (the init container's
@@ -86,13 +89,13 @@ func runCmd(args []string) error {
 // Run runs command with input on stdin and records its outcome in dir. A function that fails
 // is an outcome, not an error: Run fails only when it cannot record anything.
 func Run(input, dir string, command []string) error {
-	files := map[string][]byte{}
-	stdout, stderr, code, err := execute(input, command)
-	files[StdoutKey] = stdout
-	files[StderrKey] = tail(stderr, StderrTail)
-	files[ExitCodeKey] = []byte(strconv.Itoa(code))
+	var files map[string][]byte
+	in, err := os.Open(input) //nolint:gosec // G304: the input file the Job spec names (a mounted ConfigMap)
 	if err != nil {
-		files[ErrorKey] = []byte(err.Error())
+		files = outcome(nil, nil, -1, fmt.Errorf("opening input: %w", err))
+	} else {
+		files = Execute(context.Background(), in, command)
+		_ = in.Close()
 	}
 	for name, data := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
@@ -102,15 +105,30 @@ func Run(input, dir string, command []string) error {
 	return os.WriteFile(filepath.Join(dir, doneFile), nil, 0o600)
 }
 
-func execute(input string, command []string) (stdout, stderr []byte, code int, err error) {
-	in, err := os.Open(input) //nolint:gosec // G304: the input file the Job spec names (a mounted ConfigMap)
-	if err != nil {
-		return nil, nil, -1, fmt.Errorf("opening input: %w", err)
+// Execute runs command with stdin and returns its outcome as the files (and ConfigMap keys)
+// StdoutKey, StderrKey (its tail), ExitCodeKey and, when it could not be started, ErrorKey.
+// Cancelling ctx kills the function. A Job's run and a warm pod's request record the same.
+func Execute(ctx context.Context, stdin io.Reader, command []string) map[string][]byte {
+	stdout, stderr, code, err := execute(ctx, stdin, command)
+	return outcome(stdout, stderr, code, err)
+}
+
+func outcome(stdout, stderr []byte, code int, err error) map[string][]byte {
+	files := map[string][]byte{
+		StdoutKey:   stdout,
+		StderrKey:   tail(stderr, StderrTail),
+		ExitCodeKey: []byte(strconv.Itoa(code)),
 	}
-	defer in.Close()
+	if err != nil {
+		files[ErrorKey] = []byte(err.Error())
+	}
+	return files
+}
+
+func execute(ctx context.Context, stdin io.Reader, command []string) (stdout, stderr []byte, code int, err error) {
 	var outBuf, errBuf bytes.Buffer
-	cmd := exec.Command(command[0], command[1:]...) //nolint:gosec // G204: running the function's entrypoint is the wrapper's job; the Job spec names it
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = in, &outBuf, &errBuf
+	cmd := exec.CommandContext(ctx, command[0], command[1:]...) //nolint:gosec // G204: running the function's entrypoint is the wrapper's job; the pod spec names it
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, &outBuf, &errBuf
 	err = cmd.Run()
 	var exitErr *exec.ExitError
 	switch {

@@ -1,0 +1,108 @@
+package wrapper
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Paths of the warm pod's server.
+const (
+	// RunPath takes a POST whose body is the input ResourceList and answers with the outcome:
+	// a JSON object of the keys Execute returns (values base64, as JSON encodes bytes).
+	RunPath = "/run"
+	// HealthPath answers 200 once the server listens.
+	HealthPath = "/healthz"
+)
+
+// MaxInput bounds a request's ResourceList (the manager's packages are ConfigMaps, under 1 MiB;
+// this leaves room for what a pipeline adds).
+const MaxInput = 32 << 20
+
+func serveCmd(args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	listen := fs.String("listen", ":9446", "address to serve on")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return errors.New("usage: kpo-fn-wrapper serve [--listen ADDR] -- ENTRYPOINT [ARGS...]")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	l, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: Handler(fs.Args(), ScratchDirs...), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// ScratchDirs are the writable places of a warm pod's function container besides its own
+// process (the root filesystem and the wrapper's volume are read-only): serve empties them
+// after each run, so that one run (of one namespace's package) leaves nothing for the next.
+var ScratchDirs = []string{"/dev/shm"}
+
+// Handler is the warm pod's server: each POST to RunPath runs command once with the body on
+// stdin, one run at a time (the pool sends a pod one request at a time; this keeps a stray
+// second one from sharing its CPU and memory limits), and then empties the scratch
+// directories. A request cancelled by the client (its timeout) kills the function.
+func Handler(command []string, scratch ...string) http.Handler {
+	var mu sync.Mutex
+	mux := http.NewServeMux()
+	mux.HandleFunc(HealthPath, func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
+	mux.HandleFunc(RunPath, func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			http.Error(w, "POST a ResourceList", http.StatusMethodNotAllowed)
+			return
+		}
+		input, err := io.ReadAll(io.LimitReader(r.Body, MaxInput+1))
+		if err != nil {
+			http.Error(w, fmt.Sprintf("reading the ResourceList: %v", err), http.StatusBadRequest)
+			return
+		}
+		if len(input) > MaxInput {
+			http.Error(w, fmt.Sprintf("the ResourceList is over %d bytes", MaxInput), http.StatusRequestEntityTooLarge)
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		out := Execute(r.Context(), bytes.NewReader(input), command)
+		for _, dir := range scratch {
+			emptyDir(dir)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(out)
+	})
+	return mux
+}
+
+// emptyDir removes what dir holds (as far as this process may), keeping dir.
+func emptyDir(dir string) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		_ = os.RemoveAll(filepath.Join(dir, e.Name()))
+	}
+}
