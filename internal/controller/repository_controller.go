@@ -57,7 +57,7 @@ type RepositoryReconciler struct {
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;update;patch;delete;deletecollection
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
-// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;delete;deletecollection
+// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;create;delete;deletecollection,namespace=kpo-fn
 
 // SetupWithManager registers the reconciler: it runs on spec changes and on any annotation
 // change (kpo.dev/sync-requested), requeues itself for periodic syncs, recounts its

@@ -52,7 +52,7 @@ const (
 
 // The warm pods: created, read while they start, deleted when idle or broken, and the ones an
 // earlier manager left deleted together.
-// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;create;delete;deletecollection
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;create;delete;deletecollection,namespace=kpo-fn
 
 // Pool runs functions in warm pods: at most PodsPerImage running pods per image, each serving
 // one ResourceList at a time over HTTP (kpo-fn-wrapper serve), instead of a Job per run. A pod

@@ -58,7 +58,7 @@ func newPoolFixture(t *testing.T, command ...string) *poolFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := wrapper.Handler(command)
+	h := wrapper.Handler(command, wrapper.Scratch{})
 	srv := &http.Server{ReadHeaderTimeout: time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == wrapper.RunPath {
 			n := f.running.Add(1)

@@ -46,7 +46,7 @@ func serveCmd(args []string) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: Handler(fs.Args(), ScratchDirs...), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: Handler(fs.Args(), PodScratch), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()
 		_ = srv.Close()
@@ -57,16 +57,38 @@ func serveCmd(args []string) error {
 	return nil
 }
 
-// ScratchDirs are the writable places of a warm pod's function container besides its own
-// process (the root filesystem and the wrapper's volume are read-only): serve empties them
-// after each run, so that one run (of one namespace's package) leaves nothing for the next.
-var ScratchDirs = []string{"/dev/shm"}
+// Scratch is what a warm pod's function container may write besides its own process (the root
+// filesystem and the wrapper's volume are read-only): serve empties it after each run, so that
+// one run (of one namespace's package) leaves nothing for the next.
+type Scratch struct {
+	// Dirs are emptied (kept themselves); Files are truncated.
+	Dirs, Files []string
+}
+
+// PodScratch is a warm pod's: its memory-backed /dev/shm and the termination message file the
+// kubelet mounts.
+var PodScratch = Scratch{Dirs: []string{"/dev/shm"}, Files: []string{"/dev/termination-log"}}
+
+// empty removes what the directories hold and truncates the files, as far as this process may.
+func (s Scratch) empty() {
+	for _, dir := range s.Dirs {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		for _, e := range entries {
+			_ = os.RemoveAll(filepath.Join(dir, e.Name()))
+		}
+	}
+	for _, f := range s.Files {
+		_ = os.Truncate(f, 0) // absent outside a pod
+	}
+}
 
 // Handler is the warm pod's server: each POST to RunPath runs command once with the body on
 // stdin, one run at a time (the pool sends a pod one request at a time; this keeps a stray
-// second one from sharing its CPU and memory limits), and then empties the scratch
-// directories. A request cancelled by the client (its timeout) kills the function.
-func Handler(command []string, scratch ...string) http.Handler {
+// second one from sharing its CPU and memory limits), and then empties scratch. A request cancelled by the client (its timeout) kills the function.
+func Handler(command []string, scratch Scratch) http.Handler {
 	var mu sync.Mutex
 	mux := http.NewServeMux()
 	mux.HandleFunc(HealthPath, func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
@@ -87,22 +109,9 @@ func Handler(command []string, scratch ...string) http.Handler {
 		mu.Lock()
 		defer mu.Unlock()
 		out := Execute(r.Context(), bytes.NewReader(input), command)
-		for _, dir := range scratch {
-			emptyDir(dir)
-		}
+		scratch.empty()
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(out)
 	})
 	return mux
-}
-
-// emptyDir removes what dir holds (as far as this process may), keeping dir.
-func emptyDir(dir string) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return
-	}
-	for _, e := range entries {
-		_ = os.RemoveAll(filepath.Join(dir, e.Name()))
-	}
 }

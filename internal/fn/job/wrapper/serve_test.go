@@ -27,7 +27,7 @@ func post(t *testing.T, h http.Handler, body string) (int, map[string][]byte) {
 
 func TestHandler_runAnswersWhatAJobRunRecords(t *testing.T) {
 	g := NewWithT(t)
-	h := Handler([]string{"sh", "-c", "cat; echo last words >&2; exit 3"})
+	h := Handler([]string{"sh", "-c", "cat; echo last words >&2; exit 3"}, Scratch{})
 	code, out := post(t, h, "kind: ResourceList\n")
 	g.Expect(code).To(Equal(http.StatusOK))
 	g.Expect(string(out[StdoutKey])).To(Equal("kind: ResourceList\n"))
@@ -46,10 +46,14 @@ func TestHandler_runAnswersWhatAJobRunRecords(t *testing.T) {
 	}
 }
 
-func TestHandler_emptiesScratchDirectoriesAfterEachRun(t *testing.T) {
+func TestHandler_emptiesScratchAfterEachRun(t *testing.T) {
 	g := NewWithT(t)
 	scratch := t.TempDir()
-	h := Handler([]string{"sh", "-c", "cat >/dev/null; ls " + scratch + "; mkdir -p " + scratch + "/left/over && echo secret > " + scratch + "/left/over/x"}, scratch)
+	file := filepath.Join(t.TempDir(), "termination-log")
+	g.Expect(os.WriteFile(file, nil, 0o600)).To(Succeed())
+	h := Handler([]string{"sh", "-c", "cat >/dev/null; ls " + scratch + "; cat " + file + "; mkdir -p " + scratch +
+		"/left/over && echo secret > " + scratch + "/left/over/x && echo secret > " + file},
+		Scratch{Dirs: []string{scratch}, Files: []string{file}})
 	_, first := post(t, h, "kind: ResourceList\n")
 	g.Expect(string(first[StdoutKey])).To(BeEmpty())
 	_, second := post(t, h, "kind: ResourceList\n")
@@ -57,14 +61,15 @@ func TestHandler_emptiesScratchDirectoriesAfterEachRun(t *testing.T) {
 	entries, err := os.ReadDir(scratch)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(entries).To(BeEmpty())
+	g.Expect(os.ReadFile(file)).To(BeEmpty())
 }
 
 func TestHandler_refusesOtherMethods(t *testing.T) {
 	g := NewWithT(t)
 	rec := httptest.NewRecorder()
-	Handler([]string{"cat"}).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, RunPath, nil))
+	Handler([]string{"cat"}, Scratch{}).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, RunPath, nil))
 	g.Expect(rec.Code).To(Equal(http.StatusMethodNotAllowed))
 	rec = httptest.NewRecorder()
-	Handler([]string{"cat"}).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, HealthPath, nil))
+	Handler([]string{"cat"}, Scratch{}).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, HealthPath, nil))
 	g.Expect(rec.Code).To(Equal(http.StatusOK))
 }
