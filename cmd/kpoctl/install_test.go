@@ -36,6 +36,18 @@ func installerObjects(t *testing.T) []*unstructured.Unstructured {
 	return objs
 }
 
+// functionNamespaced reports whether o belongs in the function namespace: the uploader's
+// account and rights, the warm pods' NetworkPolicy, and the manager's rights on function Jobs and
+// pods (a Role and its binding there, not cluster-wide).
+func functionNamespaced(o *unstructured.Unstructured) bool {
+	switch o.GetKind() + "/" + o.GetName() {
+	case "ServiceAccount/kpo-fn-uploader", "Role/kpo-fn-uploader", "RoleBinding/kpo-fn-uploader",
+		"NetworkPolicy/kpo-fn-warm-pods", "Role/kpo-manager-role", "RoleBinding/kpo-manager-rolebinding":
+		return true
+	}
+	return false
+}
+
 func TestInstaller_clusterScopedObjectsHaveNoNamespace(t *testing.T) {
 	g := NewWithT(t)
 	clusterScoped := []string{"Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding",
@@ -43,9 +55,12 @@ func TestInstaller_clusterScopedObjectsHaveNoNamespace(t *testing.T) {
 	kinds := map[string]int{}
 	for _, o := range installerObjects(t) {
 		kinds[o.GetKind()]++
-		if slices.Contains(clusterScoped, o.GetKind()) {
+		switch {
+		case slices.Contains(clusterScoped, o.GetKind()):
 			g.Expect(o.GetNamespace()).To(BeEmpty(), "%s %s is cluster-scoped", o.GetKind(), o.GetName())
-		} else {
+		case functionNamespaced(o):
+			g.Expect(o.GetNamespace()).To(Equal("kpo-fn"), "%s %s", o.GetKind(), o.GetName())
+		default:
 			g.Expect(o.GetNamespace()).To(Equal("kpo-system"), "%s %s", o.GetKind(), o.GetName())
 		}
 	}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -407,10 +409,13 @@ func (r *PackageDraftReconciler) checkTarget(src *git.Repo, repo *kpov1.Reposito
 			packages[pkgPath+"/"+p] = true
 		}
 	}
-	for p := range packages {
+	// The package itself first: a package that exists is told so even when it has nested ones
+	// (a map's order would pick either); then the others in order, so one answer is given.
+	if packages[pkgPath] {
+		return terminal(kpov1.PackageExistsReason, fmt.Errorf("package %q already exists in repository %q: start a new revision of it with source copy instead", draft.Spec.PackageName, repo.Name))
+	}
+	for _, p := range slices.Sorted(maps.Keys(packages)) {
 		switch {
-		case p == pkgPath:
-			return terminal(kpov1.PackageExistsReason, fmt.Errorf("package %q already exists in repository %q: start a new revision of it with source copy instead", draft.Spec.PackageName, repo.Name))
 		case strings.HasPrefix(pkgPath, p+"/"):
 			return terminal(kpov1.NestedPackageReason, fmt.Errorf("package path %q is inside package %q: choose a path outside it", pkgPath, p))
 		case strings.HasPrefix(p, pkgPath+"/"):
