@@ -187,7 +187,10 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("POST /ui/render", s.guard(http.HandlerFunc(s.render)))
 	mux.Handle("GET /ui/content", s.guard(http.HandlerFunc(s.getContent)))
 	mux.Handle("PUT /ui/content", s.guard(http.HandlerFunc(s.putContent)))
-	mux.Handle("GET /ui/diff", s.guard(http.HandlerFunc(s.diff)))
+	mux.Handle("POST /ui/content/request", s.guard(http.HandlerFunc(s.requestContentHandler)))
+	mux.Handle("POST /ui/diff", s.guard(http.HandlerFunc(s.diff)))
+	mux.Handle("POST /ui/lifecycle", s.guard(http.HandlerFunc(s.moveLifecycle)))
+	mux.Handle("POST /ui/delete", s.guard(http.HandlerFunc(s.deleteRevision)))
 	return mux
 }
 
@@ -229,7 +232,7 @@ func (s *Server) guard(next http.Handler) http.Handler {
 			return
 		}
 		// Browsers say where a request comes from; the UI's own pages are the only caller,
-		// whatever the method (a GET may ask the manager for a published revision's content).
+		// whatever the method: a GET changes nothing, but its answer holds the user's data.
 		if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" {
 			writeError(w, http.StatusForbidden, "requests from other sites ("+site+") may not use this server")
 			return

@@ -292,3 +292,42 @@ func TestServer_content_refusesUnboundedOrBlindSaves(t *testing.T) {
 	g.Expect(w.Code).To(Equal(http.StatusForbidden))
 	g.Expect(api.requests()).To(BeEmpty())
 }
+
+// TestServer_writes_areNeverGETs: the routes that may change something (ask the manager for
+// content, diff published revisions) answer only non-GET requests, which need the UI's origin;
+// a GET of the content never asks for anything.
+func TestServer_writes_areNeverGETs(t *testing.T) {
+	g := NewWithT(t)
+	s, api := newTestServer(t)
+	for _, target := range []string{"/ui/diff?namespace=team&from=a&to=b", "/ui/content/request?namespace=team&name=a"} {
+		w := s.do(req{method: "GET", target: target, cookie: testToken})
+		g.Expect(w.Code).To(Equal(http.StatusMethodNotAllowed), target)
+	}
+	for _, target := range []string{"/ui/diff", "/ui/content/request"} {
+		w := s.do(req{method: "POST", target: target, cookie: testToken, origin: "http://evil.example", body: `{"namespace":"team","name":"a","from":"a","to":"b"}`})
+		g.Expect(w.Code).To(Equal(http.StatusForbidden), target)
+		g.Expect(message(w)).To(ContainSubstring("may not change anything"))
+	}
+	g.Expect(api.requests()).To(BeEmpty())
+	// A GET of the content reads the revision, and never patches it.
+	_ = s.do(req{method: "GET", target: "/ui/content?namespace=team&name=a&request=true", cookie: testToken})
+	for _, r := range api.requests() {
+		g.Expect(r.Method).To(Equal(http.MethodGet), r.URL.Path)
+	}
+	g.Expect(api.requests()).NotTo(BeEmpty())
+}
+
+// TestServer_lifecycle_checksTheMoveBeforeAskingTheAPIServer: an unknown move, or one without
+// the version the page showed, is refused before any API call.
+func TestServer_lifecycle_checksTheMoveBeforeAskingTheAPIServer(t *testing.T) {
+	g := NewWithT(t)
+	s, api := newTestServer(t)
+	for _, body := range []string{`{"namespace":"team","name":"a","move":"publish","resourceVersion":"1"}`, `{"namespace":"team","name":"a","move":"approve"}`, `not json`} {
+		w := s.do(req{method: "POST", target: "/ui/lifecycle", cookie: testToken, origin: origin, body: body})
+		g.Expect(w.Code).To(Equal(http.StatusBadRequest), body)
+	}
+	w := s.do(req{method: "POST", target: "/ui/delete", cookie: testToken, origin: origin, body: `{"namespace":"team"}`})
+	g.Expect(w.Code).To(Equal(http.StatusBadRequest))
+	g.Expect(message(w)).To(ContainSubstring("name the revision"))
+	g.Expect(api.requests()).To(BeEmpty())
+}

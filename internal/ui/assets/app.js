@@ -201,29 +201,33 @@ async function packagesPage(seq, params) {
 
 // ---------------------------------------------------------------- revision page
 
-// The lifecycle moves, as kpoctl rpkg propose / reject / approve make them.
+// The lifecycle moves the page offers; the local server checks and makes them as kpoctl rpkg
+// propose / reject / approve / propose-delete do (internal/lifecycle).
 const moves = {
-  propose: { from: ['Draft'], to: 'Proposed', label: 'Propose', done: 'proposed' },
-  reject: { from: ['Proposed', 'DeletionProposed'], to: (l) => (l === 'Proposed' ? 'Draft' : 'Published'), label: 'Reject', done: 'rejected' },
-  approve: { from: ['Proposed'], to: 'Published', label: 'Approve', done: 'approved' },
-  proposeDelete: { from: ['Published'], to: 'DeletionProposed', label: 'Propose deletion', done: 'proposed for deletion' },
+  propose: { from: ['Draft'], move: 'propose', to: 'Proposed', label: 'Propose', done: 'proposed' },
+  reject: { from: ['Proposed', 'DeletionProposed'], move: 'reject', to: (l) => (l === 'Proposed' ? 'Draft' : 'Published'), label: 'Reject', done: 'rejected' },
+  approve: { from: ['Proposed'], move: 'approve', to: 'Published', label: 'Approve', done: 'approved' },
+  proposeDelete: { from: ['Published'], move: 'propose-delete', to: 'DeletionProposed', label: 'Propose deletion', done: 'proposed for deletion' },
 };
 
 async function loadContent(name, ask = false) {
   try {
-    return await request('GET', `/ui/content?namespace=${encodeURIComponent(namespace)}&name=${encodeURIComponent(name)}${ask ? '&request=true' : ''}`);
+    // Asking the manager for a published revision's content is a write: a POST.
+    if (ask) return await request('POST', '/ui/content/request', { namespace, name });
+    return await request('GET', `/ui/content?namespace=${encodeURIComponent(namespace)}&name=${encodeURIComponent(name)}`);
   } catch (e) {
     return { error: e.message, files: {} };
   }
 }
 
 async function revisionPage(seq, name) {
-  const [pr, content, mayPatch, mayApprove, mayEdit, all] = await Promise.all([
+  const [pr, content, mayPatch, mayApprove, mayEdit, mayDelete, all] = await Promise.all([
     k8s('GET', nsPath('packagerevisions', name)),
     loadContent(name),
     mayI('patch', 'packagerevisions', { name }),
     mayI('update', 'packagerevisions', { subresource: 'approval', name }),
     mayI('update', 'configmaps', { group: '' }),
+    mayI('delete', 'packagerevisions', { name }),
     k8s('GET', nsPath('packagerevisions')),
   ]);
   if (seq !== renderSeq) return;
@@ -238,6 +242,8 @@ async function revisionPage(seq, name) {
     if (!allowed[key] || !m.from.includes(l)) continue;
     actions.push(h('button', { class: key === 'approve' ? 'primary' : key === 'reject' ? 'danger' : '', onclick: (e) => move(e.currentTarget, pr, m) }, m.label));
   }
+  // A Published revision is proposed for deletion first; the rest is deleted at once.
+  if (mayDelete && settled && l !== 'Published') actions.push(h('button', { class: 'danger', onclick: (e) => deleteRevision(e.currentTarget, pr) }, 'Delete'));
 
   const st = pr.status || {};
   const up = st.upstream && st.upstream.git;
@@ -287,7 +293,7 @@ async function diffPage(seq, params) {
   const from = params.get('from') || '';
   const to = params.get('to') || '';
   main.replaceChildren(h('h1', {}, `${from} → ${to}`), h('p', { class: 'muted' }, 'Loading the two revisions…'));
-  const r = await request('GET', `/ui/diff?namespace=${encodeURIComponent(namespace)}&from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`);
+  const r = await request('POST', '/ui/diff', { namespace, from, to });
   if (seq !== renderSeq) return;
   const lines = r.diff ? r.diff.replace(/\n$/, '').split('\n') : [];
   const cls = (l) => (l.startsWith('+++') || l.startsWith('---') ? 'd-file' : l.startsWith('@@') ? 'd-hunk' : l.startsWith('+') ? 'd-add' : l.startsWith('-') ? 'd-del' : '');
@@ -335,7 +341,7 @@ async function move(button, pr, m) {
   const to = typeof m.to === 'function' ? m.to(pr.spec.lifecycle) : m.to;
   button.disabled = true;
   try {
-    await mergePatch(nsPath('packagerevisions', name), { metadata: { resourceVersion: pr.metadata.resourceVersion }, spec: { lifecycle: to } });
+    await request('POST', '/ui/lifecycle', { namespace, name, move: m.move, resourceVersion: pr.metadata.resourceVersion });
     say('info', `${name}: ${m.done}, waiting for the manager…`);
     const outcome = await follow(name, (p) => p.status.lifecycle === to);
     say(outcome.ok ? 'ok' : 'error', outcome.message);
@@ -343,6 +349,36 @@ async function move(button, pr, m) {
     say('error', `Not ${m.done}: ${e.message}`);
   }
   route();
+}
+
+// deleteRevision deletes a revision as kpoctl rpkg del does (its PackageDraft with it), after
+// the user confirms, and goes to the package list once it is gone.
+async function deleteRevision(button, pr) {
+  const name = pr.metadata.name;
+  // A second, explicit button confirms (no modal dialog: keyboard and screen readers follow it).
+  if (button.dataset.confirm !== 'true') {
+    button.dataset.confirm = 'true';
+    button.textContent = `Confirm: delete ${name}`;
+    say('info', `Deleting ${name} removes ${pr.spec.lifecycle === 'DeletionProposed' ? 'its tag' : 'its branch'} from Git. Press the button again to confirm.`);
+    button.focus();
+    return;
+  }
+  button.disabled = true;
+  try {
+    await request('POST', '/ui/delete', { namespace, name });
+    say('info', `Deleting ${name}…`);
+    for (let i = 0; i < 60; i++) {
+      try { await k8s('GET', nsPath('packagerevisions', name)); } catch (e) {
+        if (e.code === 404) { carried = { kind: 'ok', message: `${name} deleted.` }; location.hash = `#/packages?repository=${encodeURIComponent(pr.spec.repository)}`; return; }
+        throw e;
+      }
+      await sleep(500);
+    }
+    say('error', `${name}: the manager has not deleted it yet; reload later.`);
+  } catch (e) {
+    say('error', `Not deleted: ${e.message}`);
+  }
+  button.disabled = false;
 }
 
 // follow polls a revision until done(pr) with Ready true, or Ready false for a reason other
