@@ -10,6 +10,7 @@ package lifecycle
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -246,4 +247,62 @@ func NewDraft(ctx context.Context, c client.Client, ns string, target DraftTarge
 		return nil, err
 	}
 	return draft, nil
+}
+
+// Resolve asks the manager to resolve conflicts of an upgrade draft: choices maps conflict ids
+// (status.conflicts) to the side to take, local or upstream, added to those still pending in
+// the kpo.dev/resolve-conflicts annotation. The patch is made on the version pr holds.
+func Resolve(ctx context.Context, c client.Client, pr *kpov1.PackageRevision, choices map[string]string) error {
+	if pr.Status.Lifecycle != kpov1.LifecycleDraft {
+		return fmt.Errorf("packagerevision %s is %s: only the conflicts of a Draft can be resolved", pr.Name, pr.Status.Lifecycle)
+	}
+	for id, side := range choices {
+		if side != kpov1.ConflictLocal && side != kpov1.ConflictUpstream {
+			return fmt.Errorf("conflict %s: take local or upstream, not %q", id, side)
+		}
+	}
+	pending := map[string]string{}
+	if v := pr.Annotations[kpov1.ResolveConflictsAnnotation]; v != "" && json.Unmarshal([]byte(v), &pending) != nil {
+		pending = map[string]string{}
+	}
+	for id, side := range choices {
+		pending[id] = side
+	}
+	data, err := json.Marshal(pending)
+	if err != nil {
+		return err
+	}
+	patch := client.MergeFromWithOptions(pr.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	if pr.Annotations == nil {
+		pr.Annotations = map[string]string{}
+	}
+	pr.Annotations[kpov1.ResolveConflictsAnnotation] = string(data)
+	return c.Patch(ctx, pr, patch)
+}
+
+// UpgradeDraft is the draft that upgrades current, based on upstream revision based, to the
+// upstream revision target (a three-way merge, as kpt pkg update does). An empty workspace is
+// upgrade-v<current's revision>-to-upstream-v<target's revision>.
+func UpgradeDraft(current, based, target *kpov1.PackageRevision, workspace string, strategy kpov1.UpdateStrategy, allowConflicts bool) (DraftTarget, kpov1.PackageDraftSource) {
+	if workspace == "" {
+		workspace = fmt.Sprintf("upgrade-v%d-to-upstream-v%d", current.Status.Revision, target.Status.Revision)
+	}
+	return DraftTarget{Repository: current.Spec.Repository, PackageName: current.Spec.PackageName, Workspace: workspace},
+		kpov1.PackageDraftSource{Upgrade: &kpov1.UpgradeSource{
+			OldUpstream: kpov1.LocalReference{Name: based.Name},
+			NewUpstream: kpov1.LocalReference{Name: target.Name},
+			Current:     kpov1.LocalReference{Name: current.Name},
+			Strategy:    strategy, AllowConflicts: allowConflicts,
+		}}
+}
+
+// RollbackDraft is the draft that rolls a package back from its latest published revision to
+// a copy of the older published revision to. An empty workspace is
+// rollback-v<latest's revision>-to-v<to's revision>.
+func RollbackDraft(latest, to *kpov1.PackageRevision, workspace string) (DraftTarget, kpov1.PackageDraftSource) {
+	if workspace == "" {
+		workspace = fmt.Sprintf("rollback-v%d-to-v%d", latest.Status.Revision, to.Status.Revision)
+	}
+	return DraftTarget{Repository: latest.Spec.Repository, PackageName: latest.Spec.PackageName, Workspace: workspace},
+		kpov1.PackageDraftSource{Copy: &kpov1.CopySource{SourceRef: kpov1.LocalReference{Name: to.Name}}}
 }

@@ -85,3 +85,24 @@ func TestContentLoaded_saysWhenAndWhyNot(t *testing.T) {
 	_, err := ContentLoaded(pr)
 	g.Expect(err).To(MatchError("packagerevision r has no content: InvalidKptfile: bad"))
 }
+
+func TestUpgradeAndRollbackDrafts_nameTheirWorkspaceAfterTheRevisions(t *testing.T) {
+	g := NewWithT(t)
+	rev := func(name string, n int) *kpov1.PackageRevision {
+		pr := &kpov1.PackageRevision{}
+		pr.Name, pr.Spec.Repository, pr.Spec.PackageName, pr.Status.Revision = name, "west", "app", n
+		return pr
+	}
+	target, src := UpgradeDraft(rev("west.app.v3", 3), rev("bp.app.v1", 1), rev("bp.app.v2", 2), "", "", true)
+	g.Expect(target).To(Equal(DraftTarget{Repository: "west", PackageName: "app", Workspace: "upgrade-v3-to-upstream-v2"}))
+	g.Expect(src.Upgrade.OldUpstream.Name).To(Equal("bp.app.v1"))
+	g.Expect(src.Upgrade.NewUpstream.Name).To(Equal("bp.app.v2"))
+	g.Expect(src.Upgrade.Current.Name).To(Equal("west.app.v3"))
+	g.Expect(src.Upgrade.AllowConflicts).To(BeTrue())
+	target, _ = UpgradeDraft(rev("west.app.v3", 3), rev("bp.app.v1", 1), rev("bp.app.v2", 2), "mine", "", false)
+	g.Expect(target.Workspace).To(Equal("mine"))
+
+	target, src = RollbackDraft(rev("west.app.v3", 3), rev("west.app.v1", 1), "")
+	g.Expect(target.Workspace).To(Equal("rollback-v3-to-v1"))
+	g.Expect(src.Copy.SourceRef.Name).To(Equal("west.app.v1"))
+}
