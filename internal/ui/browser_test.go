@@ -18,6 +18,7 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -113,19 +114,21 @@ func TestBrowser_authorEditsWithPreviewProposes_approverApproves_viewerSeesNoBut
 	g.Expect(err).NotTo(HaveOccurred())
 	_, err = gitRepo.Commit("main", gitserver.Change{Files: map[string]string{"README.md": "# deployments\n"}, Message: "init"})
 	g.Expect(err).NotTo(HaveOccurred())
+	// The blueprint the author clones: my-app v1, a tag of the blueprints repository.
+	blueprints, err := srv.CreateRepo("blueprints")
+	g.Expect(err).NotTo(HaveOccurred())
+	v1, err := blueprints.Commit("main", gitserver.Change{Message: "my-app v1", Files: map[string]string{
+		"my-app/Kptfile": kptfileBlue, "my-app/configmap.yaml": configMapYAML, "my-app/README.md": "# my-app\n"}})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(blueprints.Tag("my-app/v1", v1)).To(Succeed())
+	// The credentials of the Git server, in a Secret made as kubectl would: the UI names it,
+	// and never reads or writes Secrets itself.
+	g.Expect(admin.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "git-auth", Namespace: ns.Name}, Type: corev1.SecretTypeBasicAuth,
+		StringData: map[string]string{corev1.BasicAuthUsernameKey: gitUser, corev1.BasicAuthPasswordKey: gitPassword}})).To(Succeed())
 
-	// The draft, made with kpoctl as the cluster admin.
 	dir := t.TempDir()
 	kpoctlRun := kpoctlAs(t, env.Config, ns.Name, dir)
 	kpoctlRun("repo", "reg", srv.URL()+"/deployments.git", "--deployment", "--repo-basic-username", gitUser, "--repo-basic-password", gitPassword)
-	kpoctlRun("rpkg", "init", "my-app", "--repository", "deployments", "--workspace", "first", "--description", "My app")
-	pkgDir := filepath.Join(dir, "my-app")
-	kpoctlRun("rpkg", "pull", draft, pkgDir)
-	g.Expect(os.WriteFile(filepath.Join(pkgDir, "Kptfile"), []byte(kptfileBlue), 0o644)).To(Succeed())
-	g.Expect(os.WriteFile(filepath.Join(pkgDir, "configmap.yaml"), []byte(configMapYAML), 0o644)).To(Succeed())
-	kpoctlRun("rpkg", "push", draft, pkgDir)
-	before := getRevision(g, admin, ns.Name)
-	g.Expect(gitRepo.ReadFile(before.Status.Commit, "my-app/configmap.yaml")).To(ContainSubstring("team: blue"))
 
 	shots := os.Getenv("KPO_UI_SCREENSHOTS")
 	b := newBrowser(t, browser)
@@ -133,15 +136,37 @@ func TestBrowser_authorEditsWithPreviewProposes_approverApproves_viewerSeesNoBut
 	carol := startUI(t, env.Config, "carol", ns.Name)
 	bob := startUI(t, env.Config, "bob", ns.Name)
 
-	// Repositories, then packages, as the author.
-	b.run(chromedp.Navigate(alice.URL()), chromedp.WaitVisible(`//td[normalize-space()="Ready"]`))
-	b.expectText(`main`, "deployments", "Sync now")
+	// Repositories: the author registers the blueprints with the form, then clones the
+	// blueprint from the Add package page.
+	b.run(chromedp.Navigate(alice.URL()), chromedp.WaitVisible(`//td[normalize-space()="Ready"]`), chromedp.WaitVisible(`#register`))
+	b.expectText(`main`, "deployments", "Sync now", "Unregister")
+	b.run(chromedp.SendKeys(`#repo-url`, srv.URL()+"/blueprints.git"), chromedp.SendKeys(`#repo-secret`, "git-auth"),
+		chromedp.Click(`//form[@id="register"]//button[@type="submit"]`), chromedp.WaitVisible(`//p[contains(., "blueprints registered: 1 package(s).")]`))
+	repo := &kpov1.Repository{}
+	g.Expect(admin.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: "blueprints"}, repo)).To(Succeed())
+	g.Expect(repo.Spec.Git.SecretRef.Name).To(Equal("git-auth"))
+	g.Expect(repo.Spec.Deployment).To(BeFalse())
+	b.run(chromedp.WaitVisible(`//a[normalize-space()="blueprints"]`))
 	b.screenshot(shots, "repositories.png")
-	b.run(chromedp.Click(`//button[normalize-space()="Sync now"]`), chromedp.WaitVisible(`//p[contains(., "deployments synced.")]`))
+	b.run(chromedp.Click(`//button[@aria-label="Sync deployments now"]`), chromedp.WaitVisible(`//p[contains(., "deployments synced.")]`))
+	b.run(chromedp.Click(`a[data-nav="packages"]`), chromedp.WaitVisible(`//a[normalize-space()="blueprints.my-app.v1"]`),
+		chromedp.Click(`//a[normalize-space()="Add package"]`), chromedp.WaitVisible(`#tab-clone`), chromedp.Click(`#tab-clone`), chromedp.WaitVisible(`#clone-from`))
+	b.eval(`(() => { document.getElementById('clone-from').value = 'blueprints.my-app.v1'; document.getElementById('add-repository').value = 'deployments'; return ''; })()`)
+	b.run(chromedp.SendKeys(`#add-package`, "my-app"))
+	b.screenshot(shots, "add-package.png")
+	b.run(chromedp.Click(`//form[@id="add"]//button[@type="submit"]`), chromedp.WaitVisible(`//h1[normalize-space()="`+draft+`"]`),
+		chromedp.WaitVisible(`//p[contains(., "Clone: `+draft+` is ready.")]`))
+	cloned := getRevision(g, admin, ns.Name)
+	g.Expect(cloned.Spec.Lifecycle).To(Equal(kpov1.LifecycleDraft))
+	g.Eventually(func() string { return getRevision(g, admin, ns.Name).Status.UpstreamRevision }, 30*time.Second).Should(Equal("blueprints.my-app.v1"))
+	before := getRevision(g, admin, ns.Name)
+	g.Expect(gitRepo.ReadFile(before.Status.Commit, "my-app/configmap.yaml")).To(ContainSubstring("team: blue"))
+
+	// The package list and its filters.
 	b.run(chromedp.Click(`a[data-nav="packages"]`), chromedp.WaitVisible(`//a[normalize-space()="`+draft+`"]`))
-	b.eval(`(() => { const s = document.getElementById('lifecycle'); s.value = 'Published'; s.dispatchEvent(new Event('change')); return ''; })()`)
-	b.waitFor(`location.hash.includes('lifecycle=Published') && document.querySelector('main p.small').innerText.startsWith('0 of ')`)
-	b.expectNoText(`main table`, draft)
+	b.eval(`(() => { const s = document.getElementById('lifecycle'); s.value = 'Draft'; s.dispatchEvent(new Event('change')); return ''; })()`)
+	b.waitFor(`location.hash.includes('lifecycle=Draft') && document.querySelector('main p.small').innerText.startsWith('1 of ')`)
+	b.expectNoText(`main table`, "blueprints.my-app.v1")
 	b.run(chromedp.Navigate(alice.URL()+"#/packages"), chromedp.WaitVisible(`//a[normalize-space()="`+draft+`"]`))
 	b.screenshot(shots, "packages.png")
 
@@ -228,7 +253,8 @@ func TestBrowser_authorEditsWithPreviewProposes_approverApproves_viewerSeesNoBut
 
 	// Files added and removed in the editor: the function runs on the new file in the preview,
 	// and the save commits both changes.
-	b.run(chromedp.Navigate(strings.Split(alice.URL(), "?")[0]+"#/revisions/"+second+"/edit"), chromedp.WaitVisible(`#new-file`),
+	base := strings.Split(alice.URL(), "?")[0]
+	b.run(chromedp.Navigate(base+"#/revisions/"+second+"/edit"), chromedp.WaitVisible(`#new-file`),
 		chromedp.WaitVisible(`//p[@id="preview-state" and contains(., "Rendered in")]`))
 	b.run(chromedp.SendKeys(`#new-file`, "extra/service.yaml"), chromedp.Click(`//form[@class="add-file"]//button`),
 		chromedp.WaitVisible(`//label[@for="editor" and normalize-space()="Editing extra/service.yaml"]`))
@@ -243,6 +269,81 @@ func TestBrowser_authorEditsWithPreviewProposes_approverApproves_viewerSeesNoBut
 	g.Expect(gitRepo.ReadFile(edited.Status.Commit, "my-app/extra/service.yaml")).To(ContainSubstring("team: green"))
 	_, err = gitRepo.ReadFile(edited.Status.Commit, "my-app/README.md")
 	g.Expect(err).To(HaveOccurred(), "README.md removed")
+
+	// Upstream v2 changes the greeting the second revision changed too: once second is
+	// published, it is behind, and its upgrade has a conflict.
+	kpoctlRun("rpkg", "propose", second)
+	kpoctlRun("rpkg", "approve", second)
+	v2, err := blueprints.Commit("main", gitserver.Change{Message: "my-app v2", Files: map[string]string{
+		"my-app/configmap.yaml": strings.Replace(configMapYAML, "greeting: hello", "greeting: good day", 1)}})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(blueprints.Tag("my-app/v2", v2)).To(Succeed())
+	kpoctlRun("repo", "sync", "blueprints")
+	g.Eventually(func() string {
+		pr := &kpov1.PackageRevision{}
+		g.Expect(admin.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: second}, pr)).To(Succeed())
+		return pr.Status.LatestUpstreamRevision
+	}, 30*time.Second).Should(Equal("blueprints.my-app.v2"))
+
+	// The revision page of second offers the upgrade; its history is a picture.
+	b.run(chromedp.Navigate(base), chromedp.WaitVisible(`//h1[normalize-space()="Repositories"]`),
+		chromedp.Navigate(base+"#/revisions/"+second), chromedp.WaitVisible(`#upgrade`))
+	b.expectText(`#upgrade`, "Upgrade to blueprints.my-app.v2")
+	b.expectText(`main`, "behind: blueprints.my-app.v2", "Roll back to v1")
+	g.Expect(b.eval(`document.querySelector('svg.timeline').getAttribute('aria-label')`)).To(Equal("Revisions of my-app: v1 Published, v2 Published (this one), main Published"))
+	b.screenshot(shots, "upgrade.png")
+
+	// The blueprint's downstream view: second is behind; the bulk upgrade, keeping conflicts,
+	// makes its upgrade draft.
+	upgraded := "deployments.my-app.upgrade-v2-to-upstream-v2"
+	b.run(chromedp.Navigate(base+"#/revisions/blueprints.my-app.v1"), chromedp.WaitVisible(`#downstreams`))
+	b.expectText(`#downstreams`, second, "behind: blueprints.my-app.v2", "Upgrade 1 behind")
+	b.screenshot(shots, "downstreams.png")
+	b.run(chromedp.Click(`#bulk-allow-conflicts`), chromedp.Click(`#upgrade-all`),
+		chromedp.WaitVisible(`//p[contains(., "Upgrades: `+second+`: `+upgraded+` ready.")]`))
+
+	// The conflict, shown and resolved by taking upstream's value.
+	b.run(chromedp.Navigate(base+"#/revisions/"+upgraded), chromedp.WaitVisible(`#conflicts`))
+	b.expectText(`#conflicts`, "Merge conflicts (1 of 1 unresolved)", "ConfigMap my-app", "hi", "good day")
+	b.screenshot(shots, "conflicts.png")
+	b.run(chromedp.Click(`//button[normalize-space()="Take upstream"]`), chromedp.WaitVisible(`//p[contains(., "Resolved 1 conflict(s).")]`))
+	g.Eventually(func() string {
+		pr := &kpov1.PackageRevision{}
+		g.Expect(admin.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: upgraded}, pr)).To(Succeed())
+		if len(pr.Status.Conflicts) != 1 {
+			return fmt.Sprintf("%d conflicts", len(pr.Status.Conflicts))
+		}
+		return pr.Status.Conflicts[0].Resolution
+	}, 30*time.Second).Should(Equal(kpov1.ConflictUpstream))
+	resolved := &kpov1.PackageRevision{}
+	g.Expect(admin.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: upgraded}, resolved)).To(Succeed())
+	g.Expect(gitRepo.ReadFile(resolved.Status.Commit, "my-app/configmap.yaml")).To(ContainSubstring("greeting: good day"))
+
+	// A new package (init), deleted again; the delete asks for a confirmation first.
+	b.run(chromedp.Navigate(base+"#/add"), chromedp.WaitVisible(`#init-description`))
+	b.eval(`(() => { document.getElementById('add-repository').value = 'deployments'; return ''; })()`)
+	b.run(chromedp.SendKeys(`#add-package`, "scratch"), chromedp.SendKeys(`#init-description`, "A scratch package"),
+		chromedp.Click(`//form[@id="add"]//button[@type="submit"]`), chromedp.WaitVisible(`//h1[normalize-space()="deployments.scratch.first"]`))
+	b.run(chromedp.Click(`//div[@class="actions"]/button[normalize-space()="Delete"]`),
+		chromedp.WaitVisible(`//button[normalize-space()="Confirm: delete deployments.scratch.first"]`))
+	g.Expect(admin.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: "deployments.scratch.first"}, &kpov1.PackageRevision{})).To(Succeed(), "nothing deleted before the confirmation")
+	b.run(chromedp.Click(`//button[normalize-space()="Confirm: delete deployments.scratch.first"]`),
+		chromedp.WaitVisible(`//p[contains(., "deployments.scratch.first deleted.")]`))
+	g.Expect(apierrors.IsNotFound(admin.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: "deployments.scratch.first"}, &kpov1.PackageRevision{}))).To(BeTrue())
+
+	// The viewer sees no register form, no unregister and no add button.
+	b.run(chromedp.Navigate(carol.URL()), chromedp.WaitVisible(`//a[normalize-space()="blueprints"]`))
+	b.expectNoText(`main`, "Register a repository")
+	b.expectNoText(`main`, "Unregister")
+	b.run(chromedp.Navigate(strings.Split(carol.URL(), "?")[0]+"#/packages"), chromedp.WaitVisible(`//a[normalize-space()="`+second+`"]`))
+	b.expectNoText(`main`, "Add package")
+
+	// The author unregisters the blueprints; the Secret it named stays.
+	b.run(chromedp.Navigate(alice.URL()), chromedp.WaitVisible(`//button[@aria-label="Unregister blueprints"]`),
+		chromedp.Click(`//button[@aria-label="Unregister blueprints"]`), chromedp.WaitVisible(`//button[normalize-space()="Confirm: unregister blueprints"]`),
+		chromedp.Click(`//button[normalize-space()="Confirm: unregister blueprints"]`), chromedp.WaitVisible(`//p[contains(., "blueprints unregistered.")]`))
+	g.Expect(apierrors.IsNotFound(admin.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: "blueprints"}, &kpov1.Repository{}))).To(BeTrue())
+	g.Expect(admin.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: "git-auth"}, &corev1.Secret{})).To(Succeed())
 }
 
 // flatten lists the (user, role) pairs of roles.

@@ -191,6 +191,10 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("POST /ui/diff", s.guard(http.HandlerFunc(s.diff)))
 	mux.Handle("POST /ui/lifecycle", s.guard(http.HandlerFunc(s.moveLifecycle)))
 	mux.Handle("POST /ui/delete", s.guard(http.HandlerFunc(s.deleteRevision)))
+	mux.Handle("POST /ui/drafts", s.guard(http.HandlerFunc(s.createDraft)))
+	mux.Handle("POST /ui/resolve", s.guard(http.HandlerFunc(s.resolveConflicts)))
+	mux.Handle("POST /ui/upgrade", s.guard(http.HandlerFunc(s.upgrade)))
+	mux.Handle("POST /ui/rollback", s.guard(http.HandlerFunc(s.rollback)))
 	return mux
 }
 

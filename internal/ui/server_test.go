@@ -331,3 +331,26 @@ func TestServer_lifecycle_checksTheMoveBeforeAskingTheAPIServer(t *testing.T) {
 	g.Expect(message(w)).To(ContainSubstring("name the revision"))
 	g.Expect(api.requests()).To(BeEmpty())
 }
+
+// TestServer_drafts_andResolutions_areCheckedBeforeAnyAPICall: a draft needs its target and
+// exactly one source, a resolution its choices and version; GETs of them are not served.
+func TestServer_drafts_andResolutions_areCheckedBeforeAnyAPICall(t *testing.T) {
+	g := NewWithT(t)
+	s, api := newTestServer(t)
+	for _, tc := range []struct{ target, body string }{
+		{"/ui/drafts", `{"namespace":"team","repository":"r","packageName":"p","workspace":"w","source":{}}`},
+		{"/ui/drafts", `{"namespace":"team","repository":"r","packageName":"p","workspace":"w","source":{"init":{},"copy":{"sourceRef":{"name":"x"}}}}`},
+		{"/ui/drafts", `{"namespace":"team","packageName":"p","workspace":"w","source":{"init":{}}}`},
+		{"/ui/resolve", `{"namespace":"team","name":"a","resourceVersion":"1","choices":{}}`},
+		{"/ui/resolve", `{"namespace":"team","name":"a","choices":{"abc":"local"}}`},
+	} {
+		w := s.do(req{method: "POST", target: tc.target, cookie: testToken, origin: origin, body: tc.body})
+		g.Expect(w.Code).To(Equal(http.StatusBadRequest), tc.body)
+	}
+	for _, target := range []string{"/ui/drafts", "/ui/resolve", "/ui/upgrade", "/ui/rollback", "/ui/lifecycle", "/ui/delete"} {
+		g.Expect(s.do(req{method: "GET", target: target, cookie: testToken}).Code).To(Equal(http.StatusMethodNotAllowed), target)
+		w := s.do(req{method: "POST", target: target, cookie: testToken, origin: "http://evil.example", body: `{}`})
+		g.Expect(w.Code).To(Equal(http.StatusForbidden), target)
+	}
+	g.Expect(api.requests()).To(BeEmpty())
+}
