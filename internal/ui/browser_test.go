@@ -19,6 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -318,6 +319,34 @@ func TestBrowser_authorEditsWithPreviewProposes_approverApproves_viewerSeesNoBut
 	resolved := &kpov1.PackageRevision{}
 	g.Expect(admin.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: upgraded}, resolved)).To(Succeed())
 	g.Expect(gitRepo.ReadFile(resolved.Status.Commit, "my-app/configmap.yaml")).To(ContainSubstring("greeting: good day"))
+
+	// Rollback of second (v2, the latest) to a copy of v1.
+	b.run(chromedp.Navigate(base), chromedp.WaitVisible(`//h1[normalize-space()="Repositories"]`),
+		chromedp.Navigate(base+"#/revisions/"+second), chromedp.WaitVisible(`//button[normalize-space()="Roll back to v1"]`),
+		chromedp.Click(`//button[normalize-space()="Roll back to v1"]`), chromedp.WaitVisible(`//h1[normalize-space()="deployments.my-app.rollback-v2-to-v1"]`))
+	rolledBack := &kpov1.PackageRevision{}
+	g.Expect(admin.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: "deployments.my-app.rollback-v2-to-v1"}, rolledBack)).To(Succeed())
+	g.Expect(gitRepo.ReadFile(rolledBack.Status.Commit, "my-app/configmap.yaml")).To(ContainSubstring("greeting: hello"))
+
+	// Variants: read-only status screens.
+	g.Expect(admin.Create(ctx, &kpov1.PackageVariant{ObjectMeta: metav1.ObjectMeta{Name: "my-app-west", Namespace: ns.Name}, Spec: kpov1.PackageVariantSpec{
+		Upstream:   kpov1.UpstreamPackage{Repo: "blueprints", Package: "my-app", Revision: "v1"},
+		Downstream: kpov1.DownstreamPackage{Repo: "deployments", Package: "my-app-west"}}})).To(Succeed())
+	g.Expect(admin.Create(ctx, &kpov1.PackageVariantSet{ObjectMeta: metav1.ObjectMeta{Name: "my-app-fleet", Namespace: ns.Name}, Spec: kpov1.PackageVariantSetSpec{
+		Upstream: kpov1.UpstreamPackage{Repo: "blueprints", Package: "my-app"},
+		Targets:  []kpov1.Target{{Repositories: []kpov1.RepositoryTarget{{Name: "deployments", PackageNames: []string{"my-app-east"}}}}}}})).To(Succeed())
+	g.Eventually(func() bool {
+		pv := &kpov1.PackageVariant{}
+		g.Expect(admin.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: "my-app-west"}, pv)).To(Succeed())
+		return len(pv.Status.DownstreamTargets) > 0 && meta.IsStatusConditionTrue(pv.Status.Conditions, kpov1.ReadyCondition)
+	}, 60*time.Second).Should(BeTrue())
+	b.run(chromedp.Click(`a[data-nav="variants"]`), chromedp.WaitVisible(`//a[normalize-space()="my-app-west"]`), chromedp.WaitVisible(`//a[normalize-space()="my-app-fleet"]`))
+	b.expectText(`main`, "blueprints/my-app@v1", "deployments/my-app-west", "deployments.my-app-west.")
+	b.screenshot(shots, "variants.png")
+	b.run(chromedp.Click(`//a[normalize-space()="my-app-west"]`), chromedp.WaitVisible(`//h2[normalize-space()="Conditions"]`))
+	b.expectText(`main table`, "Ready", "True")
+	b.run(chromedp.Navigate(base+"#/variants/pvs/my-app-fleet"), chromedp.WaitVisible(`//h2[normalize-space()="Conditions"]`))
+	b.expectText(`main`, "PackageVariantSet", "blueprints/my-app (latest)", "Variants")
 
 	// A new package (init), deleted again; the delete asks for a confirmation first.
 	b.run(chromedp.Navigate(base+"#/add"), chromedp.WaitVisible(`#init-description`))

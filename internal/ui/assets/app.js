@@ -621,6 +621,57 @@ async function follow(name, done) {
   return { ok: false, message: `${name}: the manager has not carried out the change yet; reload later.` };
 }
 
+// ---------------------------------------------------------------- variants (read-only)
+
+const conditionsTable = (conds) => h('table', {}, h('thead', {}, h('tr', {}, ['Type', 'Status', 'Reason', 'Message'].map((t) => h('th', { scope: 'col' }, t)))),
+  h('tbody', {}, (conds || []).map((c) => h('tr', {},
+    h('td', {}, c.type), h('td', {}, h('span', { class: `state ${c.status}` }, c.status)), h('td', {}, c.reason), h('td', { class: 'small' }, c.message)))));
+const upstreamText = (u) => (u ? `${u.repo}/${u.package}${u.revision ? '@' + u.revision : ' (latest)'}` : '');
+const revisionLink = (name) => h('a', { href: `#/revisions/${encodeURIComponent(name)}` }, name);
+
+// variantsPage lists PackageVariants and PackageVariantSets with their status.
+async function variantsPage(seq) {
+  const [pvs, sets] = await Promise.all([k8s('GET', nsPath('packagevariants')), k8s('GET', nsPath('packagevariantsets'))]);
+  if (seq !== renderSeq) return;
+  const link = (kind, o) => h('a', { href: `#/variants/${kind}/${encodeURIComponent(o.metadata.name)}` }, o.metadata.name);
+  main.replaceChildren(
+    h('h1', {}, 'Variants'),
+    h('section', { 'aria-labelledby': 'pv-h' }, h('h2', { id: 'pv-h' }, `Package variants (${pvs.items.length})`),
+      pvs.items.length === 0 ? h('p', { class: 'muted' }, 'None in this namespace.')
+        : h('table', {}, h('thead', {}, h('tr', {}, ['Name', 'Upstream', 'Downstream', 'Status', 'Downstream revisions'].map((t) => h('th', { scope: 'col' }, t)))),
+          h('tbody', {}, pvs.items.map((o) => h('tr', {}, h('td', {}, link('pv', o)), h('td', {}, upstreamText(o.spec.upstream)),
+            h('td', {}, `${o.spec.downstream.repo}/${o.spec.downstream.package}`), h('td', {}, readyCell(o)),
+            h('td', {}, ((o.status && o.status.downstreamTargets) || []).map((d) => h('div', {}, revisionLink(d.name))))))))),
+    h('section', { 'aria-labelledby': 'pvs-h' }, h('h2', { id: 'pvs-h' }, `Package variant sets (${sets.items.length})`),
+      sets.items.length === 0 ? h('p', { class: 'muted' }, 'None in this namespace.')
+        : h('table', {}, h('thead', {}, h('tr', {}, ['Name', 'Upstream', 'Variants ready', 'Status'].map((t) => h('th', { scope: 'col' }, t)))),
+          h('tbody', {}, sets.items.map((o) => h('tr', {}, h('td', {}, link('pvs', o)), h('td', {}, upstreamText(o.spec.upstream)),
+            h('td', {}, `${(o.status && o.status.readyVariants) || 0} of ${(o.status && o.status.variants) || 0}`), h('td', {}, readyCell(o))))))),
+  );
+}
+
+// variantPage shows one PackageVariant or PackageVariantSet: what it makes, and its conditions.
+async function variantPage(seq, kind, name) {
+  const resource = kind === 'pvs' ? 'packagevariantsets' : 'packagevariants';
+  const o = await k8s('GET', nsPath(resource, name));
+  if (seq !== renderSeq) return;
+  const st = o.status || {};
+  const facts = kind === 'pvs'
+    ? [h('dt', {}, 'Upstream'), h('dd', {}, upstreamText(o.spec.upstream)),
+      h('dt', {}, 'Variants'), h('dd', {}, `${st.readyVariants || 0} ready of ${st.variants || 0}`),
+      (st.notReady || []).length ? [h('dt', {}, 'Not ready'), h('dd', {}, st.notReady.map((n) => h('div', {}, h('a', { href: `#/variants/pv/${encodeURIComponent(n)}` }, n))))] : '',
+      st.rollout ? [h('dt', {}, 'Rollout'), h('dd', {}, JSON.stringify(st.rollout))] : '']
+    : [h('dt', {}, 'Upstream'), h('dd', {}, upstreamText(o.spec.upstream)),
+      h('dt', {}, 'Downstream'), h('dd', {}, `${o.spec.downstream.repo}/${o.spec.downstream.package}`),
+      h('dt', {}, 'Revisions'), h('dd', {}, (st.downstreamTargets || []).map((d) => h('div', {}, revisionLink(d.name), d.renderStatus ? h('span', { class: 'muted small' }, ` ${d.renderStatus}`) : ''))),
+      h('dt', {}, 'Policies'), h('dd', {}, `adoption ${o.spec.adoptionPolicy || 'adoptNone'}, deletion ${o.spec.deletionPolicy || 'delete'}${o.spec.allowConflicts ? ', conflicts allowed' : ''}`)];
+  main.replaceChildren(
+    h('div', { class: 'head' }, h('h1', {}, name), h('span', { class: 'badge Draft' }, kind === 'pvs' ? 'PackageVariantSet' : 'PackageVariant'), readyCell(o)),
+    h('section', { class: 'card', 'aria-labelledby': 'variant-h' }, h('h2', { id: 'variant-h' }, 'Variant'), h('dl', { class: 'facts' }, facts)),
+    h('section', { 'aria-labelledby': 'vcond-h' }, h('h2', { id: 'vcond-h' }, 'Conditions'), conditionsTable(st.conditions)),
+  );
+}
+
 // ---------------------------------------------------------------- new drafts
 
 // newDraft asks the local server for a PackageDraft (init, clone, copy, upgrade, rollback:
@@ -895,6 +946,8 @@ async function route() {
   try {
     if (parts[0] === 'packages') await packagesPage(seq, params);
     else if (parts[0] === 'add') await addPage(seq, params);
+    else if (parts[0] === 'variants' && parts[2]) await variantPage(seq, parts[1], parts[2]);
+    else if (parts[0] === 'variants') await variantsPage(seq);
     else if (parts[0] === 'diff') await diffPage(seq, params);
     else if (parts[0] === 'revisions' && parts[2] === 'edit') await editPage(seq, parts[1], params);
     else if (parts[0] === 'revisions' && parts[1]) await revisionPage(seq, parts[1]);
