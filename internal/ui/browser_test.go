@@ -248,9 +248,18 @@ func TestBrowser_authorEditsWithPreviewProposes_approverApproves_viewerSeesNoBut
 		chromedp.Navigate(strings.Split(alice.URL(), "?")[0]+"#/revisions/"+second), chromedp.WaitVisible(`#compare-from`))
 	b.expectText(`main`, "Other revisions of my-app", draft)
 	b.eval(`(() => { document.getElementById('compare-from').value = '` + draft + `'; return ''; })()`)
-	b.run(chromedp.Click(`//button[normalize-space()="Show diff"]`), chromedp.WaitVisible(`#diff`))
-	b.expectText(`#diff`, "--- "+draft+"/configmap.yaml", "+++ "+second+"/configmap.yaml", "-  greeting: hello", "+  greeting: hi")
+	// Resource by resource first, then file by file.
+	b.run(chromedp.Click(`//button[normalize-space()="Show diff"]`), chromedp.WaitVisible(`#resource-diff`))
+	b.expectText(`#resource-diff`, "changed ConfigMap my-app in configmap.yaml", "-  greeting: hello", "+  greeting: hi")
+	b.expectNoText(`#resource-diff`, "Kptfile")
 	b.screenshot(shots, "diff.png")
+	b.run(chromedp.Click(`//a[normalize-space()="By file"]`), chromedp.WaitVisible(`#diff`))
+	b.expectText(`#diff`, "--- "+draft+"/configmap.yaml", "+++ "+second+"/configmap.yaml", "-  greeting: hello", "+  greeting: hi")
+
+	// The diff against the upstream the package was cloned from: the author's team label.
+	b.run(chromedp.Navigate(strings.Split(alice.URL(), "?")[0]+"#/revisions/"+draft), chromedp.WaitVisible(`#diff-upstream`),
+		chromedp.Click(`#diff-upstream`), chromedp.WaitVisible(`#resource-diff`))
+	b.expectText(`#resource-diff`, "changed ConfigMap my-app", "+    team: green", "changed Kptfile my-app (kpt.dev)")
 
 	// Files added and removed in the editor: the function runs on the new file in the preview,
 	// and the save commits both changes.
@@ -345,7 +354,7 @@ func TestBrowser_authorEditsWithPreviewProposes_approverApproves_viewerSeesNoBut
 	b.screenshot(shots, "variants.png")
 	b.run(chromedp.Click(`//a[normalize-space()="my-app-west"]`), chromedp.WaitVisible(`//h2[normalize-space()="Conditions"]`))
 	b.expectText(`main table`, "Ready", "True")
-	b.run(chromedp.Navigate(base+"#/variants/pvs/my-app-fleet"), chromedp.WaitVisible(`//h2[normalize-space()="Conditions"]`))
+	b.run(chromedp.Navigate(base+"#/variants/pvs/my-app-fleet"), chromedp.WaitVisible(`//h1[normalize-space()="my-app-fleet"]`))
 	b.expectText(`main`, "PackageVariantSet", "blueprints/my-app (latest)", "Variants")
 
 	// A new package (init), deleted again; the delete asks for a confirmation first.

@@ -88,6 +88,16 @@ type diffRequest struct {
 	Namespace string `json:"namespace"`
 	From      string `json:"from"`
 	To        string `json:"to"`
+	// ByResource asks for the changes resource by resource (content.ResourceDiff) beside the
+	// unified diff file by file.
+	ByResource bool `json:"byResource"`
+}
+
+// diffResponse is a diff file by file, and resource by resource when asked.
+type diffResponse struct {
+	Diff      string                   `json:"diff"`
+	Resources []content.ResourceChange `json:"resources,omitempty"`
+	Same      int                      `json:"same,omitempty"`
 }
 
 // diff is POST /ui/diff {namespace, from, to}: the unified diff from one revision's files to
@@ -113,7 +123,15 @@ func (s *Server) diff(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"diff": out.String()})
+	resp := diffResponse{Diff: out.String()}
+	if req.ByResource {
+		var err error
+		if resp.Resources, resp.Same, err = content.ResourceDiff(files[0], files[1]); err != nil {
+			writeErr(w, err)
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, resp)
 }
 
 // httpError is a refusal of the UI's own, with its status code.

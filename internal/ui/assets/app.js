@@ -518,17 +518,31 @@ function downstreamView(pr, downstreams, mayDraft) {
 async function diffPage(seq, params) {
   const from = params.get('from') || '';
   const to = params.get('to') || '';
+  const byResource = params.get('view') !== 'files';
   main.replaceChildren(h('h1', {}, `${from} → ${to}`), h('p', { class: 'muted' }, 'Loading the two revisions…'));
-  const r = await request('POST', '/ui/diff', { namespace, from, to });
+  const r = await request('POST', '/ui/diff', { namespace, from, to, byResource });
   if (seq !== renderSeq) return;
-  const lines = r.diff ? r.diff.replace(/\n$/, '').split('\n') : [];
   const cls = (l) => (l.startsWith('+++') || l.startsWith('---') ? 'd-file' : l.startsWith('@@') ? 'd-hunk' : l.startsWith('+') ? 'd-add' : l.startsWith('-') ? 'd-del' : '');
+  const pre = (text, attrs) => h('pre', { class: 'diff', tabindex: '0', ...attrs }, text.replace(/\n$/, '').split('\n').map((l) => h('span', { class: cls(l) }, l || ' ')));
+  const view = (v, label) => h('a', { class: 'button', role: 'tab', 'aria-selected': String((v === 'files') !== byResource),
+    href: `#/diff?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}&view=${v}` }, label);
+  let body;
+  if (!r.diff) body = h('p', { class: 'alert info' }, 'No difference.');
+  else if (!byResource) body = pre(r.diff, { id: 'diff', 'aria-label': 'Unified diff' });
+  else {
+    body = h('div', { id: 'resource-diff' },
+      h('p', { class: 'muted small' }, `${r.resources.length} resource(s) or file(s) changed, ${r.same} the same.`),
+      r.resources.map((c) => h('section', { class: 'card resource-change', 'aria-label': `${c.id}: ${c.change}` },
+        h('h2', { class: 'flush' }, h('span', { class: `badge ${{ added: 'Published', removed: 'DeletionProposed', changed: 'Proposed' }[c.change]}` }, c.change), ' ', c.id,
+          h('span', { class: 'muted small' }, ` in ${c.file}`)),
+        pre(c.diff, { 'aria-label': `Diff of ${c.id}` }))));
+  }
   main.replaceChildren(
     h('div', { class: 'head' }, h('h1', {}, 'Diff'),
       h('div', { class: 'actions' }, h('a', { class: 'button', href: `#/revisions/${encodeURIComponent(to)}` }, `Back to ${to}`))),
     h('p', {}, 'From ', h('a', { href: `#/revisions/${encodeURIComponent(from)}` }, from), ' to ', h('a', { href: `#/revisions/${encodeURIComponent(to)}` }, to), '.'),
-    lines.length === 0 ? h('p', { class: 'alert info' }, 'No difference.')
-      : h('pre', { id: 'diff', class: 'diff', tabindex: '0', 'aria-label': 'Unified diff' }, lines.map((l) => h('span', { class: cls(l) }, l || ' '))),
+    h('div', { class: 'tabs', role: 'tablist', 'aria-label': 'Diff view' }, view('resources', 'By resource'), view('files', 'By file')),
+    body,
   );
 }
 
