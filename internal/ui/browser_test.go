@@ -302,12 +302,15 @@ func TestBrowser_authorEditsWithPreviewProposes_approverApproves_viewerSeesNoBut
 	b.expectText(`main`, "behind: blueprints.my-app.v2", "Roll back to v1")
 	g.Expect(b.eval(`document.querySelector('svg.timeline').getAttribute('aria-label')`)).To(Equal("Revisions of my-app: v1 Published, v2 Published (this one), main Published"))
 	b.screenshot(shots, "upgrade.png")
+	b.scrollTo(`#timeline-h`)
+	b.screenshot(shots, "history.png")
 
 	// The blueprint's downstream view: second is behind; the bulk upgrade, keeping conflicts,
 	// makes its upgrade draft.
 	upgraded := "deployments.my-app.upgrade-v2-to-upstream-v2"
 	b.run(chromedp.Navigate(base+"#/revisions/blueprints.my-app.v1"), chromedp.WaitVisible(`#downstreams`))
 	b.expectText(`#downstreams`, second, "behind: blueprints.my-app.v2", "Upgrade 1 behind")
+	b.scrollTo(`#downstreams`)
 	b.screenshot(shots, "downstreams.png")
 	b.run(chromedp.Click(`#bulk-allow-conflicts`), chromedp.Click(`#upgrade-all`),
 		chromedp.WaitVisible(`//p[contains(., "Upgrades: `+second+`: `+upgraded+` ready.")]`))
@@ -315,6 +318,7 @@ func TestBrowser_authorEditsWithPreviewProposes_approverApproves_viewerSeesNoBut
 	// The conflict, shown and resolved by taking upstream's value.
 	b.run(chromedp.Navigate(base+"#/revisions/"+upgraded), chromedp.WaitVisible(`#conflicts`))
 	b.expectText(`#conflicts`, "Merge conflicts (1 of 1 unresolved)", "ConfigMap my-app", "hi", "good day")
+	b.scrollTo(`#conflicts`)
 	b.screenshot(shots, "conflicts.png")
 	b.run(chromedp.Click(`//button[normalize-space()="Take upstream"]`), chromedp.WaitVisible(`//p[contains(., "Resolved 1 conflict(s).")]`))
 	g.Eventually(func() string {
@@ -538,6 +542,12 @@ func (b *browser) expectNoText(sel, unwanted string) {
 	if strings.Contains(got, unwanted) {
 		b.t.Fatalf("%s shows %q:\n%s", sel, unwanted, got)
 	}
+}
+
+// scrollTo scrolls the element sel names to the top of the viewport (for a screenshot).
+func (b *browser) scrollTo(sel string) {
+	b.t.Helper()
+	b.eval(fmt.Sprintf(`(() => { document.querySelector(%q).scrollIntoView(); return ''; })()`, sel))
 }
 
 // screenshot writes the viewport to dir/name when dir is set (make ui-screenshots).

@@ -990,7 +990,7 @@ async function start() {
   });
   window.addEventListener('hashchange', () => {
     if (carried) { say(carried.kind, carried.message); carried = null; } else clearStatus();
-    route(); main.focus({ preventScroll: true }); });
+    route(); window.scrollTo(0, 0); main.focus({ preventScroll: true }); });
   route();
 }
 
