@@ -16,6 +16,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 	. "github.com/onsi/gomega"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -566,3 +567,61 @@ func (b *browser) screenshot(dir, name string) {
 		b.t.Fatal(err)
 	}
 }
+
+// TestBrowser_inCluster_usersSignInWithTheirOwnToken_andActWithItAlone serves the UI as the
+// in-cluster Deployment does (kpoctl ui --in-cluster), with a config that holds the cluster
+// admin's credentials: a user without a token gets the sign-in page, a token the API server
+// refuses signs nobody in, and a viewer's service-account token shows what a viewer may do,
+// not what the admin could.
+func TestBrowser_inCluster_usersSignInWithTheirOwnToken_andActWithItAlone(t *testing.T) {
+	g := NewWithT(t)
+	browser := chromiumPath(t)
+	env, err := testenv.Start()
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Cleanup(func() { _ = env.Stop() })
+	admin, err := client.New(env.Config, client.Options{Scheme: testenv.Scheme()})
+	g.Expect(err).NotTo(HaveOccurred())
+	ctx := context.Background()
+	g.Expect(testenv.InstallConfig(ctx, env.Config)).To(Succeed(), "kpo's user roles")
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-b"}}
+	g.Expect(admin.Create(ctx, ns)).To(Succeed())
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "dave", Namespace: ns.Name}}
+	g.Expect(admin.Create(ctx, sa)).To(Succeed())
+	g.Expect(admin.Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "dave-viewer", Namespace: ns.Name},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "kpo-viewer"},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: sa.Name, Namespace: ns.Name}},
+	})).To(Succeed())
+	g.Expect(admin.Create(ctx, &kpov1.Repository{ObjectMeta: metav1.ObjectMeta{Name: "catalog", Namespace: ns.Name},
+		Spec: kpov1.RepositorySpec{Type: kpov1.GitRepositoryType, Git: kpov1.GitRepository{Repo: "https://git.example.com/catalog.git"}}})).To(Succeed())
+	tr := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr(int64(3600))}}
+	g.Expect(admin.SubResource("token").Create(ctx, sa, tr)).To(Succeed())
+	g.Expect(tr.Status.Token).NotTo(BeEmpty())
+
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	g.Expect(err).NotTo(HaveOccurred())
+	public := "http://" + l.Addr().String()
+	srv, err := ui.New(ui.Options{Config: env.Config, Namespace: ns.Name, UserTokens: true, PublicURL: public}, l.Addr().String())
+	g.Expect(err).NotTo(HaveOccurred())
+	sctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = srv.Serve(sctx, l); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	b := newBrowser(t, browser)
+	b.run(chromedp.Navigate(public+"/"), chromedp.WaitVisible(`#token`))
+	// The API server refuses a made-up token: nobody is signed in.
+	b.run(chromedp.SendKeys(`#token`, "not-a-token"), chromedp.Click(`//form[@id="signin"]//button`),
+		chromedp.WaitVisible(`//p[@role="alert" and contains(., "does not accept this token")]`))
+	b.eval(`(() => { document.getElementById('token').value = ''; return ''; })()`)
+	b.run(chromedp.SendKeys(`#token`, tr.Status.Token), chromedp.Click(`//form[@id="signin"]//button`),
+		chromedp.WaitVisible(`//a[normalize-space()="catalog"]`))
+	b.expectText(`#who`, "system:serviceaccount:team-b:dave")
+	// A viewer: no register form, no sync, no unregister, though the server's config is the admin's.
+	b.expectNoText(`main`, "Register a repository")
+	b.expectNoText(`main`, "Sync now")
+	g.Expect(b.eval(`document.cookie`)).To(BeEmpty(), "the token cookie is HttpOnly")
+	b.run(chromedp.Click(`//button[normalize-space()="Sign out"]`), chromedp.WaitVisible(`#token`))
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -28,6 +28,16 @@ func newFakeAPIServer(t *testing.T) *fakeAPIServer {
 		f.mu.Lock()
 		f.seen = append(f.seen, r.Clone(r.Context()))
 		f.mu.Unlock()
+		if strings.HasSuffix(r.URL.Path, "/selfsubjectreviews") {
+			w.Header().Set("Content-Type", "application/json")
+			if r.Header.Get("Authorization") != "Bearer alice-token" {
+				w.WriteHeader(http.StatusUnauthorized)
+				_, _ = io.WriteString(w, `{"kind":"Status","status":"Failure","message":"Unauthorized","reason":"Unauthorized","code":401}`)
+				return
+			}
+			_, _ = io.WriteString(w, `{"kind":"SelfSubjectReview","apiVersion":"authentication.k8s.io/v1","status":{"userInfo":{"username":"alice"}}}`)
+			return
+		}
 		if strings.HasSuffix(r.URL.Path, "/forbidden") {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusForbidden)
@@ -353,4 +363,117 @@ func TestServer_drafts_andResolutions_areCheckedBeforeAnyAPICall(t *testing.T) {
 		g.Expect(w.Code).To(Equal(http.StatusForbidden), target)
 	}
 	g.Expect(api.requests()).To(BeEmpty())
+}
+
+// newTokenServer is the in-cluster UI, whose config holds a service account's token and
+// impersonation that must never be used, served as https://kpo.example.com.
+func newTokenServer(t *testing.T) (*Server, *fakeAPIServer) {
+	t.Helper()
+	api := newFakeAPIServer(t)
+	s, err := New(Options{Config: &rest.Config{Host: api.URL, BearerToken: "pods-own-token", Impersonate: rest.ImpersonationConfig{UserName: "admin"}},
+		Namespace: "team", UserTokens: true, PublicURL: "https://kpo.example.com"}, "0.0.0.0:8080")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, api
+}
+
+func (s *Server) doAs(method, target, token, body string, header map[string]string) *httptest.ResponseRecorder {
+	hr := httptest.NewRequest(method, target, strings.NewReader(body))
+	hr.Host = "kpo.example.com"
+	if token != "" {
+		hr.AddCookie(&http.Cookie{Name: signInCookie, Value: token})
+	}
+	for k, v := range header {
+		hr.Header.Set(k, v)
+	}
+	w := httptest.NewRecorder()
+	s.ServeHTTP(w, hr)
+	return w
+}
+
+// TestServer_userTokens_everyCallCarriesItsUsersTokenAndNoOtherIdentity: in-cluster, a request
+// without a token is refused before the API server; with one (cookie or a proxy's
+// Authorization header), the API server sees that token alone, never the pod's credentials nor
+// impersonation.
+func TestServer_userTokens_everyCallCarriesItsUsersTokenAndNoOtherIdentity(t *testing.T) {
+	g := NewWithT(t)
+	s, api := newTokenServer(t)
+	list := "/k8s/apis/kpo.dev/v1alpha1/namespaces/team/packagerevisions"
+	w := s.doAs("GET", list, "", "", nil)
+	g.Expect(w.Code).To(Equal(http.StatusUnauthorized))
+	g.Expect(message(w)).To(ContainSubstring("sign in"))
+	g.Expect(api.requests()).To(BeEmpty())
+
+	g.Expect(s.doAs("GET", list, "alice-token", "", nil).Code).To(Equal(http.StatusOK))
+	g.Expect(s.doAs("GET", list, "", "", map[string]string{"Authorization": "Bearer bob-token"}).Code).To(Equal(http.StatusOK))
+	seen := api.requests()
+	g.Expect(seen).To(HaveLen(2))
+	g.Expect(seen[0].Header.Get("Authorization")).To(Equal("Bearer alice-token"))
+	g.Expect(seen[1].Header.Get("Authorization")).To(Equal("Bearer bob-token"))
+	for _, r := range seen {
+		g.Expect(r.Header.Get("Impersonate-User")).To(BeEmpty())
+	}
+
+	// The server's own calls too (a content read), and the Host and Origin are the public URL's.
+	_ = s.doAs("GET", "/ui/content?namespace=team&name=app", "alice-token", "", nil)
+	last := api.requests()[len(api.requests())-1]
+	g.Expect(last.Header.Get("Authorization")).To(Equal("Bearer alice-token"))
+	g.Expect(last.Header.Get("Impersonate-User")).To(BeEmpty())
+	hr := httptest.NewRequest("GET", list, nil)
+	hr.Host = "10.0.0.7:8080"
+	hr.AddCookie(&http.Cookie{Name: signInCookie, Value: "alice-token"})
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, hr)
+	g.Expect(rec.Code).To(Equal(http.StatusMisdirectedRequest))
+	w = s.doAs("POST", "/ui/lifecycle", "alice-token", `{}`, map[string]string{"Origin": "http://kpo.example.com"})
+	g.Expect(w.Code).To(Equal(http.StatusForbidden))
+	g.Expect(s.URL()).To(Equal("https://kpo.example.com/"))
+	// The kubelet's probe needs no host, token or origin, and learns nothing.
+	hr = httptest.NewRequest("GET", "/healthz", nil)
+	hr.Host = "10.0.0.7:8080"
+	rec = httptest.NewRecorder()
+	s.ServeHTTP(rec, hr)
+	g.Expect(rec.Code).To(Equal(http.StatusOK))
+	g.Expect(rec.Body.String()).To(Equal("ok\n"))
+}
+
+// TestServer_userTokens_signIn_checksTheTokenAndKeepsItInAStrictCookie: a token the API server
+// refuses sets nothing; one it accepts goes into a Secure HttpOnly SameSite=Strict cookie, and
+// is not echoed.
+func TestServer_userTokens_signIn_checksTheTokenAndKeepsItInAStrictCookie(t *testing.T) {
+	g := NewWithT(t)
+	s, _ := newTokenServer(t)
+	own := map[string]string{"Origin": "https://kpo.example.com"}
+	w := s.doAs("POST", "/ui/signin", "", `{"token":"stolen"}`, own)
+	g.Expect(w.Code).To(Equal(http.StatusUnauthorized))
+	g.Expect(w.Result().Cookies()).To(BeEmpty())
+	g.Expect(w.Body.String()).NotTo(ContainSubstring("stolen"))
+
+	g.Expect(s.doAs("POST", "/ui/signin", "", `{"token":"alice-token"}`, map[string]string{"Origin": "https://evil.example"}).Code).To(Equal(http.StatusForbidden))
+
+	w = s.doAs("POST", "/ui/signin", "", `{"token":"alice-token"}`, own)
+	g.Expect(w.Code).To(Equal(http.StatusOK))
+	g.Expect(w.Body.String()).To(ContainSubstring(`"user":"alice"`))
+	g.Expect(w.Body.String()).NotTo(ContainSubstring("alice-token"))
+	c := w.Result().Cookies()
+	g.Expect(c).To(HaveLen(1))
+	g.Expect(c[0].Value).To(Equal("alice-token"))
+	g.Expect(c[0].HttpOnly).To(BeTrue())
+	g.Expect(c[0].Secure).To(BeTrue())
+	g.Expect(c[0].SameSite).To(Equal(http.SameSiteStrictMode))
+
+	w = s.doAs("GET", "/ui/session", "alice-token", "", nil)
+	g.Expect(w.Body.String()).To(ContainSubstring(`"user":"alice"`))
+	w = s.doAs("GET", "/ui/session", "", "", nil)
+	g.Expect(w.Body.String()).To(ContainSubstring(`"signIn":"token"`))
+	g.Expect(w.Body.String()).NotTo(ContainSubstring(`"user"`))
+	// The local token of the desk mode does not sign anyone in here.
+	g.Expect(s.doAs("GET", "/?token=anything", "", "", nil).Result().Cookies()).To(BeEmpty())
+}
+
+func TestNew_userTokens_needsThePublicURL(t *testing.T) {
+	g := NewWithT(t)
+	_, err := New(Options{Config: &rest.Config{Host: "https://127.0.0.1:6443"}, UserTokens: true}, "0.0.0.0:8080")
+	g.Expect(err).To(MatchError(ContainSubstring("public URL")))
 }

@@ -973,11 +973,38 @@ async function route() {
   }
 }
 
+// signInPage asks for a bearer token (the in-cluster UI): the server checks it with the API
+// server and keeps it in an HttpOnly cookie; every call is then made with it alone.
+function signInPage(message) {
+  const token = h('textarea', { id: 'token', name: 'token', rows: 4, required: true, spellcheck: 'false', autocomplete: 'off', 'aria-describedby': 'token-hint' });
+  const form = h('form', { id: 'signin', class: 'card form', onsubmit: async (e) => {
+    e.preventDefault();
+    try {
+      await request('POST', '/ui/signin', { token: token.value });
+      token.value = '';
+      location.reload();
+    } catch (err) {
+      say('error', `Not signed in: ${err.message}`);
+    }
+  } },
+  h('div', { class: 'field' }, h('label', { for: 'token' }, 'Bearer token'), token,
+    h('span', { id: 'token-hint', class: 'muted small' }, 'Your own Kubernetes token (for example the output of kubectl create token, or your identity provider\'s ID token). Every action is made with it; it is kept in an HttpOnly cookie of this site until you sign out.')),
+  h('button', { type: 'submit', class: 'primary' }, 'Sign in'));
+  main.replaceChildren(h('h1', {}, 'Sign in'), message ? h('p', { class: 'alert error', role: 'alert' }, message) : '', form);
+  token.focus();
+}
+
 async function start() {
   try {
     const s = await request('GET', '/ui/session');
     namespace = s.namespace;
+    if (s.signIn === 'token') {
+      if (!s.user) { signInPage(); return; }
+      document.getElementById('who').replaceChildren(h('span', { class: 'small' }, s.user), ' ',
+        h('button', { type: 'button', class: 'small', onclick: async () => { await request('POST', '/ui/signout', {}); location.reload(); } }, 'Sign out'));
+    }
   } catch (e) {
+    if (e.code === 401 && e.message.includes('sign in again')) { signInPage(e.message); return; }
     main.replaceChildren(h('h1', {}, 'Not signed in'), h('p', { class: 'alert error', role: 'alert' }, e.message));
     return;
   }
