@@ -47,14 +47,7 @@ func ResourceDiff(from, to map[string][]byte) (changes []ResourceChange, same in
 	if err != nil {
 		return nil, 0, err
 	}
-	ids := map[string]bool{}
-	for id := range a {
-		ids[id] = true
-	}
-	for id := range b {
-		ids[id] = true
-	}
-	for _, id := range slices.Sorted(maps.Keys(ids)) {
+	for _, id := range sortedUnion(a, b) {
 		ra, inA := a[id]
 		rb, inB := b[id]
 		c := ResourceChange{ID: id, File: rb.file, Change: ResourceChanged}

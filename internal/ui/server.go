@@ -231,17 +231,23 @@ func (s *Server) routes() http.Handler {
 	} else {
 		mux.Handle("GET /ui/session", s.guard(http.HandlerFunc(s.session)))
 	}
-	mux.Handle("POST /ui/render", s.guard(http.HandlerFunc(s.render)))
-	mux.Handle("GET /ui/content", s.guard(http.HandlerFunc(s.getContent)))
-	mux.Handle("PUT /ui/content", s.guard(http.HandlerFunc(s.putContent)))
-	mux.Handle("POST /ui/content/request", s.guard(http.HandlerFunc(s.requestContentHandler)))
-	mux.Handle("POST /ui/diff", s.guard(http.HandlerFunc(s.diff)))
-	mux.Handle("POST /ui/lifecycle", s.guard(http.HandlerFunc(s.moveLifecycle)))
-	mux.Handle("POST /ui/delete", s.guard(http.HandlerFunc(s.deleteRevision)))
-	mux.Handle("POST /ui/drafts", s.guard(http.HandlerFunc(s.createDraft)))
-	mux.Handle("POST /ui/resolve", s.guard(http.HandlerFunc(s.resolveConflicts)))
-	mux.Handle("POST /ui/upgrade", s.guard(http.HandlerFunc(s.upgrade)))
-	mux.Handle("POST /ui/rollback", s.guard(http.HandlerFunc(s.rollback)))
+	// Every route that reads or writes anything needs the user's credentials; none that
+	// writes is a GET.
+	for pattern, h := range map[string]http.HandlerFunc{
+		"POST /ui/render":          s.render,
+		"GET /ui/content":          s.getContent,
+		"PUT /ui/content":          s.putContent,
+		"POST /ui/content/request": s.requestContentHandler,
+		"POST /ui/diff":            s.diff,
+		"POST /ui/lifecycle":       s.moveLifecycle,
+		"POST /ui/delete":          s.deleteRevision,
+		"POST /ui/drafts":          s.createDraft,
+		"POST /ui/resolve":         s.resolveConflicts,
+		"POST /ui/upgrade":         s.upgrade,
+		"POST /ui/rollback":        s.rollback,
+	} {
+		mux.Handle(pattern, s.guard(h))
+	}
 	return mux
 }
 
