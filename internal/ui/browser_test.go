@@ -311,6 +311,7 @@ func TestBrowser_authorEditsWithPreviewProposes_approverApproves_viewerSeesNoBut
 	upgraded := "deployments.my-app.upgrade-v2-to-upstream-v2"
 	b.run(chromedp.Navigate(base+"#/revisions/blueprints.my-app.v1"), chromedp.WaitVisible(`#downstreams`))
 	b.expectText(`#downstreams`, second, "behind: blueprints.my-app.v2", "Upgrade 1 behind")
+	g.Expect(b.eval(`document.querySelector('svg.tree-picture').getAttribute('aria-label')`)).To(Equal("blueprints/my-app has 1 downstream package(s), 1 behind"))
 	b.scrollTo(`#downstreams`)
 	b.screenshot(shots, "downstreams.png")
 	b.run(chromedp.Click(`#bulk-allow-conflicts`), chromedp.Click(`#upgrade-all`),

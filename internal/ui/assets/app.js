@@ -481,6 +481,31 @@ function conflictsView(pr, mayResolve) {
       h('button', { onclick: (e) => resolve(e.currentTarget, Object.fromEntries(conflicts.filter((c) => !c.resolution).map((c) => [c.id, 'upstream']))) }, 'Take upstream for all')) : '');
 }
 
+// downstreamTree draws the package and its downstream packages, one line each, amber when
+// the downstream is behind; the table below says the same in words.
+function downstreamTree(pr, downstreams) {
+  const row = 34;
+  const height = Math.max(60, 20 + row * downstreams.length);
+  const width = 760;
+  const rootY = height / 2;
+  const label = (s, max) => (s.length > max ? s.slice(0, max - 1) + '…' : s);
+  const late = downstreams.filter(behind).length;
+  return svg('svg', { class: 'tree-picture', width, height, viewBox: `0 0 ${width} ${height}`, role: 'img',
+    'aria-label': `${pr.spec.repository}/${pr.spec.packageName} has ${downstreams.length} downstream package(s), ${late} behind` },
+    svg('rect', { x: 10, y: rootY - 16, width: 230, height: 32, rx: 6, fill: '#e6eefb', stroke: '#9db8e6' }),
+    svg('text', { x: 22, y: rootY + 5, 'font-size': 13, fill: '#173a70' }, label(`${pr.spec.repository}/${pr.spec.packageName}`, 30)),
+    downstreams.map((d, i) => {
+      const y = 10 + row * i + row / 2;
+      const late = behind(d);
+      const stroke = late ? '#9a6200' : '#1d7a46';
+      return svg('a', { href: `#/revisions/${encodeURIComponent(d.metadata.name)}`, 'aria-label': `${d.metadata.name}${late ? ', behind' : ', up to date'}` },
+        svg('title', {}, `${d.metadata.name}: based on ${d.status.upstreamRevision}${late ? `, behind ${d.status.latestUpstreamRevision}` : ''}`),
+        svg('path', { d: `M240 ${rootY} C 300 ${rootY}, 300 ${y}, 360 ${y}`, fill: 'none', stroke, 'stroke-width': 2, 'stroke-dasharray': late ? '5 4' : undefined }),
+        svg('rect', { x: 360, y: y - 13, width: 390, height: 26, rx: 6, fill: late ? '#fff4de' : '#e3f4ea', stroke }),
+        svg('text', { x: 372, y: y + 5, 'font-size': 13, fill: '#1d2329' }, label(d.metadata.name, 40) + (late ? '  (behind)' : '')));
+    }));
+}
+
 // downstreamView lists the latest published revision of every package cloned from this one,
 // with a "behind" badge when this package has a newer published revision than the one it is
 // based on, and upgrades all of those at once (as kpoctl rpkg upgrade --all-downstreams).
@@ -505,6 +530,7 @@ function downstreamView(pr, downstreams, mayDraft) {
     h('div', { class: 'head' }, h('h2', { id: 'downstreams-h' }, `Downstream packages (${downstreams.length})`),
       mayDraft && late.length ? h('div', { class: 'actions' }, h('div', { class: 'check' }, allow, h('label', { for: 'bulk-allow-conflicts' }, ' Keep conflicts')),
         h('button', { class: 'primary', id: 'upgrade-all', onclick: (e) => bulk(e.currentTarget) }, `Upgrade ${late.length} behind`)) : ''),
+    downstreamTree(pr, downstreams),
     h('table', {}, h('thead', {}, h('tr', {}, ['Revision', 'Repository', 'Based on', 'Upstream'].map((t) => h('th', { scope: 'col' }, t)))),
       h('tbody', {}, downstreams.map((d) => h('tr', {},
         h('td', {}, h('a', { href: `#/revisions/${encodeURIComponent(d.metadata.name)}` }, d.metadata.name)),
