@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 	. "github.com/onsi/gomega"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -152,7 +153,10 @@ func TestBrowser_authorEditsWithPreviewProposes_approverApproves_viewerSeesNoBut
 	b.screenshot(shots, "repositories.png")
 	b.run(chromedp.Click(`//button[@aria-label="Sync deployments now"]`), chromedp.WaitVisible(`//p[contains(., "deployments synced.")]`))
 	b.run(chromedp.Click(`a[data-nav="packages"]`), chromedp.WaitVisible(`//a[normalize-space()="blueprints.my-app.v1"]`),
-		chromedp.Click(`//a[normalize-space()="Add package"]`), chromedp.WaitVisible(`#tab-clone`), chromedp.Click(`#tab-clone`), chromedp.WaitVisible(`#clone-from`))
+		chromedp.Click(`//a[normalize-space()="Add package"]`), chromedp.WaitVisible(`#tab-clone`))
+	// The kind of addition is a tab list the keyboard moves through (arrow keys).
+	b.run(chromedp.Focus(`#tab-init`), chromedp.KeyEvent(kb.ArrowRight), chromedp.WaitVisible(`#clone-from`))
+	b.waitFor(`document.activeElement && document.activeElement.id === 'tab-clone' && document.activeElement.getAttribute('aria-selected') === 'true'`)
 	b.eval(`(() => { document.getElementById('clone-from').value = 'blueprints.my-app.v1'; document.getElementById('add-repository').value = 'deployments'; return ''; })()`)
 	b.run(chromedp.SendKeys(`#add-package`, "my-app"))
 	b.screenshot(shots, "add-package.png")

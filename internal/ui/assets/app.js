@@ -101,6 +101,23 @@ function behind(pr) {
 
 function lifecycleBadge(l) { return h('span', { class: `badge ${l || 'Draft'}` }, l || '—'); }
 
+// tabKeys moves between the tabs of a tablist with the arrow, Home and End keys and selects
+// the one reached, as the ARIA tabs pattern has it; Tab leaves the list.
+function tabKeys(e) {
+  const tabs = [...e.currentTarget.querySelectorAll('[role="tab"]')];
+  const i = tabs.indexOf(document.activeElement);
+  const next = { ArrowRight: i + 1, ArrowLeft: i - 1, Home: 0, End: tabs.length - 1 }[e.key];
+  if (i < 0 || next === undefined) return;
+  e.preventDefault();
+  const tab = tabs[(next + tabs.length) % tabs.length];
+  refocus = `#${tab.id}`;
+  tab.click();
+}
+
+// refocus names the element to focus once the next route has rendered (the tab the keyboard
+// moved to), instead of the page.
+let refocus = null;
+
 // ---------------------------------------------------------------- repositories
 
 async function repositoriesPage(seq) {
@@ -550,7 +567,7 @@ async function diffPage(seq, params) {
   if (seq !== renderSeq) return;
   const cls = (l) => (l.startsWith('+++') || l.startsWith('---') ? 'd-file' : l.startsWith('@@') ? 'd-hunk' : l.startsWith('+') ? 'd-add' : l.startsWith('-') ? 'd-del' : '');
   const pre = (text, attrs) => h('pre', { class: 'diff', tabindex: '0', ...attrs }, text.replace(/\n$/, '').split('\n').map((l) => h('span', { class: cls(l) }, l || ' ')));
-  const view = (v, label) => h('a', { class: 'button', role: 'tab', 'aria-selected': String((v === 'files') !== byResource),
+  const view = (v, label) => h('a', { class: 'button', role: 'tab', id: `view-${v}`, 'aria-selected': String((v === 'files') !== byResource), tabindex: (v === 'files') !== byResource ? '0' : '-1',
     href: `#/diff?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}&view=${v}` }, label);
   let body;
   if (!r.diff) body = h('p', { class: 'alert info' }, 'No difference.');
@@ -567,7 +584,7 @@ async function diffPage(seq, params) {
     h('div', { class: 'head' }, h('h1', {}, 'Diff'),
       h('div', { class: 'actions' }, h('a', { class: 'button', href: `#/revisions/${encodeURIComponent(to)}` }, `Back to ${to}`))),
     h('p', {}, 'From ', h('a', { href: `#/revisions/${encodeURIComponent(from)}` }, from), ' to ', h('a', { href: `#/revisions/${encodeURIComponent(to)}` }, to), '.'),
-    h('div', { class: 'tabs', role: 'tablist', 'aria-label': 'Diff view' }, view('resources', 'By resource'), view('files', 'By file')),
+    h('div', { class: 'tabs', role: 'tablist', 'aria-label': 'Diff view', onkeydown: tabKeys }, view('resources', 'By resource'), view('files', 'By file')),
     body,
   );
 }
@@ -808,8 +825,8 @@ async function addPage(seq, params) {
     }
     newDraft(form.querySelector('button[type=submit]'), body, { init: 'New package', clone: 'Clone', copy: 'Copy' }[kind]);
   } },
-  h('div', { class: 'tabs', role: 'tablist', 'aria-label': 'How to add the package' },
-    [['init', 'New'], ['clone', 'Clone'], ['copy', 'Copy (new revision)']].map(([k, t]) => h('button', { type: 'button', role: 'tab', id: `tab-${k}`, 'aria-selected': String(k === kind), 'aria-controls': 'add-source',
+  h('div', { class: 'tabs', role: 'tablist', 'aria-label': 'How to add the package', onkeydown: tabKeys },
+    [['init', 'New'], ['clone', 'Clone'], ['copy', 'Copy (new revision)']].map(([k, t]) => h('button', { type: 'button', role: 'tab', id: `tab-${k}`, 'aria-selected': String(k === kind), tabindex: k === kind ? '0' : '-1', 'aria-controls': 'add-source',
       onclick: () => { location.hash = `#/add?kind=${k}`; } }, t))),
   h('div', { id: 'add-source', role: 'tabpanel', 'aria-labelledby': `tab-${kind}` }, sections[kind]),
   kind === 'copy' ? '' : target,
@@ -993,6 +1010,7 @@ async function route() {
     else if (parts[0] === 'revisions' && parts[1]) await revisionPage(seq, parts[1]);
     else await repositoriesPage(seq);
     document.title = `${main.querySelector('h1') ? main.querySelector('h1').textContent : ''} · kpo`;
+    if (refocus && seq === renderSeq) { const el = document.querySelector(refocus); refocus = null; if (el) el.focus(); }
   } catch (e) {
     if (seq !== renderSeq) return;
     main.replaceChildren(h('h1', {}, 'Error'), h('p', { class: 'alert error', role: 'alert' }, e.message));
