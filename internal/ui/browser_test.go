@@ -231,7 +231,8 @@ func TestBrowser_authorEditsWithPreviewProposes_approverApproves_viewerSeesNoBut
 	b.run(chromedp.Click(`//button[normalize-space()="Approve"]`), chromedp.WaitVisible(`//p[@role="alert" and contains(., "Not approved")]`))
 	b.expectText(`#status`, "the object has been modified")
 	g.Expect(getRevision(g, admin, ns.Name).Spec.Lifecycle).To(Equal(kpov1.LifecycleProposed))
-	b.run(chromedp.WaitVisible(`//button[normalize-space()="Approve"]`), chromedp.Click(`//button[normalize-space()="Approve"]`),
+	// The page shows the revision again (a new, enabled button: the refused one stays disabled).
+	b.run(chromedp.WaitEnabled(`//button[normalize-space()="Approve"]`), chromedp.Click(`//button[normalize-space()="Approve"]`),
 		chromedp.WaitVisible(`//p[contains(., "is Published")]`))
 	b.run(chromedp.WaitVisible(`//button[normalize-space()="Propose deletion"]`))
 	b.expectNoText(`.actions`, "Approve")
@@ -271,6 +272,14 @@ func TestBrowser_authorEditsWithPreviewProposes_approverApproves_viewerSeesNoBut
 	base := strings.Split(alice.URL(), "?")[0]
 	b.run(chromedp.Navigate(base+"#/revisions/"+second+"/edit"), chromedp.WaitVisible(`#new-file`),
 		chromedp.WaitVisible(`//p[@id="preview-state" and contains(., "Rendered in")]`))
+	// The ConfigMap's form: a key added there is written into the file and previewed.
+	b.run(chromedp.WaitNotVisible(`#form-toggle`), chromedp.WaitNotVisible(`#remove-file`), // on the Kptfile: no form, no removal
+		chromedp.Click(`//nav[@aria-label="Files"]//button[normalize-space()="configmap.yaml"]`), chromedp.WaitVisible(`#form-toggle`))
+	b.run(chromedp.Click(`#form-toggle`), chromedp.WaitVisible(`#cm-name`), chromedp.Click(`#cm-add`))
+	b.run(chromedp.SendKeys(`//input[@aria-label="Key 2"]`, "color"), chromedp.SendKeys(`//input[@aria-label="Value 2"]`, "blue"))
+	b.waitFor(`document.getElementById('editor').value.includes('color: blue') && document.getElementById('editor').value.includes('greeting: hi')`)
+	b.waitFor(`document.getElementById('preview').textContent.includes('color: blue')`)
+	b.screenshot(shots, "form.png")
 	b.run(chromedp.SendKeys(`#new-file`, "extra/service.yaml"), chromedp.Click(`//form[@class="add-file"]//button`),
 		chromedp.WaitVisible(`//label[@for="editor" and normalize-space()="Editing extra/service.yaml"]`))
 	b.eval(`(() => { const t = document.getElementById('editor');
@@ -282,6 +291,7 @@ func TestBrowser_authorEditsWithPreviewProposes_approverApproves_viewerSeesNoBut
 	edited := &kpov1.PackageRevision{}
 	g.Expect(admin.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: second}, edited)).To(Succeed())
 	g.Expect(gitRepo.ReadFile(edited.Status.Commit, "my-app/extra/service.yaml")).To(ContainSubstring("team: green"))
+	g.Expect(gitRepo.ReadFile(edited.Status.Commit, "my-app/configmap.yaml")).To(ContainSubstring("color: blue"))
 	_, err = gitRepo.ReadFile(edited.Status.Commit, "my-app/README.md")
 	g.Expect(err).To(HaveOccurred(), "README.md removed")
 

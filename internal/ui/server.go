@@ -245,6 +245,8 @@ func (s *Server) routes() http.Handler {
 		"POST /ui/resolve":         s.resolveConflicts,
 		"POST /ui/upgrade":         s.upgrade,
 		"POST /ui/rollback":        s.rollback,
+		"POST /ui/form/read":       s.formRead,
+		"POST /ui/form/write":      s.formWrite,
 	} {
 		mux.Handle(pattern, s.guard(h))
 	}

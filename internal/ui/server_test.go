@@ -477,3 +477,38 @@ func TestNew_userTokens_needsThePublicURL(t *testing.T) {
 	_, err := New(Options{Config: &rest.Config{Host: "https://127.0.0.1:6443"}, UserTokens: true}, "0.0.0.0:8080")
 	g.Expect(err).To(MatchError(ContainSubstring("public URL")))
 }
+
+// TestServer_configMapForm_editsNameNamespaceAndDataAndKeepsTheRest: the form reads a
+// ConfigMap's data in order, and writes it back with every other field and comment kept; a
+// file it cannot edit says why.
+func TestServer_configMapForm_editsNameNamespaceAndDataAndKeepsTheRest(t *testing.T) {
+	g := NewWithT(t)
+	s, api := newTestServer(t)
+	file := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\n  labels:\n    team: blue\ndata:\n  # the greeting\n  greeting: hello\n  size: small\n"
+	body, _ := json.Marshal(map[string]string{"yaml": file})
+	w := s.do(req{method: "POST", target: "/ui/form/read", cookie: testToken, origin: origin, body: string(body)})
+	g.Expect(w.Code).To(Equal(http.StatusOK))
+	var read configMapForm
+	g.Expect(json.Unmarshal(w.Body.Bytes(), &read)).To(Succeed())
+	g.Expect(read.Form).To(Equal("ConfigMap"))
+	g.Expect(read.Name).To(Equal("app"))
+	g.Expect(read.Data).To(Equal([][2]string{{"greeting", "hello"}, {"size", "small"}}))
+
+	body, _ = json.Marshal(configMapForm{YAML: file, Name: "app", Namespace: "web", Data: [][2]string{{"greeting", "hi"}, {"color", "12"}}})
+	w = s.do(req{method: "POST", target: "/ui/form/write", cookie: testToken, origin: origin, body: string(body)})
+	g.Expect(w.Code).To(Equal(http.StatusOK), w.Body.String())
+	var written configMapForm
+	g.Expect(json.Unmarshal(w.Body.Bytes(), &written)).To(Succeed())
+	g.Expect(written.YAML).To(Equal("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\n  labels:\n    team: blue\n  namespace: web\ndata:\n  # the greeting\n  greeting: hi\n  color: \"12\"\n"))
+
+	for _, other := range []string{"apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: x\n", "a: [\n", "kind: ConfigMap\napiVersion: v1\nmetadata:\n  name: a\n---\nkind: ConfigMap\napiVersion: v1\nmetadata:\n  name: b\n"} {
+		body, _ = json.Marshal(map[string]string{"yaml": other})
+		w = s.do(req{method: "POST", target: "/ui/form/read", cookie: testToken, origin: origin, body: string(body)})
+		g.Expect(w.Code).To(Equal(http.StatusOK))
+		g.Expect(w.Body.String()).To(ContainSubstring(`"form":""`), other)
+		g.Expect(w.Body.String()).To(ContainSubstring(`"why":`), other)
+	}
+	body, _ = json.Marshal(configMapForm{YAML: file, Name: "app", Data: [][2]string{{"a", "1"}, {"a", "2"}}})
+	g.Expect(s.do(req{method: "POST", target: "/ui/form/write", cookie: testToken, origin: origin, body: string(body)}).Code).To(Equal(http.StatusUnprocessableEntity))
+	g.Expect(api.requests()).To(BeEmpty(), "the form reads and writes no API object")
+}

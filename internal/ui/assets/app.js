@@ -888,11 +888,82 @@ async function editPage(seq, name, params) {
     open(Object.keys(files).sort(kptfileFirst)[0]);
   } }, 'Remove file');
 
+  // The form editor of a ConfigMap file: name, namespace and data as fields; each change is
+  // written into the file by the local server (every other field and comment kept) and shown
+  // in the editor, then previewed like typing.
+  const formBox = h('div', { id: 'cm-form', class: 'card cm-form', hidden: true });
+  const formButton = h('button', { type: 'button', id: 'form-toggle', hidden: true, 'aria-expanded': 'false', 'aria-controls': 'cm-form', onclick: () => toggleForm() }, 'Form');
+  let formFor = null;
+  let formCheck = null;
+  async function checkForm(p) {
+    formButton.hidden = true;
+    closeForm();
+    try {
+      const r = await request('POST', '/ui/form/read', { yaml: files[p] });
+      if (p === current && r.form === 'ConfigMap') formButton.hidden = false;
+    } catch { /* no form: the YAML editor stays */ }
+  }
+  function closeForm() { formBox.hidden = true; formButton.setAttribute('aria-expanded', 'false'); }
+  // toggleForm opens the form on the file as it is now (read again), or closes it.
+  async function toggleForm() {
+    if (!formBox.hidden) { closeForm(); return; }
+    const p = current;
+    try {
+      formFor = await request('POST', '/ui/form/read', { yaml: files[p] });
+    } catch (e) {
+      say('error', `No form: ${e.message}`);
+      return;
+    }
+    if (p !== current) return;
+    if (formFor.form !== 'ConfigMap') { say('info', `No form for ${p}: ${formFor.why}`); return; }
+    renderForm(formFor);
+    formBox.hidden = false;
+    formButton.setAttribute('aria-expanded', 'true');
+    formBox.querySelector('input').focus();
+  }
+  function renderForm(f) {
+    const rows = h('tbody', {});
+    const error = h('p', { class: 'sev-error small', role: 'alert' });
+    let timer2 = null;
+    const write = () => { clearTimeout(timer2); timer2 = setTimeout(async () => {
+      const data = [...rows.querySelectorAll('tr')].map((tr) => [tr.querySelector('.k').value, tr.querySelector('.v').value]);
+      try {
+        const r = await request('POST', '/ui/form/write', { yaml: files[current], name: nameIn.value.trim(), namespace: nsIn.value.trim(), data });
+        error.textContent = '';
+        files[current] = r.yaml;
+        textarea.value = r.yaml;
+        if (!edited.has(current)) { changed(current); renderTree(); } else changed(current);
+      } catch (e) {
+        error.textContent = e.message;
+      }
+    }, 300); };
+    const row = (k, v) => {
+      const i = rows.children.length;
+      const tr = h('tr', {},
+        h('td', {}, h('input', { class: 'k', value: k, 'aria-label': `Key ${i + 1}`, oninput: write })),
+        h('td', {}, h('input', { class: 'v', value: v, 'aria-label': `Value ${i + 1}`, oninput: write })),
+        h('td', {}, h('button', { type: 'button', 'aria-label': `Remove key ${k || i + 1}`, onclick: () => { tr.remove(); write(); } }, 'Remove')));
+      rows.append(tr);
+      return tr;
+    };
+    const nameIn = h('input', { id: 'cm-name', value: f.name, oninput: write });
+    const nsIn = h('input', { id: 'cm-namespace', value: f.namespace, oninput: write });
+    for (const [k, v] of f.data) row(k, v);
+    formBox.replaceChildren(
+      h('h2', { class: 'flush' }, 'ConfigMap'),
+      h('div', { class: 'fields' }, h('div', { class: 'field' }, h('label', { for: 'cm-name' }, 'Name'), nameIn),
+        h('div', { class: 'field' }, h('label', { for: 'cm-namespace' }, 'Namespace'), nsIn)),
+      h('table', { 'aria-label': 'Data' }, h('thead', {}, h('tr', {}, ['Key', 'Value', ''].map((t) => h('th', { scope: 'col' }, t)))), rows),
+      h('button', { type: 'button', id: 'cm-add', onclick: () => row('', '').querySelector('.k').focus() }, 'Add key'),
+      error);
+  }
+
   function open(p) {
     current = p;
     textarea.value = files[p];
     label.textContent = `Editing ${p}`;
     remove.hidden = p === 'Kptfile';
+    checkForm(p);
     renderTree();
     showPreview();
   }
@@ -935,6 +1006,11 @@ async function editPage(seq, name, params) {
     if ((e.ctrlKey || e.metaKey) && e.key === 's') { e.preventDefault(); if (!save.disabled) saveContent(); }
   });
   textarea.addEventListener('input', () => {
+    // Typed YAML wins: the form closes, and is read again from the file when reopened.
+    if (!formBox.hidden) closeForm();
+    formButton.hidden = true;
+    clearTimeout(formCheck);
+    formCheck = setTimeout(() => checkForm(current), 500);
     files[current] = textarea.value;
     if (!edited.has(current)) { changed(current); renderTree(); } else changed(current);
   });
@@ -970,7 +1046,7 @@ async function editPage(seq, name, params) {
     h('p', { class: 'muted small' }, 'The preview renders the package with kpo\'s render engine as you type (built-in functions only); nothing is committed until you save (Ctrl+S).'),
     h('div', { class: 'editor' },
       h('div', {}, h('nav', { 'aria-label': 'Files' }, tree), addForm),
-      h('section', { 'aria-label': 'Editor' }, h('div', { class: 'editor-head' }, label, remove), textarea),
+      h('section', { 'aria-label': 'Editor' }, h('div', { class: 'editor-head' }, label, h('div', { class: 'row-actions' }, formButton, remove)), formBox, textarea),
       h('section', { 'aria-labelledby': 'preview-h' }, h('h2', { id: 'preview-h', class: 'flush' }, 'Preview'), previewState, results, previewNote, preview)),
   );
   open(current);
