@@ -15,14 +15,7 @@ import (
 // WriteUnifiedDiff writes, file by file in path order, the unified diff (3 lines of context)
 // from one package's files to another's.
 func WriteUnifiedDiff(w io.Writer, fromName string, from map[string][]byte, toName string, to map[string][]byte) error {
-	paths := map[string]bool{}
-	for p := range from {
-		paths[p] = true
-	}
-	for p := range to {
-		paths[p] = true
-	}
-	for _, p := range slices.Sorted(maps.Keys(paths)) {
+	for _, p := range sortedUnion(from, to) {
 		a, inA := from[p]
 		b, inB := to[p]
 		if inA && inB && bytes.Equal(a, b) {
@@ -66,4 +59,16 @@ func splitLines(s string) []string {
 	}
 	lines[len(lines)-1] += "\n\\ No newline at end of file\n"
 	return lines
+}
+
+// sortedUnion is the keys of a and b, sorted, each once.
+func sortedUnion[V any](a, b map[string]V) []string {
+	keys := map[string]bool{}
+	for k := range a {
+		keys[k] = true
+	}
+	for k := range b {
+		keys[k] = true
+	}
+	return slices.Sorted(maps.Keys(keys))
 }

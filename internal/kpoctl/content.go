@@ -3,6 +3,7 @@ package kpoctl
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -27,6 +28,7 @@ import (
 
 	kpov1 "kpo.dev/kpo/api/v1alpha1"
 	"kpo.dev/kpo/internal/content"
+	"kpo.dev/kpo/internal/lifecycle"
 )
 
 // readContent returns a package revision and the files of its content ConfigMap.
@@ -38,7 +40,7 @@ func (o *globalOptions) readContent(ctx context.Context, name string) (*kpov1.Pa
 	if ce := pr.Status.ContentError; ce != nil {
 		return nil, nil, nil, fmt.Errorf("packagerevision %s has no content: %s: %s", name, ce.Reason, ce.Message)
 	}
-	if pr.Status.ResourcesRef == nil && publishedContent(pr) {
+	if pr.Status.ResourcesRef == nil && lifecycle.PublishedContent(pr) {
 		if pr, err = o.requestContent(ctx, c, pr); err != nil {
 			return nil, nil, nil, err
 		}
@@ -58,22 +60,11 @@ func (o *globalOptions) readContent(ctx context.Context, name string) (*kpov1.Pa
 	return pr, cm, files, nil
 }
 
-// publishedContent reports whether a revision's content is immutable, and so in a ConfigMap
-// only on request.
-func publishedContent(pr *kpov1.PackageRevision) bool {
-	return pr.Status.Lifecycle == kpov1.LifecyclePublished || pr.Status.Lifecycle == kpov1.LifecycleDeletionProposed
-}
-
-// requestContent asks the manager for the content ConfigMap of a published revision (the
-// kpo.dev/content-requested annotation, set to now) and waits until its status names it.
+// requestContent asks the manager for the content ConfigMap of a published revision and
+// waits until its status names it.
 func (o *globalOptions) requestContent(ctx context.Context, c client.Client, pr *kpov1.PackageRevision) (*kpov1.PackageRevision, error) {
 	name := pr.Name
-	patch := client.MergeFrom(pr.DeepCopy())
-	if pr.Annotations == nil {
-		pr.Annotations = map[string]string{}
-	}
-	pr.Annotations[kpov1.ContentRequestedAnnotation] = time.Now().UTC().Format(time.RFC3339)
-	if err := c.Patch(ctx, pr, patch); err != nil {
+	if err := lifecycle.RequestContent(ctx, c, pr); err != nil {
 		if apierrors.IsForbidden(err) {
 			return nil, fmt.Errorf("packagerevision %s is published: its content is in a ConfigMap only on request, "+
 				"and requesting it (annotation %s) needs patch on packagerevisions (role kpo-author): %w",
@@ -85,13 +76,14 @@ func (o *globalOptions) requestContent(ctx context.Context, c client.Client, pr 
 		if err := c.Get(ctx, client.ObjectKeyFromObject(pr), pr); err != nil {
 			return apiError(kindPackageRevision, name, err)
 		}
-		if ce := pr.Status.ContentError; ce != nil {
-			return fmt.Errorf("packagerevision %s has no content: %s: %s", name, ce.Reason, ce.Message)
+		loaded, err := lifecycle.ContentLoaded(pr)
+		if blocked := (*lifecycle.BlockedError)(nil); errors.As(err, &blocked) {
+			return &conditionError{Kind: kindPackageRevision, Name: name, Condition: blocked.Condition}
 		}
-		if r := meta.FindStatusCondition(pr.Status.Conditions, kpov1.ReadyCondition); r != nil && r.Reason == kpov1.InvalidContentRequestReason {
-			return &conditionError{Kind: kindPackageRevision, Name: name, Condition: *r}
+		if err != nil {
+			return err
 		}
-		if pr.Status.ResourcesRef == nil {
+		if !loaded {
 			return errNotYet("status.resourcesRef is not set yet")
 		}
 		return nil

@@ -2,7 +2,6 @@ package kpoctl
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -13,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kpov1 "kpo.dev/kpo/api/v1alpha1"
+	"kpo.dev/kpo/internal/lifecycle"
 )
 
 type resolveOptions struct {
@@ -108,24 +108,7 @@ func (r *resolveOptions) run(ctx context.Context, o *globalOptions, name string)
 	if err != nil {
 		return err
 	}
-	// A choice the manager has not applied yet is kept, this one added to it.
-	pending := map[string]string{}
-	if v := pr.Annotations[kpov1.ResolveConflictsAnnotation]; v != "" && json.Unmarshal([]byte(v), &pending) != nil {
-		pending = map[string]string{}
-	}
-	for id, side := range choices {
-		pending[id] = side
-	}
-	data, err := json.Marshal(pending)
-	if err != nil {
-		return err
-	}
-	patch := client.MergeFromWithOptions(pr.DeepCopy(), client.MergeFromWithOptimisticLock{})
-	if pr.Annotations == nil {
-		pr.Annotations = map[string]string{}
-	}
-	pr.Annotations[kpov1.ResolveConflictsAnnotation] = string(data)
-	if err := c.Patch(ctx, pr, patch); err != nil {
+	if err := lifecycle.Resolve(ctx, c, pr, choices); err != nil {
 		return apiError(kindPackageRevision, name, err)
 	}
 	if o.wait {

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	kpov1 "kpo.dev/kpo/api/v1alpha1"
+	"kpo.dev/kpo/internal/lifecycle"
 )
 
 type rollbackOptions struct {
@@ -129,15 +130,12 @@ func (r *rollbackOptions) run(ctx context.Context, o *globalOptions, name string
 
 // item is the rollback of latest to a copy of to.
 func (r *rollbackOptions) item(latest, to *kpov1.PackageRevision) *bulkItem {
-	ws := r.workspace
-	if ws == "" {
-		ws = fmt.Sprintf("rollback-v%d-to-v%d", latest.Status.Revision, to.Status.Revision)
-	}
+	target, source := lifecycle.RollbackDraft(latest, to, r.workspace)
 	return &bulkItem{
 		subject: latest.Name,
 		action:  fmt.Sprintf("rollback of %s to a copy of %s", latest.Name, to.Name),
-		target:  draftTarget{repository: latest.Spec.Repository, packageName: latest.Spec.PackageName, workspace: ws},
-		source:  kpov1.PackageDraftSource{Copy: &kpov1.CopySource{SourceRef: kpov1.LocalReference{Name: to.Name}}},
+		target:  draftTarget{repository: target.Repository, packageName: target.PackageName, workspace: target.Workspace},
+		source:  source,
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	kpov1 "kpo.dev/kpo/api/v1alpha1"
+	"kpo.dev/kpo/internal/lifecycle"
 )
 
 func TestEveryCommand_hasAnExampleAndAShortDescription(t *testing.T) {
@@ -126,14 +127,15 @@ func TestRpkgTable_wide_showsGuardrailsDownstreamValidationAndDeployments(t *tes
 	g.Expect(out.String()).NotTo(ContainSubstring("GUARDRAILS"))
 }
 
-func TestGuardrailsBlock_refusesToProposeWhatFailedItsGuardrails(t *testing.T) {
+func TestBlockedError_saysWhatToFixNext(t *testing.T) {
 	g := NewWithT(t)
-	pr := &kpov1.PackageRevision{}
-	g.Expect(guardrailsBlock("r", pr, kpov1.LifecycleProposed)).To(Succeed())
-	pr.Status.Conditions = []metav1.Condition{{Type: kpov1.GuardrailsPassedCondition, Status: metav1.ConditionFalse,
-		Reason: kpov1.GuardrailFailedReason, Message: `guardrail "team" failed`}}
-	g.Expect(guardrailsBlock("r", pr, kpov1.LifecyclePublished)).To(Succeed())
-	err := guardrailsBlock("r", pr, kpov1.LifecycleProposed)
+	guardrail := metav1.Condition{Type: kpov1.GuardrailsPassedCondition, Status: metav1.ConditionFalse,
+		Reason: kpov1.GuardrailFailedReason, Message: `guardrail "team" failed`}
+	err := blockedError("proposed", &lifecycle.BlockedError{Name: "r", Condition: guardrail})
 	g.Expect(err).To(MatchError(ContainSubstring(`packagerevision r: GuardrailFailed: guardrail "team" failed`)))
-	g.Expect(err.Error()).To(ContainSubstring("Not proposed"))
+	g.Expect(err.Error()).To(ContainSubstring("Not proposed: fix the content"))
+	guardrail.Reason = kpov1.GuardrailErrorReason
+	g.Expect(blockedError("proposed", &lifecycle.BlockedError{Name: "r", Condition: guardrail}).Error()).To(ContainSubstring("spec.guardrails"))
+	ready := metav1.Condition{Type: kpov1.ReadyCondition, Status: metav1.ConditionFalse, Reason: "RenderFailed", Message: "boom"}
+	g.Expect(blockedError("approved", &lifecycle.BlockedError{Name: "r", Condition: ready}).Error()).To(ContainSubstring("Not approved: fix the revision first"))
 }

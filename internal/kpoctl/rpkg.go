@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -16,6 +15,7 @@ import (
 
 	kpov1 "kpo.dev/kpo/api/v1alpha1"
 	"kpo.dev/kpo/internal/discovery"
+	"kpo.dev/kpo/internal/lifecycle"
 )
 
 func newRpkgCommand(o *globalOptions) *cobra.Command {
@@ -181,20 +181,6 @@ func rpkgTable(items []kpov1.PackageRevision, withNamespace, wide bool) *table {
 	return t
 }
 
-// guardrailsBlock refuses to propose a draft whose content failed its repository's guardrails
-// (condition GuardrailsPassed False): the manager would keep it Draft.
-func guardrailsBlock(name string, pr *kpov1.PackageRevision, to kpov1.Lifecycle) error {
-	c := meta.FindStatusCondition(pr.Status.Conditions, kpov1.GuardrailsPassedCondition)
-	if to != kpov1.LifecycleProposed || c == nil || c.Status != metav1.ConditionFalse {
-		return nil
-	}
-	hint := fmt.Sprintf("Not proposed: fix the content (`kpoctl rpkg pull %s DIR`, edit, `kpoctl rpkg push %s DIR`) until the guardrails pass.", name, name)
-	if c.Reason == kpov1.GuardrailErrorReason {
-		hint = "Not proposed: a guardrail of the repository cannot run; ask whoever administers the Repository to fix its spec.guardrails."
-	}
-	return &conditionError{Kind: kindPackageRevision, Name: name, Condition: *c, Hint: hint}
-}
-
 // deployedByColumn lists the GitOps objects that deployed pr, Kind/namespace/name, with
 // " (not ready)" on those whose Ready is not True.
 func deployedByColumn(pr kpov1.PackageRevision) string {
@@ -246,33 +232,18 @@ func (o *globalOptions) createDraft(ctx context.Context, target draftTarget, sou
 	if err != nil {
 		return err
 	}
-	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: target.repository}, &kpov1.Repository{}); err != nil {
-		if apierrors.IsNotFound(err) {
-			return fmt.Errorf("repository %s not found in namespace %s: register it with `kpoctl repo reg URL --name %s`, or pick the namespace with -n", target.repository, ns, target.repository)
-		}
-		return apiError(kindRepository, target.repository, err)
-	}
 	name := discovery.RevisionName(target.repository, target.packageName, target.workspace)
-	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &kpov1.PackageRevision{}); err == nil {
+	draft, err := lifecycle.NewDraft(ctx, c, ns, lifecycle.DraftTarget{Repository: target.repository, PackageName: target.packageName, Workspace: target.workspace}, source,
+		func(ctx context.Context, old client.Object) error { return o.waitGone(ctx, kindPackageDraft, old) })
+	switch {
+	case errors.Is(err, lifecycle.ErrNoRepository):
+		return fmt.Errorf("repository %s not found in namespace %s: register it with `kpoctl repo reg URL --name %s`, or pick the namespace with -n", target.repository, ns, target.repository)
+	case errors.Is(err, lifecycle.ErrWorkspaceTaken):
 		return fmt.Errorf("package %s already has workspace %s in repository %s (package revision %s): choose another --workspace",
 			target.packageName, target.workspace, target.repository, name)
-	}
-	if old := (&kpov1.PackageDraft{}); c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, old) == nil && !old.DeletionTimestamp.IsZero() {
-		// A failed draft of an earlier run, on its way out: wait for it to go.
-		if err := o.waitGone(ctx, kindPackageDraft, old); err != nil {
-			return err
-		}
-	}
-	draft := &kpov1.PackageDraft{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-		Spec: kpov1.PackageDraftSpec{
-			Repository: target.repository, PackageName: target.packageName, WorkspaceName: target.workspace, Source: source,
-		},
-	}
-	if err := c.Create(ctx, draft); err != nil {
-		if apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("packagedraft %s already exists: its revision was deleted or is being created; remove it with `kubectl delete packagedraft %s -n %s` or choose another --workspace", name, name, ns)
-		}
+	case errors.Is(err, lifecycle.ErrDraftExists):
+		return fmt.Errorf("packagedraft %s already exists: its revision was deleted or is being created; remove it with `kubectl delete packagedraft %s -n %s` or choose another --workspace", name, name, ns)
+	case err != nil:
 		return apiError(kindPackageDraft, name, err)
 	}
 	if !o.wait {
@@ -425,67 +396,34 @@ rollback when the source is older than the latest.`,
 	return cmd
 }
 
-// A lifecycle transition of the lifecycle commands.
+// A lifecycle transition of the lifecycle commands: the move (internal/lifecycle, shared with
+// the web UI) and how the command presents it.
 type transition struct {
-	use, short, example, done string
-	aliases                   []string
-	// requireReady refuses to move a revision whose Ready condition reports a failure: a
-	// draft with invalid content is fixed first, not proposed.
-	requireReady bool
-	// next is the lifecycle to move to from the current one, or an error saying why not.
-	next func(name string, current kpov1.Lifecycle) (kpov1.Lifecycle, error)
+	lifecycle.Transition
+	use, short, example string
+	aliases             []string
 }
 
 var (
 	proposeTransition = transition{
-		use: "propose", short: "Propose drafts for publication", done: "proposed", requireReady: true,
+		Transition: lifecycle.Propose, use: "propose", short: "Propose drafts for publication",
 		example: `  kpoctl rpkg propose deployments.my-app.first`,
-		next: func(name string, l kpov1.Lifecycle) (kpov1.Lifecycle, error) {
-			if l == kpov1.LifecycleDraft || l == kpov1.LifecycleProposed {
-				return kpov1.LifecycleProposed, nil
-			}
-			return "", fmt.Errorf("cannot propose %s: it is %s, only a Draft can be proposed; start a new draft with `kpoctl rpkg copy %s --workspace NAME`", name, l, name)
-		},
 	}
 	approveTransition = transition{
-		use: "approve", short: "Publish proposed package revisions (needs the kpo-approver role)", done: "approved", requireReady: true,
+		Transition: lifecycle.Approve, use: "approve", short: "Publish proposed package revisions (needs the kpo-approver role)",
 		example: `  kpoctl rpkg approve deployments.my-app.first`,
-		next: func(name string, l kpov1.Lifecycle) (kpov1.Lifecycle, error) {
-			switch l {
-			case kpov1.LifecycleProposed, kpov1.LifecyclePublished:
-				return kpov1.LifecyclePublished, nil
-			case kpov1.LifecycleDraft:
-				return "", fmt.Errorf("cannot approve %s: it is a Draft; propose it first with `kpoctl rpkg propose %s`", name, name)
-			}
-			return "", fmt.Errorf("cannot approve %s: it is %s; to delete it, an approver runs `kpoctl rpkg del %s`, to keep it `kpoctl rpkg reject %s`", name, l, name, name)
-		},
 	}
 	rejectTransition = transition{
-		use: "reject", short: "Send proposals back to Draft, or keep revisions proposed for deletion", done: "rejected",
+		Transition: lifecycle.Reject, use: "reject", short: "Send proposals back to Draft, or keep revisions proposed for deletion",
 		example: `  # A proposal goes back to Draft
   kpoctl rpkg reject deployments.my-app.first
 
   # A revision proposed for deletion stays Published
   kpoctl rpkg reject deployments.my-app.first`,
-		next: func(name string, l kpov1.Lifecycle) (kpov1.Lifecycle, error) {
-			switch l {
-			case kpov1.LifecycleProposed:
-				return kpov1.LifecycleDraft, nil
-			case kpov1.LifecycleDeletionProposed:
-				return kpov1.LifecyclePublished, nil
-			}
-			return "", fmt.Errorf("cannot reject %s: it is %s, only Proposed and DeletionProposed revisions can be rejected", name, l)
-		},
 	}
 	proposeDeleteTransition = transition{
-		use: "propose-delete", aliases: []string{"propose-del"}, short: "Propose published revisions for deletion", done: "proposed for deletion",
+		Transition: lifecycle.ProposeDelete, use: "propose-delete", aliases: []string{"propose-del"}, short: "Propose published revisions for deletion",
 		example: `  kpoctl rpkg propose-delete deployments.my-app.first`,
-		next: func(name string, l kpov1.Lifecycle) (kpov1.Lifecycle, error) {
-			if l == kpov1.LifecyclePublished || l == kpov1.LifecycleDeletionProposed {
-				return kpov1.LifecycleDeletionProposed, nil
-			}
-			return "", fmt.Errorf("cannot propose %s for deletion: it is %s, only Published revisions are; delete it with `kpoctl rpkg del %s`", name, l, name)
-		},
 	}
 )
 
@@ -527,30 +465,15 @@ func (o *globalOptions) moveLifecycle(ctx context.Context, name string, t transi
 	if err != nil {
 		return err
 	}
-	if pr.Spec.Lifecycle != pr.Status.Lifecycle && pr.Status.Lifecycle != "" {
-		return fmt.Errorf("packagerevision %s is moving from %s to %s: wait for it (`kpoctl rpkg get %s`) and try again", name, pr.Status.Lifecycle, pr.Spec.Lifecycle, name)
+	to, err := lifecycle.Plan(pr, t.Transition)
+	if blocked := (*lifecycle.BlockedError)(nil); errors.As(err, &blocked) {
+		return blockedError(t.Done, blocked)
 	}
-	to, err := t.next(name, pr.Spec.Lifecycle)
 	if err != nil {
 		return err
 	}
-	if t.requireReady && to != pr.Spec.Lifecycle {
-		var cerr *conditionError
-		if err := readyOutcome(kindPackageRevision, name, pr.Generation, pr.Status.Conditions); errors.As(err, &cerr) {
-			cerr.Hint = fmt.Sprintf("Not %s: fix the revision first (`kpoctl rpkg pull %s DIR`, edit, `kpoctl rpkg push %s DIR`).", t.done, name, name)
-			return cerr
-		}
-		if err := guardrailsBlock(name, pr, to); err != nil {
-			return err
-		}
-	}
-	if to != pr.Spec.Lifecycle {
-		// Optimistic locking: the checks above were made on this version.
-		patch := client.MergeFromWithOptions(pr.DeepCopy(), client.MergeFromWithOptimisticLock{})
-		pr.Spec.Lifecycle = to
-		if err := c.Patch(ctx, pr, patch); err != nil {
-			return apiError(kindPackageRevision, name, err)
-		}
+	if err := lifecycle.Move(ctx, c, pr, to); err != nil {
+		return apiError(kindPackageRevision, name, err)
 	}
 	if o.wait {
 		err := o.waitFor(ctx, fmt.Sprintf("packagerevision %s to be %s", name, to), func(ctx context.Context) error {
@@ -569,7 +492,23 @@ func (o *globalOptions) moveLifecycle(ctx context.Context, name string, t transi
 			return err
 		}
 	}
-	return o.printChange(pr, name, t.done)
+	return o.printChange(pr, name, t.Done)
+}
+
+// blockedError words a move the manager's conditions block (failed Ready, failed
+// guardrails) with what to do next.
+func blockedError(done string, blocked *lifecycle.BlockedError) *conditionError {
+	name := blocked.Name
+	cerr := &conditionError{Kind: kindPackageRevision, Name: name, Condition: blocked.Condition}
+	switch {
+	case blocked.Condition.Type != kpov1.GuardrailsPassedCondition:
+		cerr.Hint = fmt.Sprintf("Not %s: fix the revision first (`kpoctl rpkg pull %s DIR`, edit, `kpoctl rpkg push %s DIR`).", done, name, name)
+	case blocked.Condition.Reason == kpov1.GuardrailErrorReason:
+		cerr.Hint = "Not proposed: a guardrail of the repository cannot run; ask whoever administers the Repository to fix its spec.guardrails."
+	default:
+		cerr.Hint = fmt.Sprintf("Not proposed: fix the content (`kpoctl rpkg pull %s DIR`, edit, `kpoctl rpkg push %s DIR`) until the guardrails pass.", name, name)
+	}
+	return cerr
 }
 
 func newRpkgDelCommand(o *globalOptions) *cobra.Command {
@@ -596,11 +535,11 @@ approver). The PackageDraft that produced a revision is removed with it.`,
 }
 
 func (o *globalOptions) deleteRevision(ctx context.Context, name string) error {
-	c, ns, pr, err := o.packageRevision(ctx, name)
+	c, _, pr, err := o.packageRevision(ctx, name)
 	if err != nil {
 		return err
 	}
-	if err := c.Delete(ctx, pr); err != nil && !apierrors.IsNotFound(err) {
+	if err := lifecycle.Delete(ctx, c, pr); err != nil {
 		return apiError(kindPackageRevision, name, err)
 	}
 	if o.wait {
@@ -608,11 +547,8 @@ func (o *globalOptions) deleteRevision(ctx context.Context, name string) error {
 			return err
 		}
 	}
-	if draft := pr.Labels[kpov1.DraftLabel]; draft != "" {
-		d := &kpov1.PackageDraft{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: draft}}
-		if err := c.Delete(ctx, d); err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("packagerevision %s is deleted, but not its packagedraft %s: %w", name, draft, err)
-		}
+	if err := lifecycle.DeleteDraftOf(ctx, c, pr); err != nil {
+		return err
 	}
 	return o.printChange(nil, name, "deleted")
 }

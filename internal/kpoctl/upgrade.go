@@ -13,6 +13,7 @@ import (
 
 	kpov1 "kpo.dev/kpo/api/v1alpha1"
 	"kpo.dev/kpo/internal/kptfile"
+	"kpo.dev/kpo/internal/lifecycle"
 )
 
 type upgradeOptions struct {
@@ -169,18 +170,10 @@ func (u *upgradeOptions) runAll(ctx context.Context, o *globalOptions) error {
 			it.skip = fmt.Sprintf("based on %s, newer than %s", d.based.Name, target.Name)
 			continue
 		}
-		ws := u.t.workspace
-		if ws == "" {
-			ws = fmt.Sprintf("upgrade-v%d-to-upstream-v%d", d.pr.Status.Revision, target.Status.Revision)
-		}
-		it.target = draftTarget{repository: d.pr.Spec.Repository, packageName: d.pr.Spec.PackageName, workspace: ws}
+		t, source := lifecycle.UpgradeDraft(d.pr, d.based, target, u.t.workspace, kpov1.UpdateStrategy(u.strategy), u.allowConflicts)
+		it.target = draftTarget{repository: t.Repository, packageName: t.PackageName, workspace: t.Workspace}
 		it.action = fmt.Sprintf("upgrade of %s from %s to %s", d.pr.Name, d.based.Name, target.Name)
-		it.source = kpov1.PackageDraftSource{Upgrade: &kpov1.UpgradeSource{
-			OldUpstream: kpov1.LocalReference{Name: d.based.Name},
-			NewUpstream: kpov1.LocalReference{Name: target.Name},
-			Current:     kpov1.LocalReference{Name: d.pr.Name},
-			Strategy:    kpov1.UpdateStrategy(u.strategy), AllowConflicts: u.allowConflicts,
-		}}
+		it.source = source
 	}
 	if len(items) == 0 {
 		_, err := fmt.Fprintf(o.streams.Out, "No published downstream of package %s of repository %s%s.\n", up.Spec.PackageName, up.Spec.Repository, u.filter.describe())
@@ -237,12 +230,8 @@ func (u *upgradeOptions) run(ctx context.Context, o *globalOptions, name string)
 	if err := u.t.require(); err != nil {
 		return err
 	}
-	return o.createDraft(ctx, u.t, kpov1.PackageDraftSource{Upgrade: &kpov1.UpgradeSource{
-		OldUpstream: kpov1.LocalReference{Name: oldUp.Name},
-		NewUpstream: kpov1.LocalReference{Name: newUp.Name},
-		Current:     kpov1.LocalReference{Name: current.Name},
-		Strategy:    kpov1.UpdateStrategy(u.strategy), AllowConflicts: u.allowConflicts,
-	}})
+	_, source := lifecycle.UpgradeDraft(current, oldUp, newUp, u.t.workspace, kpov1.UpdateStrategy(u.strategy), u.allowConflicts)
+	return o.createDraft(ctx, u.t, source)
 }
 
 // publishedRevisions lists the published revisions (revision > 0) of one package.

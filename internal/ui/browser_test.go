@@ -15,9 +15,13 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 	. "github.com/onsi/gomega"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -113,19 +117,21 @@ func TestBrowser_authorEditsWithPreviewProposes_approverApproves_viewerSeesNoBut
 	g.Expect(err).NotTo(HaveOccurred())
 	_, err = gitRepo.Commit("main", gitserver.Change{Files: map[string]string{"README.md": "# deployments\n"}, Message: "init"})
 	g.Expect(err).NotTo(HaveOccurred())
+	// The blueprint the author clones: my-app v1, a tag of the blueprints repository.
+	blueprints, err := srv.CreateRepo("blueprints")
+	g.Expect(err).NotTo(HaveOccurred())
+	v1, err := blueprints.Commit("main", gitserver.Change{Message: "my-app v1", Files: map[string]string{
+		"my-app/Kptfile": kptfileBlue, "my-app/configmap.yaml": configMapYAML, "my-app/README.md": "# my-app\n"}})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(blueprints.Tag("my-app/v1", v1)).To(Succeed())
+	// The credentials of the Git server, in a Secret made as kubectl would: the UI names it,
+	// and never reads or writes Secrets itself.
+	g.Expect(admin.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "git-auth", Namespace: ns.Name}, Type: corev1.SecretTypeBasicAuth,
+		StringData: map[string]string{corev1.BasicAuthUsernameKey: gitUser, corev1.BasicAuthPasswordKey: gitPassword}})).To(Succeed())
 
-	// The draft, made with kpoctl as the cluster admin.
 	dir := t.TempDir()
 	kpoctlRun := kpoctlAs(t, env.Config, ns.Name, dir)
 	kpoctlRun("repo", "reg", srv.URL()+"/deployments.git", "--deployment", "--repo-basic-username", gitUser, "--repo-basic-password", gitPassword)
-	kpoctlRun("rpkg", "init", "my-app", "--repository", "deployments", "--workspace", "first", "--description", "My app")
-	pkgDir := filepath.Join(dir, "my-app")
-	kpoctlRun("rpkg", "pull", draft, pkgDir)
-	g.Expect(os.WriteFile(filepath.Join(pkgDir, "Kptfile"), []byte(kptfileBlue), 0o644)).To(Succeed())
-	g.Expect(os.WriteFile(filepath.Join(pkgDir, "configmap.yaml"), []byte(configMapYAML), 0o644)).To(Succeed())
-	kpoctlRun("rpkg", "push", draft, pkgDir)
-	before := getRevision(g, admin, ns.Name)
-	g.Expect(gitRepo.ReadFile(before.Status.Commit, "my-app/configmap.yaml")).To(ContainSubstring("team: blue"))
 
 	shots := os.Getenv("KPO_UI_SCREENSHOTS")
 	b := newBrowser(t, browser)
@@ -133,15 +139,40 @@ func TestBrowser_authorEditsWithPreviewProposes_approverApproves_viewerSeesNoBut
 	carol := startUI(t, env.Config, "carol", ns.Name)
 	bob := startUI(t, env.Config, "bob", ns.Name)
 
-	// Repositories, then packages, as the author.
-	b.run(chromedp.Navigate(alice.URL()), chromedp.WaitVisible(`//td[normalize-space()="Ready"]`))
-	b.expectText(`main`, "deployments", "Sync now")
+	// Repositories: the author registers the blueprints with the form, then clones the
+	// blueprint from the Add package page.
+	b.run(chromedp.Navigate(alice.URL()), chromedp.WaitVisible(`//td[normalize-space()="Ready"]`), chromedp.WaitVisible(`#register`))
+	b.expectText(`main`, "deployments", "Sync now", "Unregister")
+	b.run(chromedp.SendKeys(`#repo-url`, srv.URL()+"/blueprints.git"), chromedp.SendKeys(`#repo-secret`, "git-auth"),
+		chromedp.Click(`//form[@id="register"]//button[@type="submit"]`), chromedp.WaitVisible(`//p[contains(., "blueprints registered: 1 package(s).")]`))
+	repo := &kpov1.Repository{}
+	g.Expect(admin.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: "blueprints"}, repo)).To(Succeed())
+	g.Expect(repo.Spec.Git.SecretRef.Name).To(Equal("git-auth"))
+	g.Expect(repo.Spec.Deployment).To(BeFalse())
+	b.run(chromedp.WaitVisible(`//a[normalize-space()="blueprints"]`))
 	b.screenshot(shots, "repositories.png")
-	b.run(chromedp.Click(`//button[normalize-space()="Sync now"]`), chromedp.WaitVisible(`//p[contains(., "deployments synced.")]`))
+	b.run(chromedp.Click(`//button[@aria-label="Sync deployments now"]`), chromedp.WaitVisible(`//p[contains(., "deployments synced.")]`))
+	b.run(chromedp.Click(`a[data-nav="packages"]`), chromedp.WaitVisible(`//a[normalize-space()="blueprints.my-app.v1"]`),
+		chromedp.Click(`//a[normalize-space()="Add package"]`), chromedp.WaitVisible(`#tab-clone`))
+	// The kind of addition is a tab list the keyboard moves through (arrow keys).
+	b.run(chromedp.Focus(`#tab-init`), chromedp.KeyEvent(kb.ArrowRight), chromedp.WaitVisible(`#clone-from`))
+	b.waitFor(`document.activeElement && document.activeElement.id === 'tab-clone' && document.activeElement.getAttribute('aria-selected') === 'true'`)
+	b.eval(`(() => { document.getElementById('clone-from').value = 'blueprints.my-app.v1'; document.getElementById('add-repository').value = 'deployments'; return ''; })()`)
+	b.run(chromedp.SendKeys(`#add-package`, "my-app"))
+	b.screenshot(shots, "add-package.png")
+	b.run(chromedp.Click(`//form[@id="add"]//button[@type="submit"]`), chromedp.WaitVisible(`//h1[normalize-space()="`+draft+`"]`),
+		chromedp.WaitVisible(`//p[contains(., "Clone: `+draft+` is ready.")]`))
+	cloned := getRevision(g, admin, ns.Name)
+	g.Expect(cloned.Spec.Lifecycle).To(Equal(kpov1.LifecycleDraft))
+	g.Eventually(func() string { return getRevision(g, admin, ns.Name).Status.UpstreamRevision }, 30*time.Second).Should(Equal("blueprints.my-app.v1"))
+	before := getRevision(g, admin, ns.Name)
+	g.Expect(gitRepo.ReadFile(before.Status.Commit, "my-app/configmap.yaml")).To(ContainSubstring("team: blue"))
+
+	// The package list and its filters.
 	b.run(chromedp.Click(`a[data-nav="packages"]`), chromedp.WaitVisible(`//a[normalize-space()="`+draft+`"]`))
-	b.eval(`(() => { const s = document.getElementById('lifecycle'); s.value = 'Published'; s.dispatchEvent(new Event('change')); return ''; })()`)
-	b.waitFor(`location.hash.includes('lifecycle=Published') && document.querySelector('main p.small').innerText.startsWith('0 of ')`)
-	b.expectNoText(`main table`, draft)
+	b.eval(`(() => { const s = document.getElementById('lifecycle'); s.value = 'Draft'; s.dispatchEvent(new Event('change')); return ''; })()`)
+	b.waitFor(`location.hash.includes('lifecycle=Draft') && document.querySelector('main p.small').innerText.startsWith('1 of ')`)
+	b.expectNoText(`main table`, "blueprints.my-app.v1")
 	b.run(chromedp.Navigate(alice.URL()+"#/packages"), chromedp.WaitVisible(`//a[normalize-space()="`+draft+`"]`))
 	b.screenshot(shots, "packages.png")
 
@@ -200,7 +231,8 @@ func TestBrowser_authorEditsWithPreviewProposes_approverApproves_viewerSeesNoBut
 	b.run(chromedp.Click(`//button[normalize-space()="Approve"]`), chromedp.WaitVisible(`//p[@role="alert" and contains(., "Not approved")]`))
 	b.expectText(`#status`, "the object has been modified")
 	g.Expect(getRevision(g, admin, ns.Name).Spec.Lifecycle).To(Equal(kpov1.LifecycleProposed))
-	b.run(chromedp.WaitVisible(`//button[normalize-space()="Approve"]`), chromedp.Click(`//button[normalize-space()="Approve"]`),
+	// The page shows the revision again (a new, enabled button: the refused one stays disabled).
+	b.run(chromedp.WaitEnabled(`//button[normalize-space()="Approve"]`), chromedp.Click(`//button[normalize-space()="Approve"]`),
 		chromedp.WaitVisible(`//p[contains(., "is Published")]`))
 	b.run(chromedp.WaitVisible(`//button[normalize-space()="Propose deletion"]`))
 	b.expectNoText(`.actions`, "Approve")
@@ -222,14 +254,32 @@ func TestBrowser_authorEditsWithPreviewProposes_approverApproves_viewerSeesNoBut
 		chromedp.Navigate(strings.Split(alice.URL(), "?")[0]+"#/revisions/"+second), chromedp.WaitVisible(`#compare-from`))
 	b.expectText(`main`, "Other revisions of my-app", draft)
 	b.eval(`(() => { document.getElementById('compare-from').value = '` + draft + `'; return ''; })()`)
-	b.run(chromedp.Click(`//button[normalize-space()="Show diff"]`), chromedp.WaitVisible(`#diff`))
-	b.expectText(`#diff`, "--- "+draft+"/configmap.yaml", "+++ "+second+"/configmap.yaml", "-  greeting: hello", "+  greeting: hi")
+	// Resource by resource first, then file by file.
+	b.run(chromedp.Click(`//button[normalize-space()="Show diff"]`), chromedp.WaitVisible(`#resource-diff`))
+	b.expectText(`#resource-diff`, "changed ConfigMap my-app in configmap.yaml", "-  greeting: hello", "+  greeting: hi")
+	b.expectNoText(`#resource-diff`, "Kptfile")
 	b.screenshot(shots, "diff.png")
+	b.run(chromedp.Click(`//a[normalize-space()="By file"]`), chromedp.WaitVisible(`#diff`))
+	b.expectText(`#diff`, "--- "+draft+"/configmap.yaml", "+++ "+second+"/configmap.yaml", "-  greeting: hello", "+  greeting: hi")
+
+	// The diff against the upstream the package was cloned from: the author's team label.
+	b.run(chromedp.Navigate(strings.Split(alice.URL(), "?")[0]+"#/revisions/"+draft), chromedp.WaitVisible(`#diff-upstream`),
+		chromedp.Click(`#diff-upstream`), chromedp.WaitVisible(`#resource-diff`))
+	b.expectText(`#resource-diff`, "changed ConfigMap my-app", "+    team: green", "changed Kptfile my-app (kpt.dev)")
 
 	// Files added and removed in the editor: the function runs on the new file in the preview,
 	// and the save commits both changes.
-	b.run(chromedp.Navigate(strings.Split(alice.URL(), "?")[0]+"#/revisions/"+second+"/edit"), chromedp.WaitVisible(`#new-file`),
+	base := strings.Split(alice.URL(), "?")[0]
+	b.run(chromedp.Navigate(base+"#/revisions/"+second+"/edit"), chromedp.WaitVisible(`#new-file`),
 		chromedp.WaitVisible(`//p[@id="preview-state" and contains(., "Rendered in")]`))
+	// The ConfigMap's form: a key added there is written into the file and previewed.
+	b.run(chromedp.WaitNotVisible(`#form-toggle`), chromedp.WaitNotVisible(`#remove-file`), // on the Kptfile: no form, no removal
+		chromedp.Click(`//nav[@aria-label="Files"]//button[normalize-space()="configmap.yaml"]`), chromedp.WaitVisible(`#form-toggle`))
+	b.run(chromedp.Click(`#form-toggle`), chromedp.WaitVisible(`#cm-name`), chromedp.Click(`#cm-add`))
+	b.run(chromedp.SendKeys(`//input[@aria-label="Key 2"]`, "color"), chromedp.SendKeys(`//input[@aria-label="Value 2"]`, "blue"))
+	b.waitFor(`document.getElementById('editor').value.includes('color: blue') && document.getElementById('editor').value.includes('greeting: hi')`)
+	b.waitFor(`document.getElementById('preview').textContent.includes('color: blue')`)
+	b.screenshot(shots, "form.png")
 	b.run(chromedp.SendKeys(`#new-file`, "extra/service.yaml"), chromedp.Click(`//form[@class="add-file"]//button`),
 		chromedp.WaitVisible(`//label[@for="editor" and normalize-space()="Editing extra/service.yaml"]`))
 	b.eval(`(() => { const t = document.getElementById('editor');
@@ -241,8 +291,117 @@ func TestBrowser_authorEditsWithPreviewProposes_approverApproves_viewerSeesNoBut
 	edited := &kpov1.PackageRevision{}
 	g.Expect(admin.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: second}, edited)).To(Succeed())
 	g.Expect(gitRepo.ReadFile(edited.Status.Commit, "my-app/extra/service.yaml")).To(ContainSubstring("team: green"))
+	g.Expect(gitRepo.ReadFile(edited.Status.Commit, "my-app/configmap.yaml")).To(ContainSubstring("color: blue"))
 	_, err = gitRepo.ReadFile(edited.Status.Commit, "my-app/README.md")
 	g.Expect(err).To(HaveOccurred(), "README.md removed")
+
+	// Upstream v2 changes the greeting the second revision changed too: once second is
+	// published, it is behind, and its upgrade has a conflict.
+	kpoctlRun("rpkg", "propose", second)
+	kpoctlRun("rpkg", "approve", second)
+	v2, err := blueprints.Commit("main", gitserver.Change{Message: "my-app v2", Files: map[string]string{
+		"my-app/configmap.yaml": strings.Replace(configMapYAML, "greeting: hello", "greeting: good day", 1)}})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(blueprints.Tag("my-app/v2", v2)).To(Succeed())
+	kpoctlRun("repo", "sync", "blueprints")
+	g.Eventually(func() string {
+		pr := &kpov1.PackageRevision{}
+		g.Expect(admin.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: second}, pr)).To(Succeed())
+		return pr.Status.LatestUpstreamRevision
+	}, 30*time.Second).Should(Equal("blueprints.my-app.v2"))
+
+	// The revision page of second offers the upgrade; its history is a picture.
+	b.run(chromedp.Navigate(base), chromedp.WaitVisible(`//h1[normalize-space()="Repositories"]`),
+		chromedp.Navigate(base+"#/revisions/"+second), chromedp.WaitVisible(`#upgrade`))
+	b.expectText(`#upgrade`, "Upgrade to blueprints.my-app.v2")
+	b.expectText(`main`, "behind: blueprints.my-app.v2", "Roll back to v1")
+	g.Expect(b.eval(`document.querySelector('svg.timeline').getAttribute('aria-label')`)).To(Equal("Revisions of my-app: v1 Published, v2 Published (this one), main Published"))
+	b.screenshot(shots, "upgrade.png")
+	b.scrollTo(`#timeline-h`)
+	b.screenshot(shots, "history.png")
+
+	// The blueprint's downstream view: second is behind; the bulk upgrade, keeping conflicts,
+	// makes its upgrade draft.
+	upgraded := "deployments.my-app.upgrade-v2-to-upstream-v2"
+	b.run(chromedp.Navigate(base+"#/revisions/blueprints.my-app.v1"), chromedp.WaitVisible(`#downstreams`))
+	b.expectText(`#downstreams`, second, "behind: blueprints.my-app.v2", "Upgrade 1 behind")
+	g.Expect(b.eval(`document.querySelector('svg.tree-picture').getAttribute('aria-label')`)).To(Equal("blueprints/my-app has 1 downstream package(s), 1 behind"))
+	b.scrollTo(`#downstreams`)
+	b.screenshot(shots, "downstreams.png")
+	b.run(chromedp.Click(`#bulk-allow-conflicts`), chromedp.Click(`#upgrade-all`),
+		chromedp.WaitVisible(`//p[contains(., "Upgrades: `+second+`: `+upgraded+` ready.")]`))
+
+	// The conflict, shown and resolved by taking upstream's value.
+	b.run(chromedp.Navigate(base+"#/revisions/"+upgraded), chromedp.WaitVisible(`#conflicts`))
+	b.expectText(`#conflicts`, "Merge conflicts (1 of 1 unresolved)", "ConfigMap my-app", "hi", "good day")
+	b.scrollTo(`#conflicts`)
+	b.screenshot(shots, "conflicts.png")
+	b.run(chromedp.Click(`//button[normalize-space()="Take upstream"]`), chromedp.WaitVisible(`//p[contains(., "Resolved 1 conflict(s).")]`))
+	g.Eventually(func() string {
+		pr := &kpov1.PackageRevision{}
+		g.Expect(admin.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: upgraded}, pr)).To(Succeed())
+		if len(pr.Status.Conflicts) != 1 {
+			return fmt.Sprintf("%d conflicts", len(pr.Status.Conflicts))
+		}
+		return pr.Status.Conflicts[0].Resolution
+	}, 30*time.Second).Should(Equal(kpov1.ConflictUpstream))
+	resolved := &kpov1.PackageRevision{}
+	g.Expect(admin.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: upgraded}, resolved)).To(Succeed())
+	g.Expect(gitRepo.ReadFile(resolved.Status.Commit, "my-app/configmap.yaml")).To(ContainSubstring("greeting: good day"))
+
+	// Rollback of second (v2, the latest) to a copy of v1.
+	b.run(chromedp.Navigate(base), chromedp.WaitVisible(`//h1[normalize-space()="Repositories"]`),
+		chromedp.Navigate(base+"#/revisions/"+second), chromedp.WaitVisible(`//button[normalize-space()="Roll back to v1"]`),
+		chromedp.Click(`//button[normalize-space()="Roll back to v1"]`), chromedp.WaitVisible(`//h1[normalize-space()="deployments.my-app.rollback-v2-to-v1"]`))
+	rolledBack := &kpov1.PackageRevision{}
+	g.Expect(admin.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: "deployments.my-app.rollback-v2-to-v1"}, rolledBack)).To(Succeed())
+	g.Expect(gitRepo.ReadFile(rolledBack.Status.Commit, "my-app/configmap.yaml")).To(ContainSubstring("greeting: hello"))
+
+	// Variants: read-only status screens.
+	g.Expect(admin.Create(ctx, &kpov1.PackageVariant{ObjectMeta: metav1.ObjectMeta{Name: "my-app-west", Namespace: ns.Name}, Spec: kpov1.PackageVariantSpec{
+		Upstream:   kpov1.UpstreamPackage{Repo: "blueprints", Package: "my-app", Revision: "v1"},
+		Downstream: kpov1.DownstreamPackage{Repo: "deployments", Package: "my-app-west"}}})).To(Succeed())
+	g.Expect(admin.Create(ctx, &kpov1.PackageVariantSet{ObjectMeta: metav1.ObjectMeta{Name: "my-app-fleet", Namespace: ns.Name}, Spec: kpov1.PackageVariantSetSpec{
+		Upstream: kpov1.UpstreamPackage{Repo: "blueprints", Package: "my-app"},
+		Targets:  []kpov1.Target{{Repositories: []kpov1.RepositoryTarget{{Name: "deployments", PackageNames: []string{"my-app-east"}}}}}}})).To(Succeed())
+	g.Eventually(func() bool {
+		pv := &kpov1.PackageVariant{}
+		g.Expect(admin.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: "my-app-west"}, pv)).To(Succeed())
+		return len(pv.Status.DownstreamTargets) > 0 && meta.IsStatusConditionTrue(pv.Status.Conditions, kpov1.ReadyCondition)
+	}, 60*time.Second).Should(BeTrue())
+	b.run(chromedp.Click(`a[data-nav="variants"]`), chromedp.WaitVisible(`//a[normalize-space()="my-app-west"]`), chromedp.WaitVisible(`//a[normalize-space()="my-app-fleet"]`))
+	b.expectText(`main`, "blueprints/my-app@v1", "deployments/my-app-west", "deployments.my-app-west.")
+	b.screenshot(shots, "variants.png")
+	b.run(chromedp.Click(`//a[normalize-space()="my-app-west"]`), chromedp.WaitVisible(`//h2[normalize-space()="Conditions"]`))
+	b.expectText(`main table`, "Ready", "True")
+	b.run(chromedp.Navigate(base+"#/variants/pvs/my-app-fleet"), chromedp.WaitVisible(`//h1[normalize-space()="my-app-fleet"]`))
+	b.expectText(`main`, "PackageVariantSet", "blueprints/my-app (latest)", "Variants")
+
+	// A new package (init), deleted again; the delete asks for a confirmation first.
+	b.run(chromedp.Navigate(base+"#/add"), chromedp.WaitVisible(`#init-description`))
+	b.eval(`(() => { document.getElementById('add-repository').value = 'deployments'; return ''; })()`)
+	b.run(chromedp.SendKeys(`#add-package`, "scratch"), chromedp.SendKeys(`#init-description`, "A scratch package"),
+		chromedp.Click(`//form[@id="add"]//button[@type="submit"]`), chromedp.WaitVisible(`//h1[normalize-space()="deployments.scratch.first"]`))
+	b.run(chromedp.Click(`//div[@class="actions"]/button[normalize-space()="Delete"]`),
+		chromedp.WaitVisible(`//button[normalize-space()="Confirm: delete deployments.scratch.first"]`))
+	g.Expect(admin.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: "deployments.scratch.first"}, &kpov1.PackageRevision{})).To(Succeed(), "nothing deleted before the confirmation")
+	b.run(chromedp.Click(`//button[normalize-space()="Confirm: delete deployments.scratch.first"]`),
+		chromedp.WaitVisible(`//p[contains(., "deployments.scratch.first deleted.")]`))
+	g.Expect(apierrors.IsNotFound(admin.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: "deployments.scratch.first"}, &kpov1.PackageRevision{}))).To(BeTrue())
+
+	// The viewer sees no register form, no unregister and no add button.
+	b.run(chromedp.Navigate(carol.URL()), chromedp.WaitVisible(`//a[normalize-space()="blueprints"]`))
+	b.expectNoText(`main`, "Register a repository")
+	b.expectNoText(`main`, "Unregister")
+	b.run(chromedp.Navigate(strings.Split(carol.URL(), "?")[0]+"#/packages"), chromedp.WaitVisible(`//a[normalize-space()="`+second+`"]`))
+	b.expectNoText(`main`, "Add package")
+
+	// The author unregisters the blueprints; the Secret it named stays.
+	b.run(chromedp.Navigate(alice.URL()), chromedp.WaitVisible(`//button[@aria-label="Unregister blueprints"]`),
+		chromedp.Click(`//button[@aria-label="Unregister blueprints"]`), chromedp.WaitVisible(`//button[normalize-space()="Confirm: unregister blueprints"]`),
+		chromedp.Click(`//button[normalize-space()="Confirm: unregister blueprints"]`), chromedp.WaitVisible(`//p[contains(., "blueprints unregistered.")]`))
+	g.Expect(apierrors.IsNotFound(admin.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: "blueprints"}, &kpov1.Repository{}))).To(BeTrue())
+	g.Expect(admin.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: "git-auth"}, &corev1.Secret{})).To(Succeed())
 }
 
 // flatten lists the (user, role) pairs of roles.
@@ -401,6 +560,12 @@ func (b *browser) expectNoText(sel, unwanted string) {
 	}
 }
 
+// scrollTo scrolls the element sel names to the top of the viewport (for a screenshot).
+func (b *browser) scrollTo(sel string) {
+	b.t.Helper()
+	b.eval(fmt.Sprintf(`(() => { document.querySelector(%q).scrollIntoView(); return ''; })()`, sel))
+}
+
 // screenshot writes the viewport to dir/name when dir is set (make ui-screenshots).
 func (b *browser) screenshot(dir, name string) {
 	b.t.Helper()
@@ -417,3 +582,61 @@ func (b *browser) screenshot(dir, name string) {
 		b.t.Fatal(err)
 	}
 }
+
+// TestBrowser_inCluster_usersSignInWithTheirOwnToken_andActWithItAlone serves the UI as the
+// in-cluster Deployment does (kpoctl ui --in-cluster), with a config that holds the cluster
+// admin's credentials: a user without a token gets the sign-in page, a token the API server
+// refuses signs nobody in, and a viewer's service-account token shows what a viewer may do,
+// not what the admin could.
+func TestBrowser_inCluster_usersSignInWithTheirOwnToken_andActWithItAlone(t *testing.T) {
+	g := NewWithT(t)
+	browser := chromiumPath(t)
+	env, err := testenv.Start()
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Cleanup(func() { _ = env.Stop() })
+	admin, err := client.New(env.Config, client.Options{Scheme: testenv.Scheme()})
+	g.Expect(err).NotTo(HaveOccurred())
+	ctx := context.Background()
+	g.Expect(testenv.InstallConfig(ctx, env.Config)).To(Succeed(), "kpo's user roles")
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-b"}}
+	g.Expect(admin.Create(ctx, ns)).To(Succeed())
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "dave", Namespace: ns.Name}}
+	g.Expect(admin.Create(ctx, sa)).To(Succeed())
+	g.Expect(admin.Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "dave-viewer", Namespace: ns.Name},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "kpo-viewer"},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: sa.Name, Namespace: ns.Name}},
+	})).To(Succeed())
+	g.Expect(admin.Create(ctx, &kpov1.Repository{ObjectMeta: metav1.ObjectMeta{Name: "catalog", Namespace: ns.Name},
+		Spec: kpov1.RepositorySpec{Type: kpov1.GitRepositoryType, Git: kpov1.GitRepository{Repo: "https://git.example.com/catalog.git"}}})).To(Succeed())
+	tr := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr(int64(3600))}}
+	g.Expect(admin.SubResource("token").Create(ctx, sa, tr)).To(Succeed())
+	g.Expect(tr.Status.Token).NotTo(BeEmpty())
+
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	g.Expect(err).NotTo(HaveOccurred())
+	public := "http://" + l.Addr().String()
+	srv, err := ui.New(ui.Options{Config: env.Config, Namespace: ns.Name, UserTokens: true, PublicURL: public}, l.Addr().String())
+	g.Expect(err).NotTo(HaveOccurred())
+	sctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = srv.Serve(sctx, l); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	b := newBrowser(t, browser)
+	b.run(chromedp.Navigate(public+"/"), chromedp.WaitVisible(`#token`))
+	// The API server refuses a made-up token: nobody is signed in.
+	b.run(chromedp.SendKeys(`#token`, "not-a-token"), chromedp.Click(`//form[@id="signin"]//button`),
+		chromedp.WaitVisible(`//p[@role="alert" and contains(., "does not accept this token")]`))
+	b.eval(`(() => { document.getElementById('token').value = ''; return ''; })()`)
+	b.run(chromedp.SendKeys(`#token`, tr.Status.Token), chromedp.Click(`//form[@id="signin"]//button`),
+		chromedp.WaitVisible(`//a[normalize-space()="catalog"]`))
+	b.expectText(`#who`, "system:serviceaccount:team-b:dave")
+	// A viewer: no register form, no sync, no unregister, though the server's config is the admin's.
+	b.expectNoText(`main`, "Register a repository")
+	b.expectNoText(`main`, "Sync now")
+	g.Expect(b.eval(`document.cookie`)).To(BeEmpty(), "the token cookie is HttpOnly")
+	b.run(chromedp.Click(`//button[normalize-space()="Sign out"]`), chromedp.WaitVisible(`#token`))
+}
+
+func ptr[T any](v T) *T { return &v }

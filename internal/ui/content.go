@@ -12,11 +12,11 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kpov1 "kpo.dev/kpo/api/v1alpha1"
 	"kpo.dev/kpo/internal/content"
+	"kpo.dev/kpo/internal/lifecycle"
 )
 
 // packageContent is a revision's files as the page reads and saves them.
@@ -31,14 +31,35 @@ type packageContent struct {
 	Binary []string `json:"binary,omitempty"`
 }
 
-// getContent is GET /ui/content?namespace=NS&name=REVISION[&request=true]: the files of a
-// revision's content ConfigMap, read with the user's identity (the ConfigMap keys decoded as
-// kpo encodes them). With request=true, the content of a published revision is asked for
-// first when it is not in a ConfigMap now.
+// getContent is GET /ui/content?namespace=NS&name=REVISION: the files of a revision's content
+// ConfigMap, read with the user's identity (the ConfigMap keys decoded as kpo encodes them).
+// It changes nothing: a published revision's content is asked for with POST
+// /ui/content/request.
 func (s *Server) getContent(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	ns, name := q.Get("namespace"), q.Get("name")
-	_, cm, files, err := s.readContent(r.Context(), ns, name, q.Get("request") == "true")
+	s.writeContent(w, r, q.Get("namespace"), q.Get("name"), false)
+}
+
+// revisionRef names a revision in the body of a POST.
+type revisionRef struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+}
+
+// requestContentHandler is POST /ui/content/request {namespace, name}: the files of a
+// revision, the content of a published one asked for first when it is not in a ConfigMap
+// now (the kpo.dev/content-requested annotation, a write, hence not a GET).
+func (s *Server) requestContentHandler(w http.ResponseWriter, r *http.Request) {
+	var ref revisionRef
+	if err := decodeBody(w, r, &ref); err != nil {
+		writeErr(w, err)
+		return
+	}
+	s.writeContent(w, r, ref.Namespace, ref.Name, true)
+}
+
+func (s *Server) writeContent(w http.ResponseWriter, r *http.Request, ns, name string, request bool) {
+	_, cm, files, err := s.readContent(r.Context(), ns, name, request)
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -54,14 +75,43 @@ func (s *Server) getContent(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// diff is GET /ui/diff?namespace=NS&from=A&to=B: the unified diff from one revision's files
-// to another's, as `kpoctl rpkg diff` prints it (published content is asked for as needed).
+// decodeBody reads a JSON request body of at most maxBody bytes into v.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody)).Decode(v); err != nil {
+		return &httpError{http.StatusBadRequest, "the request body is not the JSON expected, or over 4 MiB: " + err.Error()}
+	}
+	return nil
+}
+
+// diffRequest names the two revisions of a diff.
+type diffRequest struct {
+	Namespace string `json:"namespace"`
+	From      string `json:"from"`
+	To        string `json:"to"`
+	// ByResource asks for the changes resource by resource (content.ResourceDiff) beside the
+	// unified diff file by file.
+	ByResource bool `json:"byResource"`
+}
+
+// diffResponse is a diff file by file, and resource by resource when asked.
+type diffResponse struct {
+	Diff      string                   `json:"diff"`
+	Resources []content.ResourceChange `json:"resources,omitempty"`
+	Same      int                      `json:"same,omitempty"`
+}
+
+// diff is POST /ui/diff {namespace, from, to}: the unified diff from one revision's files to
+// another's, as `kpoctl rpkg diff` prints it. A POST, as published content is asked for as
+// needed (a write).
 func (s *Server) diff(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	ns := q.Get("namespace")
+	var req diffRequest
+	if err := decodeBody(w, r, &req); err != nil {
+		writeErr(w, err)
+		return
+	}
 	var files [2]map[string][]byte
-	for i, name := range []string{q.Get("from"), q.Get("to")} {
-		_, _, f, err := s.readContent(r.Context(), ns, name, true)
+	for i, name := range []string{req.From, req.To} {
+		_, _, f, err := s.readContent(r.Context(), req.Namespace, name, true)
 		if err != nil {
 			writeErr(w, err)
 			return
@@ -69,11 +119,19 @@ func (s *Server) diff(w http.ResponseWriter, r *http.Request) {
 		files[i] = f
 	}
 	var out strings.Builder
-	if err := content.WriteUnifiedDiff(&out, q.Get("from"), files[0], q.Get("to"), files[1]); err != nil {
+	if err := content.WriteUnifiedDiff(&out, req.From, files[0], req.To, files[1]); err != nil {
 		writeErr(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"diff": out.String()})
+	resp := diffResponse{Diff: out.String()}
+	if req.ByResource {
+		var err error
+		if resp.Resources, resp.Same, err = content.ResourceDiff(files[0], files[1]); err != nil {
+			writeErr(w, err)
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, resp)
 }
 
 // httpError is a refusal of the UI's own, with its status code.
@@ -100,18 +158,13 @@ const contentRequestTimeout = 20 * time.Second
 
 // readContent reads a revision, its content ConfigMap and its files with the user's identity.
 // A published revision's content is in a ConfigMap only on request: with request, it asks
-// (the kpo.dev/content-requested annotation, as kpoctl rpkg pull does, which needs patch on
-// packagerevisions) and waits for the manager.
+// (as kpoctl rpkg pull does, which needs patch on packagerevisions) and waits for the manager.
 func (s *Server) readContent(ctx context.Context, ns, name string, request bool) (*kpov1.PackageRevision, *corev1.ConfigMap, map[string][]byte, error) {
-	if ns == "" || name == "" {
-		return nil, nil, nil, &httpError{http.StatusBadRequest, "name the revision: ?namespace=NS&name=REVISION"}
-	}
-	pr := &kpov1.PackageRevision{}
-	if err := s.client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, pr); err != nil {
+	pr, err := s.revision(ctx, ns, name)
+	if err != nil {
 		return nil, nil, nil, err
 	}
 	if pr.Status.ResourcesRef == nil && request && pr.Status.ContentError == nil {
-		var err error
 		if pr, err = s.requestContent(ctx, pr); err != nil {
 			return nil, nil, nil, err
 		}
@@ -133,13 +186,10 @@ func (s *Server) readContent(ctx context.Context, ns, name string, request bool)
 	return pr, cm, files, nil
 }
 
+// requestContent asks for a published revision's content as kpoctl rpkg pull does
+// (internal/lifecycle), and waits for the manager.
 func (s *Server) requestContent(ctx context.Context, pr *kpov1.PackageRevision) (*kpov1.PackageRevision, error) {
-	patch := client.MergeFrom(pr.DeepCopy())
-	if pr.Annotations == nil {
-		pr.Annotations = map[string]string{}
-	}
-	pr.Annotations[kpov1.ContentRequestedAnnotation] = time.Now().UTC().Format(time.RFC3339)
-	if err := s.client.Patch(ctx, pr, patch); err != nil {
+	if err := lifecycle.RequestContent(ctx, s.client, pr); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, contentRequestTimeout)
@@ -148,10 +198,11 @@ func (s *Server) requestContent(ctx context.Context, pr *kpov1.PackageRevision) 
 		if err := s.client.Get(ctx, client.ObjectKeyFromObject(pr), pr); err != nil {
 			return nil, err
 		}
-		if r := meta.FindStatusCondition(pr.Status.Conditions, kpov1.ReadyCondition); r != nil && r.Reason == kpov1.InvalidContentRequestReason {
-			return nil, &httpError{http.StatusUnprocessableEntity, fmt.Sprintf("packagerevision %s: %s: %s", pr.Name, r.Reason, r.Message)}
+		loaded, err := lifecycle.ContentLoaded(pr)
+		if err != nil {
+			return nil, &httpError{http.StatusUnprocessableEntity, err.Error()}
 		}
-		if pr.Status.ResourcesRef != nil || pr.Status.ContentError != nil {
+		if loaded {
 			return pr, nil
 		}
 		select {

@@ -16,7 +16,7 @@ const kpoPrefix = "/apis/kpo.dev/v1alpha1/"
 
 // kpoResources are the kinds of kpo the UI may read and change, with their subresources.
 var kpoResources = map[string]bool{
-	"repositories": true, "packagerevisions": true, "packagedrafts": true, "packagevariants": true,
+	"repositories": true, "packagerevisions": true, "packagedrafts": true, "packagevariants": true, "packagevariantsets": true,
 }
 
 // allowedAPI reports whether the UI proxies method on the API path p, and why not. The list
@@ -34,7 +34,7 @@ func allowedAPI(method, p string) (bool, string) {
 			segs = segs[2:]
 		}
 		if !kpoResources[segs[0]] || len(segs) > 3 {
-			return false, "only repositories, packagerevisions, packagedrafts and packagevariants of kpo.dev are served here"
+			return false, "only repositories, packagerevisions, packagedrafts, packagevariants and packagevariantsets of kpo.dev are served here"
 		}
 		switch method {
 		case http.MethodGet, http.MethodPatch, http.MethodPut, http.MethodPost, http.MethodDelete:

@@ -26,6 +26,7 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -49,16 +50,30 @@ type Options struct {
 	Config *rest.Config
 	// Namespace is the namespace the UI opens on (the kubeconfig context's).
 	Namespace string
-	// Token is the secret the browser must present; empty means a new random one.
+	// Token is the secret the browser must present; empty means a new random one. Unused
+	// with UserTokens.
 	Token string
+	// UserTokens is the in-cluster mode: each user signs in with their own bearer token
+	// (pasted into the page, then kept in an HttpOnly cookie) or an authenticating proxy
+	// forwards it in the Authorization header; every API call is made with that token alone.
+	// Config then only says where the API server is and which CA signs it: its own
+	// credentials (a service account's token, a client certificate, impersonation) are never
+	// used, so without a user's token nothing is done for anyone.
+	UserTokens bool
+	// PublicURL is the address users open in UserTokens mode (https://kpo.example.com): the
+	// Host and Origin every request must name. Required with UserTokens.
+	PublicURL string
 }
 
 // Server is the UI's HTTP handler, bound to one listening address.
 type Server struct {
-	opts    Options
-	cookie  string
-	host    string // host:port the browser must name in its Host header
-	hosts   []string
+	opts   Options
+	cookie string
+	host   string // host:port the browser must name in its Host header
+	hosts  []string
+	// origin is the one origin allowed to change anything in UserTokens mode; locally it is
+	// http:// and the Host header.
+	origin  string
 	proxy   *httputil.ReverseProxy
 	client  client.Client
 	handler http.Handler
@@ -77,6 +92,19 @@ func New(opts Options, addr string) (*Server, error) {
 		opts.Namespace = "default"
 	}
 	cfg := rest.CopyConfig(opts.Config)
+	var mapper meta.RESTMapper
+	var public *url.URL
+	if opts.UserTokens {
+		var err error
+		if public, err = url.Parse(opts.PublicURL); err != nil || (public.Scheme != "https" && public.Scheme != "http") || public.Host == "" {
+			return nil, fmt.Errorf("the in-cluster UI needs the public URL users open, e.g. https://kpo.example.com (got %q)", opts.PublicURL)
+		}
+		// Where the API server is and its CA, nothing else: each request carries its user's token.
+		cfg = rest.AnonymousClientConfig(cfg)
+		cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return userTokenTransport{rt} })
+		// Discovery would be anonymous: the kinds the UI uses are listed instead.
+		mapper = staticMapper()
+	}
 	cfg.UserAgent = "kpoctl-ui"
 	transport, err := rest.TransportFor(cfg)
 	if err != nil {
@@ -86,12 +114,16 @@ func New(opts Options, addr string) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the API server address: %w", err)
 	}
-	c, err := client.New(cfg, client.Options{Scheme: newScheme()})
+	c, err := client.New(cfg, client.Options{Scheme: newScheme(), Mapper: mapper})
 	if err != nil {
 		return nil, fmt.Errorf("connecting to the API server %s: %w", cfg.Host, err)
 	}
 	_, port, _ := net.SplitHostPort(addr)
 	s := &Server{opts: opts, cookie: cookiePrefix + port, host: addr, hosts: allowedHosts(addr), client: c}
+	if opts.UserTokens {
+		s.cookie, s.host, s.hosts = signInCookie, public.Host, []string{public.Host}
+		s.origin = public.Scheme + "://" + public.Host
+	}
 	s.proxy = &httputil.ReverseProxy{
 		Transport: transport,
 		Rewrite: func(r *httputil.ProxyRequest) {
@@ -130,8 +162,12 @@ func allowedHosts(addr string) []string {
 	return hosts
 }
 
-// URL is the address to open, with the token.
+// URL is the address to open, with the token (in UserTokens mode, the public URL: users sign
+// in there).
 func (s *Server) URL() string {
+	if s.opts.UserTokens {
+		return s.origin + "/"
+	}
 	return "http://" + s.host + "/?token=" + url.QueryEscape(s.opts.Token)
 }
 
@@ -143,6 +179,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Cache-Control", "no-store")
+	if r.URL.Path == "/healthz" && r.Method == http.MethodGet {
+		// For the kubelet's probes, which name the pod's address: it says nothing but ok.
+		_, _ = w.Write([]byte("ok\n"))
+		return
+	}
 	if !s.hostAllowed(r.Host) {
 		writeError(w, http.StatusMisdirectedRequest, fmt.Sprintf("host %q is not this server's address: open http://%s", r.Host, s.host))
 		return
@@ -183,18 +224,39 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /{$}", s.index)
 	mux.Handle("GET /assets/", http.StripPrefix("/assets/", files))
 	mux.Handle(proxyPrefix+"/", s.guard(http.HandlerFunc(s.proxyAPI)))
-	mux.Handle("GET /ui/session", s.guard(http.HandlerFunc(s.session)))
-	mux.Handle("POST /ui/render", s.guard(http.HandlerFunc(s.render)))
-	mux.Handle("GET /ui/content", s.guard(http.HandlerFunc(s.getContent)))
-	mux.Handle("PUT /ui/content", s.guard(http.HandlerFunc(s.putContent)))
-	mux.Handle("GET /ui/diff", s.guard(http.HandlerFunc(s.diff)))
+	if s.opts.UserTokens {
+		mux.HandleFunc("GET /ui/session", s.userSession)
+		mux.HandleFunc("POST /ui/signin", s.signIn)
+		mux.HandleFunc("POST /ui/signout", s.signOut)
+	} else {
+		mux.Handle("GET /ui/session", s.guard(http.HandlerFunc(s.session)))
+	}
+	// Every route that reads or writes anything needs the user's credentials; none that
+	// writes is a GET.
+	for pattern, h := range map[string]http.HandlerFunc{
+		"POST /ui/render":          s.render,
+		"GET /ui/content":          s.getContent,
+		"PUT /ui/content":          s.putContent,
+		"POST /ui/content/request": s.requestContentHandler,
+		"POST /ui/diff":            s.diff,
+		"POST /ui/lifecycle":       s.moveLifecycle,
+		"POST /ui/delete":          s.deleteRevision,
+		"POST /ui/drafts":          s.createDraft,
+		"POST /ui/resolve":         s.resolveConflicts,
+		"POST /ui/upgrade":         s.upgrade,
+		"POST /ui/rollback":        s.rollback,
+		"POST /ui/form/read":       s.formRead,
+		"POST /ui/form/write":      s.formWrite,
+	} {
+		mux.Handle(pattern, s.guard(h))
+	}
 	return mux
 }
 
 // index serves the page; with ?token= it checks the token, stores it in the cookie and
 // redirects to the bare URL, so the token leaves the address bar and the history.
 func (s *Server) index(w http.ResponseWriter, r *http.Request) {
-	if t := r.URL.Query().Get("token"); t != "" {
+	if t := r.URL.Query().Get("token"); t != "" && !s.opts.UserTokens {
 		if !s.tokenMatches(t) {
 			writeError(w, http.StatusUnauthorized, "wrong token: open the URL that `kpoctl ui` printed")
 			return
@@ -223,25 +285,43 @@ func (s *Server) tokenMatches(t string) bool {
 // request that may change something.
 func (s *Server) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := r.Cookie(s.cookie)
-		if err != nil || !s.tokenMatches(c.Value) {
+		if s.opts.UserTokens {
+			token := userToken(r, s.cookie)
+			if token == "" {
+				writeError(w, http.StatusUnauthorized, "not signed in: sign in with your bearer token, or through the authenticating proxy")
+				return
+			}
+			r = r.WithContext(withUserToken(r.Context(), token))
+		} else if c, err := r.Cookie(s.cookie); err != nil || !s.tokenMatches(c.Value) {
 			writeError(w, http.StatusUnauthorized, "not signed in: open the URL that `kpoctl ui` printed (it carries a token that changes at each start)")
 			return
 		}
-		// Browsers say where a request comes from; the UI's own pages are the only caller,
-		// whatever the method (a GET may ask the manager for a published revision's content).
-		if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" {
-			writeError(w, http.StatusForbidden, "requests from other sites ("+site+") may not use this server")
+		if !s.sameOrigin(w, r) {
 			return
-		}
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			if origin := r.Header.Get("Origin"); origin != "http://"+r.Host {
-				writeError(w, http.StatusForbidden, fmt.Sprintf("origin %q may not change anything here: only pages of http://%s may", origin, r.Host))
-				return
-			}
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// sameOrigin refuses requests from other sites (Sec-Fetch-Site), whatever the method (a GET
+// changes nothing, but its answer holds the user's data), and requests that may change
+// something from any origin but the UI's own.
+func (s *Server) sameOrigin(w http.ResponseWriter, r *http.Request) bool {
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" {
+		writeError(w, http.StatusForbidden, "requests from other sites ("+site+") may not use this server")
+		return false
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		own := s.origin
+		if own == "" {
+			own = "http://" + r.Host
+		}
+		if origin := r.Header.Get("Origin"); origin != own {
+			writeError(w, http.StatusForbidden, fmt.Sprintf("origin %q may not change anything here: only pages of %s may", origin, own))
+			return false
+		}
+	}
+	return true
 }
 
 // session tells the page the namespace it starts on.

@@ -28,6 +28,16 @@ func newFakeAPIServer(t *testing.T) *fakeAPIServer {
 		f.mu.Lock()
 		f.seen = append(f.seen, r.Clone(r.Context()))
 		f.mu.Unlock()
+		if strings.HasSuffix(r.URL.Path, "/selfsubjectreviews") {
+			w.Header().Set("Content-Type", "application/json")
+			if r.Header.Get("Authorization") != "Bearer alice-token" {
+				w.WriteHeader(http.StatusUnauthorized)
+				_, _ = io.WriteString(w, `{"kind":"Status","status":"Failure","message":"Unauthorized","reason":"Unauthorized","code":401}`)
+				return
+			}
+			_, _ = io.WriteString(w, `{"kind":"SelfSubjectReview","apiVersion":"authentication.k8s.io/v1","status":{"userInfo":{"username":"alice"}}}`)
+			return
+		}
 		if strings.HasSuffix(r.URL.Path, "/forbidden") {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusForbidden)
@@ -291,4 +301,214 @@ func TestServer_content_refusesUnboundedOrBlindSaves(t *testing.T) {
 	w = s.do(req{method: "PUT", target: "/ui/content", cookie: testToken, origin: "http://evil.example", body: `{}`})
 	g.Expect(w.Code).To(Equal(http.StatusForbidden))
 	g.Expect(api.requests()).To(BeEmpty())
+}
+
+// TestServer_writes_areNeverGETs: the routes that may change something (ask the manager for
+// content, diff published revisions) answer only non-GET requests, which need the UI's origin;
+// a GET of the content never asks for anything.
+func TestServer_writes_areNeverGETs(t *testing.T) {
+	g := NewWithT(t)
+	s, api := newTestServer(t)
+	for _, target := range []string{"/ui/diff?namespace=team&from=a&to=b", "/ui/content/request?namespace=team&name=a"} {
+		w := s.do(req{method: "GET", target: target, cookie: testToken})
+		g.Expect(w.Code).To(Equal(http.StatusMethodNotAllowed), target)
+	}
+	for _, target := range []string{"/ui/diff", "/ui/content/request"} {
+		w := s.do(req{method: "POST", target: target, cookie: testToken, origin: "http://evil.example", body: `{"namespace":"team","name":"a","from":"a","to":"b"}`})
+		g.Expect(w.Code).To(Equal(http.StatusForbidden), target)
+		g.Expect(message(w)).To(ContainSubstring("may not change anything"))
+	}
+	g.Expect(api.requests()).To(BeEmpty())
+	// A GET of the content reads the revision, and never patches it.
+	_ = s.do(req{method: "GET", target: "/ui/content?namespace=team&name=a&request=true", cookie: testToken})
+	for _, r := range api.requests() {
+		g.Expect(r.Method).To(Equal(http.MethodGet), r.URL.Path)
+	}
+	g.Expect(api.requests()).NotTo(BeEmpty())
+}
+
+// TestServer_lifecycle_checksTheMoveBeforeAskingTheAPIServer: an unknown move, or one without
+// the version the page showed, is refused before any API call.
+func TestServer_lifecycle_checksTheMoveBeforeAskingTheAPIServer(t *testing.T) {
+	g := NewWithT(t)
+	s, api := newTestServer(t)
+	for _, body := range []string{`{"namespace":"team","name":"a","move":"publish","resourceVersion":"1"}`, `{"namespace":"team","name":"a","move":"approve"}`, `not json`} {
+		w := s.do(req{method: "POST", target: "/ui/lifecycle", cookie: testToken, origin: origin, body: body})
+		g.Expect(w.Code).To(Equal(http.StatusBadRequest), body)
+	}
+	w := s.do(req{method: "POST", target: "/ui/delete", cookie: testToken, origin: origin, body: `{"namespace":"team"}`})
+	g.Expect(w.Code).To(Equal(http.StatusBadRequest))
+	g.Expect(message(w)).To(ContainSubstring("name the revision"))
+	g.Expect(api.requests()).To(BeEmpty())
+}
+
+// TestServer_drafts_andResolutions_areCheckedBeforeAnyAPICall: a draft needs its target and
+// exactly one source, a resolution its choices and version; GETs of them are not served.
+func TestServer_drafts_andResolutions_areCheckedBeforeAnyAPICall(t *testing.T) {
+	g := NewWithT(t)
+	s, api := newTestServer(t)
+	for _, tc := range []struct{ target, body string }{
+		{"/ui/drafts", `{"namespace":"team","repository":"r","packageName":"p","workspace":"w","source":{}}`},
+		{"/ui/drafts", `{"namespace":"team","repository":"r","packageName":"p","workspace":"w","source":{"init":{},"copy":{"sourceRef":{"name":"x"}}}}`},
+		{"/ui/drafts", `{"namespace":"team","packageName":"p","workspace":"w","source":{"init":{}}}`},
+		{"/ui/resolve", `{"namespace":"team","name":"a","resourceVersion":"1","choices":{}}`},
+		{"/ui/resolve", `{"namespace":"team","name":"a","choices":{"abc":"local"}}`},
+	} {
+		w := s.do(req{method: "POST", target: tc.target, cookie: testToken, origin: origin, body: tc.body})
+		g.Expect(w.Code).To(Equal(http.StatusBadRequest), tc.body)
+	}
+	for _, target := range []string{"/ui/drafts", "/ui/resolve", "/ui/upgrade", "/ui/rollback", "/ui/lifecycle", "/ui/delete"} {
+		g.Expect(s.do(req{method: "GET", target: target, cookie: testToken}).Code).To(Equal(http.StatusMethodNotAllowed), target)
+		w := s.do(req{method: "POST", target: target, cookie: testToken, origin: "http://evil.example", body: `{}`})
+		g.Expect(w.Code).To(Equal(http.StatusForbidden), target)
+	}
+	g.Expect(api.requests()).To(BeEmpty())
+}
+
+// newTokenServer is the in-cluster UI, whose config holds a service account's token and
+// impersonation that must never be used, served as https://kpo.example.com.
+func newTokenServer(t *testing.T) (*Server, *fakeAPIServer) {
+	t.Helper()
+	api := newFakeAPIServer(t)
+	s, err := New(Options{Config: &rest.Config{Host: api.URL, BearerToken: "pods-own-token", Impersonate: rest.ImpersonationConfig{UserName: "admin"}},
+		Namespace: "team", UserTokens: true, PublicURL: "https://kpo.example.com"}, "0.0.0.0:8080")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, api
+}
+
+func (s *Server) doAs(method, target, token, body string, header map[string]string) *httptest.ResponseRecorder {
+	hr := httptest.NewRequest(method, target, strings.NewReader(body))
+	hr.Host = "kpo.example.com"
+	if token != "" {
+		hr.AddCookie(&http.Cookie{Name: signInCookie, Value: token})
+	}
+	for k, v := range header {
+		hr.Header.Set(k, v)
+	}
+	w := httptest.NewRecorder()
+	s.ServeHTTP(w, hr)
+	return w
+}
+
+// TestServer_userTokens_everyCallCarriesItsUsersTokenAndNoOtherIdentity: in-cluster, a request
+// without a token is refused before the API server; with one (cookie or a proxy's
+// Authorization header), the API server sees that token alone, never the pod's credentials nor
+// impersonation.
+func TestServer_userTokens_everyCallCarriesItsUsersTokenAndNoOtherIdentity(t *testing.T) {
+	g := NewWithT(t)
+	s, api := newTokenServer(t)
+	list := "/k8s/apis/kpo.dev/v1alpha1/namespaces/team/packagerevisions"
+	w := s.doAs("GET", list, "", "", nil)
+	g.Expect(w.Code).To(Equal(http.StatusUnauthorized))
+	g.Expect(message(w)).To(ContainSubstring("sign in"))
+	g.Expect(api.requests()).To(BeEmpty())
+
+	g.Expect(s.doAs("GET", list, "alice-token", "", nil).Code).To(Equal(http.StatusOK))
+	g.Expect(s.doAs("GET", list, "", "", map[string]string{"Authorization": "Bearer bob-token"}).Code).To(Equal(http.StatusOK))
+	seen := api.requests()
+	g.Expect(seen).To(HaveLen(2))
+	g.Expect(seen[0].Header.Get("Authorization")).To(Equal("Bearer alice-token"))
+	g.Expect(seen[1].Header.Get("Authorization")).To(Equal("Bearer bob-token"))
+	for _, r := range seen {
+		g.Expect(r.Header.Get("Impersonate-User")).To(BeEmpty())
+	}
+
+	// The server's own calls too (a content read), and the Host and Origin are the public URL's.
+	_ = s.doAs("GET", "/ui/content?namespace=team&name=app", "alice-token", "", nil)
+	last := api.requests()[len(api.requests())-1]
+	g.Expect(last.Header.Get("Authorization")).To(Equal("Bearer alice-token"))
+	g.Expect(last.Header.Get("Impersonate-User")).To(BeEmpty())
+	hr := httptest.NewRequest("GET", list, nil)
+	hr.Host = "10.0.0.7:8080"
+	hr.AddCookie(&http.Cookie{Name: signInCookie, Value: "alice-token"})
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, hr)
+	g.Expect(rec.Code).To(Equal(http.StatusMisdirectedRequest))
+	w = s.doAs("POST", "/ui/lifecycle", "alice-token", `{}`, map[string]string{"Origin": "http://kpo.example.com"})
+	g.Expect(w.Code).To(Equal(http.StatusForbidden))
+	g.Expect(s.URL()).To(Equal("https://kpo.example.com/"))
+	// The kubelet's probe needs no host, token or origin, and learns nothing.
+	hr = httptest.NewRequest("GET", "/healthz", nil)
+	hr.Host = "10.0.0.7:8080"
+	rec = httptest.NewRecorder()
+	s.ServeHTTP(rec, hr)
+	g.Expect(rec.Code).To(Equal(http.StatusOK))
+	g.Expect(rec.Body.String()).To(Equal("ok\n"))
+}
+
+// TestServer_userTokens_signIn_checksTheTokenAndKeepsItInAStrictCookie: a token the API server
+// refuses sets nothing; one it accepts goes into a Secure HttpOnly SameSite=Strict cookie, and
+// is not echoed.
+func TestServer_userTokens_signIn_checksTheTokenAndKeepsItInAStrictCookie(t *testing.T) {
+	g := NewWithT(t)
+	s, _ := newTokenServer(t)
+	own := map[string]string{"Origin": "https://kpo.example.com"}
+	w := s.doAs("POST", "/ui/signin", "", `{"token":"stolen"}`, own)
+	g.Expect(w.Code).To(Equal(http.StatusUnauthorized))
+	g.Expect(w.Result().Cookies()).To(BeEmpty())
+	g.Expect(w.Body.String()).NotTo(ContainSubstring("stolen"))
+
+	g.Expect(s.doAs("POST", "/ui/signin", "", `{"token":"alice-token"}`, map[string]string{"Origin": "https://evil.example"}).Code).To(Equal(http.StatusForbidden))
+
+	w = s.doAs("POST", "/ui/signin", "", `{"token":"alice-token"}`, own)
+	g.Expect(w.Code).To(Equal(http.StatusOK))
+	g.Expect(w.Body.String()).To(ContainSubstring(`"user":"alice"`))
+	g.Expect(w.Body.String()).NotTo(ContainSubstring("alice-token"))
+	c := w.Result().Cookies()
+	g.Expect(c).To(HaveLen(1))
+	g.Expect(c[0].Value).To(Equal("alice-token"))
+	g.Expect(c[0].HttpOnly).To(BeTrue())
+	g.Expect(c[0].Secure).To(BeTrue())
+	g.Expect(c[0].SameSite).To(Equal(http.SameSiteStrictMode))
+
+	w = s.doAs("GET", "/ui/session", "alice-token", "", nil)
+	g.Expect(w.Body.String()).To(ContainSubstring(`"user":"alice"`))
+	w = s.doAs("GET", "/ui/session", "", "", nil)
+	g.Expect(w.Body.String()).To(ContainSubstring(`"signIn":"token"`))
+	g.Expect(w.Body.String()).NotTo(ContainSubstring(`"user"`))
+	// The local token of the desk mode does not sign anyone in here.
+	g.Expect(s.doAs("GET", "/?token=anything", "", "", nil).Result().Cookies()).To(BeEmpty())
+}
+
+func TestNew_userTokens_needsThePublicURL(t *testing.T) {
+	g := NewWithT(t)
+	_, err := New(Options{Config: &rest.Config{Host: "https://127.0.0.1:6443"}, UserTokens: true}, "0.0.0.0:8080")
+	g.Expect(err).To(MatchError(ContainSubstring("public URL")))
+}
+
+// TestServer_configMapForm_editsNameNamespaceAndDataAndKeepsTheRest: the form reads a
+// ConfigMap's data in order, and writes it back with every other field and comment kept; a
+// file it cannot edit says why.
+func TestServer_configMapForm_editsNameNamespaceAndDataAndKeepsTheRest(t *testing.T) {
+	g := NewWithT(t)
+	s, api := newTestServer(t)
+	file := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\n  labels:\n    team: blue\ndata:\n  # the greeting\n  greeting: hello\n  size: small\n"
+	body, _ := json.Marshal(map[string]string{"yaml": file})
+	w := s.do(req{method: "POST", target: "/ui/form/read", cookie: testToken, origin: origin, body: string(body)})
+	g.Expect(w.Code).To(Equal(http.StatusOK))
+	var read configMapForm
+	g.Expect(json.Unmarshal(w.Body.Bytes(), &read)).To(Succeed())
+	g.Expect(read.Form).To(Equal("ConfigMap"))
+	g.Expect(read.Name).To(Equal("app"))
+	g.Expect(read.Data).To(Equal([][2]string{{"greeting", "hello"}, {"size", "small"}}))
+
+	body, _ = json.Marshal(configMapForm{YAML: file, Name: "app", Namespace: "web", Data: [][2]string{{"greeting", "hi"}, {"color", "12"}}})
+	w = s.do(req{method: "POST", target: "/ui/form/write", cookie: testToken, origin: origin, body: string(body)})
+	g.Expect(w.Code).To(Equal(http.StatusOK), w.Body.String())
+	var written configMapForm
+	g.Expect(json.Unmarshal(w.Body.Bytes(), &written)).To(Succeed())
+	g.Expect(written.YAML).To(Equal("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\n  labels:\n    team: blue\n  namespace: web\ndata:\n  # the greeting\n  greeting: hi\n  color: \"12\"\n"))
+
+	for _, other := range []string{"apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: x\n", "a: [\n", "kind: ConfigMap\napiVersion: v1\nmetadata:\n  name: a\n---\nkind: ConfigMap\napiVersion: v1\nmetadata:\n  name: b\n"} {
+		body, _ = json.Marshal(map[string]string{"yaml": other})
+		w = s.do(req{method: "POST", target: "/ui/form/read", cookie: testToken, origin: origin, body: string(body)})
+		g.Expect(w.Code).To(Equal(http.StatusOK))
+		g.Expect(w.Body.String()).To(ContainSubstring(`"form":""`), other)
+		g.Expect(w.Body.String()).To(ContainSubstring(`"why":`), other)
+	}
+	body, _ = json.Marshal(configMapForm{YAML: file, Name: "app", Data: [][2]string{{"a", "1"}, {"a", "2"}}})
+	g.Expect(s.do(req{method: "POST", target: "/ui/form/write", cookie: testToken, origin: origin, body: string(body)}).Code).To(Equal(http.StatusUnprocessableEntity))
+	g.Expect(api.requests()).To(BeEmpty(), "the form reads and writes no API object")
 }
