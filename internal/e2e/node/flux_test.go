@@ -157,6 +157,16 @@ func TestFlux_podsDeployPublishedRevisionsAndStatusFollows(t *testing.T) {
 	// v1, deployed by Flux's pods, and shown deployed.
 	waitDeployedBy(t, ns, map[string]string{v1: "my-app-ns/v1"})
 	expectDeployed("hello-from-v1", true)
+	// kpoctl init wrote package-context.yaml (a ConfigMap, local-config): in the tag, never
+	// applied.
+	packageContext, err := gitRepo.ReadFile("refs/tags/my-app-ns/v1", "my-app-ns/package-context.yaml")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(packageContext).To(ContainSubstring("name: kptfile.kpt.dev"))
+	cms := &corev1.ConfigMapList{}
+	g.Expect(k8sClient.List(ctx, cms)).To(Succeed())
+	for _, cm := range cms.Items {
+		g.Expect(cm.Name).NotTo(Equal("kptfile.kpt.dev"), "package-context.yaml was applied in namespace %s", cm.Namespace)
+	}
 	out, err := kubectl(alice, "get", "rpkg", v1, "-o", "wide")
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(column(out, "DEPLOYED-BY")).To(Equal(fluxPackage), out)
