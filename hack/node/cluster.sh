@@ -212,6 +212,10 @@ up() {
   local started
   started=$(date +%s)
   ASSETS="$("${HERE}/assets.sh")"
+  # Flux's controllers (built on first use, then cached): images.sh makes images of them and
+  # the tests install their CRDs.
+  FLUX_ASSETS="$("${ROOT}/hack/flux-assets.sh")"
+  export FLUX_ASSETS
   mkdir -p "${D}"
   # From here on, a failure tears down what exists and restores the host.
   trap 'rc=$?; trap - EXIT INT TERM; log "up failed; tearing down"; down || true; exit $rc' EXIT
@@ -327,6 +331,7 @@ KPO_NODE_DIR=${D}
 KPO_NODE_NAME=${NODE_NAME}
 KPO_NODE_IP=${ip}
 KPO_NODE_ASSETS=${ASSETS}
+KPO_NODE_FLUX_ASSETS=${FLUX_ASSETS}
 EOF
   trap - EXIT INT TERM
   log "node ${NODE_NAME} Ready in $(($(date +%s) - started))s; KUBECONFIG=${D}/admin.kubeconfig (kubectl: ${ASSETS}/kubectl)"

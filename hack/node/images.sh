@@ -13,6 +13,13 @@
 #                                        entrypoint), /kpo-fn (its starlark sandbox) and
 #                                        /kpo-fn-wrapper (the installer uses it as the wrapper image
 #                                        too). The manager needs no other binary: go-git is pure Go.
+#   kpo.local/e2e/flux-source-controller:dev     /source-controller, and
+#   kpo.local/e2e/flux-kustomize-controller:dev  /kustomize-controller: Flux's two controllers, the
+#                                        binaries hack/flux-assets.sh builds from the Go module
+#                                        proxy (cached; $FLUX_ASSETS when set), for the deployment
+#                                        status test. Static binaries and nothing else: both speak
+#                                        Git and HTTP in Go (go-git; no git binary), and the test
+#                                        serves Git and artifacts over plain HTTP (no CA bundle).
 #
 # It also builds kpoctl (DIR/bin/kpoctl) for the installed tour, run as a user on this machine.
 #
@@ -43,6 +50,7 @@ build testfn-fail ./hack/node/cmd/testfn "-X main.mode=fail"
 build testfn-sleep ./hack/node/cmd/testfn "-X main.mode=sleep"
 build manager ./cmd
 build kpoctl ./cmd/kpoctl
+flux="$("${root}/hack/flux-assets.sh")"
 
 mk() { "${dir}/bin/mkimage" "$@"; }
 b="${dir}/bin"
@@ -57,4 +65,7 @@ mk -o "${dir}/fn-sleep.tar" -name kpo.local/e2e/fn-sleep:dev -user "" -entrypoin
   /usr/local/bin/function="${b}/testfn-sleep"
 mk -o "${dir}/kpo.tar" -name kpo.local/e2e/kpo:dev -entrypoint /manager \
   /manager="${b}/manager" /kpo-fn="${b}/kpo-fn" /kpo-fn-wrapper="${b}/kpo-fn-wrapper"
+for c in source-controller kustomize-controller; do
+  mk -o "${dir}/flux-${c}.tar" -name "kpo.local/e2e/flux-${c}:dev" -entrypoint "/${c}" "/${c}=${flux}/${c}"
+done
 echo "${dir}"

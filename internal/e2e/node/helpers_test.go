@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -106,6 +107,17 @@ func startGitServer(t *testing.T) (*gitserver.Server, error) {
 	}
 	t.Cleanup(func() { _ = srv.Close() })
 	return srv, nil
+}
+
+// runKpoctl runs the kpoctl hack/node/images.sh built, in namespace ns, as the user of kubeconfig,
+// and logs its command line (passwords redacted) and output.
+func runKpoctl(t *testing.T, ns, kubeconfig string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(nodeDir, "images", "bin", "kpoctl"), append([]string{"-n", ns}, args...)...) //nolint:gosec // G204: the kpoctl built for this tier, with the test's arguments
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
+	out, err := cmd.CombinedOutput()
+	t.Logf("kpoctl %s\n%s", strings.ReplaceAll(strings.Join(args, " "), gitPassword, "<redacted>"), out)
+	return string(out), err
 }
 
 // setPipeline edits the draft's content as `kubectl edit` would: the files, and the Kptfile

@@ -13,7 +13,6 @@ import (
 	"math/big"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -119,11 +118,7 @@ func TestInstalled_tourAsAuthorAndApprover(t *testing.T) {
 	bob := newUser(t, "bob", ns.Name, "kpo-approver")
 
 	kpoctl := func(kubeconfig string, args ...string) (string, error) {
-		cmd := exec.Command(filepath.Join(nodeDir, "images", "bin", "kpoctl"), append([]string{"-n", ns.Name}, args...)...) //nolint:gosec // G204: the kpoctl built for this tier, with the test's arguments
-		cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
-		out, err := cmd.CombinedOutput()
-		t.Logf("kpoctl %s\n%s", strings.ReplaceAll(strings.Join(args, " "), gitPassword, "<redacted>"), out)
-		return string(out), err
+		return runKpoctl(t, ns.Name, kubeconfig, args...)
 	}
 	must := func(kubeconfig string, args ...string) string {
 		t.Helper()

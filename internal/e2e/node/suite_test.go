@@ -68,6 +68,9 @@ var (
 	nodeIP string
 	// kubectlBin is the node's kubectl.
 	kubectlBin string
+	// fluxInstallErr is why Flux's controllers could not be installed, for the test that
+	// needs them (nil once they are).
+	fluxInstallErr error
 )
 
 func TestMain(m *testing.M) {
@@ -93,6 +96,11 @@ func runSuite(m *testing.M) int {
 	}
 	restCfg = cfg
 	ctx := context.Background()
+
+	// Flux first, so that the manager finds its kinds served when it starts and watches them
+	// from there (it would look again only a minute later); its pods start while kpo's does.
+	fluxInstallErr = installFlux()
+	defer dumpFluxLogs()
 
 	// kpo as a user installs it: dist/install.yaml from make build-installer, applied with
 	// kubectl, with the function flags this node needs.
