@@ -88,7 +88,7 @@ func run(managerBin, dir, gitAddr, uiAddr string) error {
 		return fmt.Errorf("starting the local Git server on %s: %w", gitAddr, err)
 	}
 	defer func() { _ = srv.Close() }()
-	if err := seedSamples(srv); err != nil {
+	if err := gitserver.SeedSamples(srv); err != nil {
 		return err
 	}
 

@@ -23,7 +23,6 @@ import (
 	kpov1 "kpo.dev/kpo/api/v1alpha1"
 	"kpo.dev/kpo/internal/controller"
 	"kpo.dev/kpo/internal/fn/job"
-	"kpo.dev/kpo/internal/gitserver"
 	"kpo.dev/kpo/internal/testenv"
 )
 
@@ -51,7 +50,7 @@ func TestFailover_leaderKilledDuringApprovals(t *testing.T) {
 	setManager(t, 2, 1)
 	t.Cleanup(func() { setManager(t, 1, 0) })
 
-	f := newRepoFixture(t)
+	f := newRepoFixture(t, "kpo-failover-")
 	var approvals atomic.Int32
 	type kill struct {
 		pod string
@@ -147,38 +146,6 @@ func TestFailover_leaderKilledDuringApprovals(t *testing.T) {
 		}
 		g.Expect(instances).To(HaveLen(1), "only the new leader's warm pods: %v", instances)
 	}, timeout, interval).Should(Succeed())
-}
-
-// repoFixture is a Repository backed by a Git server on the node's address, in a namespace of
-// its own.
-type repoFixture struct {
-	ns  string
-	git *gitserver.Repo
-}
-
-func newRepoFixture(t *testing.T) *repoFixture {
-	t.Helper()
-	g := NewWithT(t)
-	ctx := context.Background()
-	srv, err := startGitServer(t)
-	g.Expect(err).NotTo(HaveOccurred())
-	repo, err := srv.CreateRepo("catalog")
-	g.Expect(err).NotTo(HaveOccurred())
-	_, err = repo.Commit("main", gitserver.Change{Message: "Initial commit", Files: map[string]string{"README.md": "# catalog\n"}})
-	g.Expect(err).NotTo(HaveOccurred())
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "kpo-failover-"}}
-	g.Expect(k8sClient.Create(ctx, ns)).To(Succeed())
-	t.Cleanup(func() { _ = k8sClient.Delete(context.Background(), ns) })
-	g.Expect(k8sClient.Create(ctx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: "git-credentials", Namespace: ns.Name},
-		Type:       corev1.SecretTypeBasicAuth,
-		StringData: map[string]string{corev1.BasicAuthUsernameKey: gitUser, corev1.BasicAuthPasswordKey: gitPassword},
-	})).To(Succeed())
-	g.Expect(k8sClient.Create(ctx, &kpov1.Repository{
-		ObjectMeta: metav1.ObjectMeta{Name: "catalog", Namespace: ns.Name},
-		Spec:       kpov1.RepositorySpec{Git: kpov1.GitRepository{Repo: srv.RepoURL("catalog"), SecretRef: &kpov1.LocalReference{Name: "git-credentials"}}},
-	})).To(Succeed())
-	return &repoFixture{ns: ns.Name, git: repo}
 }
 
 // revisionStream publishes failoverRevisions revisions of pkg one after the other: a draft

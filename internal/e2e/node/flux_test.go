@@ -81,14 +81,8 @@ func TestFlux_podsDeployPublishedRevisionsAndStatusFollows(t *testing.T) {
 
 	srv, err := startGitServer(t)
 	g.Expect(err).NotTo(HaveOccurred())
-	gitRepo, err := srv.CreateRepo("deployments")
-	g.Expect(err).NotTo(HaveOccurred())
-	_, err = gitRepo.Commit("main", gitserver.Change{Message: "Initial commit", Files: map[string]string{"README.md": "# deployments\n"}})
-	g.Expect(err).NotTo(HaveOccurred())
-	nsObj := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "kpo-flux-"}}
-	g.Expect(k8sClient.Create(ctx, nsObj)).To(Succeed())
-	t.Cleanup(func() { _ = k8sClient.Delete(context.Background(), nsObj) })
-	ns := nsObj.Name
+	gitRepo := createGitRepo(g, srv, "deployments")
+	ns := newNamespace(t, "kpo-flux-")
 	alice := newUser(t, "alice", ns, "kpo-author", "kpo-repository-admin")
 	bob := newUser(t, "bob", ns, "kpo-approver")
 	must := func(kubeconfig string, args ...string) {

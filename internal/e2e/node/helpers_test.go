@@ -46,52 +46,77 @@ func newDraftFixture(t *testing.T, pkg string) *draftFixture {
 	t.Helper()
 	g := NewWithT(t)
 	ctx := context.Background()
-	srv, err := startGitServer(t)
-	g.Expect(err).NotTo(HaveOccurred())
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "kpo-node-e2e-"}}
-	g.Expect(k8sClient.Create(ctx, ns)).To(Succeed())
-	t.Cleanup(func() { _ = k8sClient.Delete(context.Background(), ns) })
-
-	gitRepo, err := srv.CreateRepo("catalog")
-	g.Expect(err).NotTo(HaveOccurred())
-	_, err = gitRepo.Commit("main", gitserver.Change{Message: "Initial commit", Files: map[string]string{"README.md": "# catalog\n"}})
-	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(k8sClient.Create(ctx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: "git-credentials", Namespace: ns.Name},
-		Type:       corev1.SecretTypeBasicAuth,
-		StringData: map[string]string{corev1.BasicAuthUsernameKey: gitUser, corev1.BasicAuthPasswordKey: gitPassword},
-	})).To(Succeed())
-	g.Expect(k8sClient.Create(ctx, &kpov1.Repository{
-		ObjectMeta: metav1.ObjectMeta{Name: "catalog", Namespace: ns.Name},
-		Spec: kpov1.RepositorySpec{
-			Git: kpov1.GitRepository{Repo: srv.RepoURL("catalog"), SecretRef: &kpov1.LocalReference{Name: "git-credentials"}},
-		},
-	})).To(Succeed())
+	repo := newRepoFixture(t, "kpo-node-e2e-")
 	g.Eventually(func(g Gomega) {
-		repo := &kpov1.Repository{}
-		g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: "catalog"}, repo)).To(Succeed())
-		c := meta.FindStatusCondition(repo.Status.Conditions, kpov1.ReadyCondition)
+		r := &kpov1.Repository{}
+		g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: repo.ns, Name: "catalog"}, r)).To(Succeed())
+		c := meta.FindStatusCondition(r.Status.Conditions, kpov1.ReadyCondition)
 		g.Expect(c).NotTo(BeNil())
 		g.Expect(c.Status).To(Equal(metav1.ConditionTrue), c.Message)
 	}, timeout, interval).Should(Succeed())
 
 	ws := "w"
 	g.Expect(k8sClient.Create(ctx, &kpov1.PackageDraft{
-		ObjectMeta: metav1.ObjectMeta{Name: pkg, Namespace: ns.Name},
+		ObjectMeta: metav1.ObjectMeta{Name: pkg, Namespace: repo.ns},
 		Spec: kpov1.PackageDraftSpec{Repository: "catalog", PackageName: pkg, WorkspaceName: ws,
 			Source: kpov1.PackageDraftSource{Init: &kpov1.InitSource{}}},
 	})).To(Succeed())
 	var rev string
 	g.Eventually(func(g Gomega) {
 		d := &kpov1.PackageDraft{}
-		g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: pkg}, d)).To(Succeed())
+		g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: repo.ns, Name: pkg}, d)).To(Succeed())
 		c := meta.FindStatusCondition(d.Status.Conditions, kpov1.ReadyCondition)
 		g.Expect(c).NotTo(BeNil())
 		g.Expect(c.Status).To(Equal(metav1.ConditionTrue), c.Message)
 		g.Expect(d.Status.PackageRevision).NotTo(BeEmpty())
 		rev = d.Status.PackageRevision
 	}, timeout, interval).Should(Succeed())
-	return &draftFixture{ns: ns.Name, rev: rev, pkg: pkg, ws: ws, git: gitRepo}
+	return &draftFixture{ns: repo.ns, rev: rev, pkg: pkg, ws: ws, git: repo.git}
+}
+
+// repoFixture is a Repository "catalog" backed by a Git server on the node's address, in a
+// namespace of its own; both go when the test ends.
+type repoFixture struct {
+	ns  string
+	git *gitserver.Repo
+}
+
+func newRepoFixture(t *testing.T, nsPrefix string) *repoFixture {
+	t.Helper()
+	g := NewWithT(t)
+	ctx := context.Background()
+	srv, err := startGitServer(t)
+	g.Expect(err).NotTo(HaveOccurred())
+	repo := createGitRepo(g, srv, "catalog")
+	ns := newNamespace(t, nsPrefix)
+	g.Expect(k8sClient.Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "git-credentials", Namespace: ns},
+		Type:       corev1.SecretTypeBasicAuth,
+		StringData: map[string]string{corev1.BasicAuthUsernameKey: gitUser, corev1.BasicAuthPasswordKey: gitPassword},
+	})).To(Succeed())
+	g.Expect(k8sClient.Create(ctx, &kpov1.Repository{
+		ObjectMeta: metav1.ObjectMeta{Name: "catalog", Namespace: ns},
+		Spec:       kpov1.RepositorySpec{Git: kpov1.GitRepository{Repo: srv.RepoURL("catalog"), SecretRef: &kpov1.LocalReference{Name: "git-credentials"}}},
+	})).To(Succeed())
+	return &repoFixture{ns: ns, git: repo}
+}
+
+// createGitRepo creates repository name on srv with a first commit on main.
+func createGitRepo(g Gomega, srv *gitserver.Server, name string) *gitserver.Repo {
+	repo, err := srv.CreateRepo(name)
+	g.Expect(err).NotTo(HaveOccurred())
+	_, err = repo.Commit("main", gitserver.Change{Message: "Initial commit", Files: map[string]string{"README.md": "# " + name + "\n"}})
+	g.Expect(err).NotTo(HaveOccurred())
+	return repo
+}
+
+// newNamespace creates a namespace named from prefix; it is deleted when the test ends.
+func newNamespace(t *testing.T, prefix string) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: prefix}}
+	NewWithT(t).Expect(k8sClient.Create(context.Background(), ns)).To(Succeed())
+	t.Cleanup(func() { _ = k8sClient.Delete(context.Background(), ns) })
+	return ns.Name
 }
 
 // startGitServer starts a Git server for one test on the node's address, where the manager's

@@ -107,7 +107,7 @@ func TestInstalled_tourAsAuthorAndApprover(t *testing.T) {
 	ctx := context.Background()
 	srv, err := startGitServer(t)
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(seedBlueprints(srv)).To(Succeed())
+	g.Expect(gitserver.SeedSamples(srv)).To(Succeed())
 	deployments, err := srv.OpenRepo("deployments")
 	g.Expect(err).NotTo(HaveOccurred())
 
@@ -331,33 +331,4 @@ func clientCertificate(user string) (certPEM, keyPEM []byte, err error) {
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), nil
-}
-
-// seedBlueprints creates the tour's repositories: blueprints, with package basens published as
-// v1, and an empty deployments repository.
-func seedBlueprints(srv *gitserver.Server) error {
-	blueprints, err := srv.CreateRepo("blueprints")
-	if err != nil {
-		return err
-	}
-	v1, err := blueprints.Commit("main", gitserver.Change{
-		Message: "Publish basens v1\n\n" + `kpt:{"package":"basens","workspaceName":"v1","revision":1,"task":{"type":"init"}}`,
-		Files: map[string]string{
-			"basens/Kptfile": "apiVersion: kpt.dev/v1\nkind: Kptfile\nmetadata:\n  name: basens\n  annotations:\n" +
-				"    config.kubernetes.io/local-config: \"true\"\ninfo:\n  description: A namespace for an application\n",
-			"basens/namespace.yaml": "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: example\n",
-		},
-	})
-	if err != nil {
-		return err
-	}
-	if err := blueprints.Tag("basens/v1", v1); err != nil {
-		return err
-	}
-	deployments, err := srv.CreateRepo("deployments")
-	if err != nil {
-		return err
-	}
-	_, err = deployments.Commit("main", gitserver.Change{Message: "Initial commit", Files: map[string]string{"README.md": "# deployments\n"}})
-	return err
 }

@@ -1,19 +1,15 @@
-package main
+package gitserver
 
-import (
-	"fmt"
+import "fmt"
 
-	"kpo.dev/kpo/internal/gitserver"
-)
-
-// seedSamples creates the repositories config/samples registers: blueprints, with package
-// basens published as v1, and an empty deployments repository.
-func seedSamples(srv *gitserver.Server) error {
+// SeedSamples creates the repositories config/samples registers and the README tour uses:
+// blueprints, with package basens published as v1, and an empty deployments repository.
+func SeedSamples(srv *Server) error {
 	blueprints, err := srv.CreateRepo("blueprints")
 	if err != nil {
 		return err
 	}
-	v1, err := blueprints.Commit("main", gitserver.Change{
+	v1, err := blueprints.Commit("main", Change{
 		Message: "Publish basens v1\n\n" + `kpt:{"package":"basens","workspaceName":"v1","revision":1,"task":{"type":"init"}}`,
 		Files: map[string]string{
 			"basens/Kptfile": `apiVersion: kpt.dev/v1
@@ -43,6 +39,6 @@ metadata:
 	if err != nil {
 		return err
 	}
-	_, err = deployments.Commit("main", gitserver.Change{Message: "Initial commit", Files: map[string]string{"README.md": "# deployments\n"}})
+	_, err = deployments.Commit("main", Change{Message: "Initial commit", Files: map[string]string{"README.md": "# deployments\n"}})
 	return err
 }
