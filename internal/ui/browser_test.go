@@ -275,8 +275,8 @@ func TestBrowser_authorEditsWithPreviewProposes_approverApproves_viewerSeesNoBut
 	// The ConfigMap's form: a key added there is written into the file and previewed.
 	b.run(chromedp.WaitNotVisible(`#form-toggle`), chromedp.WaitNotVisible(`#remove-file`), // on the Kptfile: no form, no removal
 		chromedp.Click(`//nav[@aria-label="Files"]//button[normalize-space()="configmap.yaml"]`), chromedp.WaitVisible(`#form-toggle`))
-	b.run(chromedp.Click(`#form-toggle`), chromedp.WaitVisible(`#cm-name`), chromedp.Click(`#cm-add`))
-	b.run(chromedp.SendKeys(`//input[@aria-label="Key 2"]`, "color"), chromedp.SendKeys(`//input[@aria-label="Value 2"]`, "blue"))
+	b.run(chromedp.Click(`#form-toggle`), chromedp.WaitVisible(`#form-metadata-name`), chromedp.Click(`#form-data-add`))
+	b.run(chromedp.SendKeys(`//input[@aria-label="Data key 2"]`, "color"), chromedp.SendKeys(`//input[@aria-label="Data value 2"]`, "blue"))
 	b.waitFor(`document.getElementById('editor').value.includes('color: blue') && document.getElementById('editor').value.includes('greeting: hi')`)
 	b.waitFor(`document.getElementById('preview').textContent.includes('color: blue')`)
 	b.screenshot(shots, "form.png")
@@ -285,6 +285,10 @@ func TestBrowser_authorEditsWithPreviewProposes_approverApproves_viewerSeesNoBut
 	b.eval(`(() => { const t = document.getElementById('editor');
 		t.value = 'apiVersion: v1\nkind: Service\nmetadata:\n  name: my-app\n'; t.dispatchEvent(new Event('input')); return ''; })()`)
 	b.waitFor(`document.getElementById('preview').textContent.includes('team: green')`)
+	// A Service has a form too: its selector, written into the file.
+	b.run(chromedp.Click(`#form-toggle`), chromedp.WaitVisible(`#form-metadata-name`), chromedp.Click(`#form-spec-selector-add`),
+		chromedp.SendKeys(`//input[@aria-label="Selector key 1"]`, "app"), chromedp.SendKeys(`//input[@aria-label="Selector value 1"]`, "my-app"))
+	b.waitFor(`document.getElementById('editor').value.includes('selector:\n    app: my-app')`)
 	b.run(chromedp.Click(`//nav[@aria-label="Files"]//button[normalize-space()="README.md"]`), chromedp.Click(`#remove-file`))
 	b.expectNoText(`nav[aria-label="Files"]`, "README.md")
 	b.run(chromedp.Click(`#save`), chromedp.WaitVisible(`//p[contains(., "Saved and committed")]`))

@@ -478,37 +478,98 @@ func TestNew_userTokens_needsThePublicURL(t *testing.T) {
 	g.Expect(err).To(MatchError(ContainSubstring("public URL")))
 }
 
-// TestServer_configMapForm_editsNameNamespaceAndDataAndKeepsTheRest: the form reads a
-// ConfigMap's data in order, and writes it back with every other field and comment kept; a
-// file it cannot edit says why.
-func TestServer_configMapForm_editsNameNamespaceAndDataAndKeepsTheRest(t *testing.T) {
+// TestServer_forms_editTheirFieldsAndKeepTheRest: a form reads a resource's fields (a
+// ConfigMap's data in order, a Deployment's replicas and container images) and writes them back
+// with every other field and comment kept; a file no form edits says why, and a write of a field
+// outside the form, a duplicate key, an empty required field or a wrong number is refused.
+func TestServer_forms_editTheirFieldsAndKeepTheRest(t *testing.T) {
 	g := NewWithT(t)
 	s, api := newTestServer(t)
-	file := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\n  labels:\n    team: blue\ndata:\n  # the greeting\n  greeting: hello\n  size: small\n"
-	body, _ := json.Marshal(map[string]string{"yaml": file})
-	w := s.do(req{method: "POST", target: "/ui/form/read", cookie: testToken, origin: origin, body: string(body)})
-	g.Expect(w.Code).To(Equal(http.StatusOK))
-	var read configMapForm
-	g.Expect(json.Unmarshal(w.Body.Bytes(), &read)).To(Succeed())
-	g.Expect(read.Form).To(Equal("ConfigMap"))
-	g.Expect(read.Name).To(Equal("app"))
-	g.Expect(read.Data).To(Equal([][2]string{{"greeting", "hello"}, {"size", "small"}}))
-
-	body, _ = json.Marshal(configMapForm{YAML: file, Name: "app", Namespace: "web", Data: [][2]string{{"greeting", "hi"}, {"color", "12"}}})
-	w = s.do(req{method: "POST", target: "/ui/form/write", cookie: testToken, origin: origin, body: string(body)})
-	g.Expect(w.Code).To(Equal(http.StatusOK), w.Body.String())
-	var written configMapForm
-	g.Expect(json.Unmarshal(w.Body.Bytes(), &written)).To(Succeed())
-	g.Expect(written.YAML).To(Equal("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\n  labels:\n    team: blue\n  namespace: web\ndata:\n  # the greeting\n  greeting: hi\n  color: \"12\"\n"))
-
-	for _, other := range []string{"apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: x\n", "a: [\n", "kind: ConfigMap\napiVersion: v1\nmetadata:\n  name: a\n---\nkind: ConfigMap\napiVersion: v1\nmetadata:\n  name: b\n"} {
-		body, _ = json.Marshal(map[string]string{"yaml": other})
-		w = s.do(req{method: "POST", target: "/ui/form/read", cookie: testToken, origin: origin, body: string(body)})
-		g.Expect(w.Code).To(Equal(http.StatusOK))
-		g.Expect(w.Body.String()).To(ContainSubstring(`"form":""`), other)
-		g.Expect(w.Body.String()).To(ContainSubstring(`"why":`), other)
+	post := func(target string, v any) *httptest.ResponseRecorder {
+		body, _ := json.Marshal(v)
+		return s.do(req{method: "POST", target: target, cookie: testToken, origin: origin, body: string(body)})
 	}
-	body, _ = json.Marshal(configMapForm{YAML: file, Name: "app", Data: [][2]string{{"a", "1"}, {"a", "2"}}})
-	g.Expect(s.do(req{method: "POST", target: "/ui/form/write", cookie: testToken, origin: origin, body: string(body)}).Code).To(Equal(http.StatusUnprocessableEntity))
-	g.Expect(api.requests()).To(BeEmpty(), "the form reads and writes no API object")
+	read := func(file string) fileForm {
+		w := post("/ui/form/read", fileForm{YAML: file})
+		g.Expect(w.Code).To(Equal(http.StatusOK))
+		var f fileForm
+		g.Expect(json.Unmarshal(w.Body.Bytes(), &f)).To(Succeed())
+		return f
+	}
+	write := func(file string, fields ...formField) (int, fileForm) {
+		w := post("/ui/form/write", fileForm{YAML: file, Fields: fields})
+		var f fileForm
+		_ = json.Unmarshal(w.Body.Bytes(), &f)
+		return w.Code, f
+	}
+	values := func(f fileForm) map[string]any {
+		out := map[string]any{}
+		for _, fd := range f.Fields {
+			if fd.Type == fieldMap {
+				out[strings.Join(fd.Path, ".")] = fd.Entries
+			} else {
+				out[strings.Join(fd.Path, ".")] = fd.Value
+			}
+		}
+		return out
+	}
+
+	cm := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\n  labels:\n    team: blue\ndata:\n  # the greeting\n  greeting: hello\n  size: small\n"
+	f := read(cm)
+	g.Expect(f.Kind).To(Equal("ConfigMap"))
+	g.Expect(values(f)).To(Equal(map[string]any{"metadata.name": "app", "metadata.namespace": "",
+		"data": [][2]string{{"greeting", "hello"}, {"size", "small"}}}))
+	code, out := write(cm,
+		formField{Path: []string{"metadata", "name"}, Value: "app"},
+		formField{Path: []string{"metadata", "namespace"}, Value: "web"},
+		formField{Path: []string{"data"}, Entries: [][2]string{{"greeting", "hi"}, {"color", "12"}}})
+	g.Expect(code).To(Equal(http.StatusOK), out.Why)
+	g.Expect(out.YAML).To(Equal("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\n  labels:\n    team: blue\n  namespace: web\n" +
+		"data:\n  # the greeting\n  greeting: hi\n  color: \"12\"\n"))
+	g.Expect(values(out)["data"]).To(Equal([][2]string{{"greeting", "hi"}, {"color", "12"}}), "the answer is the form of the new file")
+
+	deploy := "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 2 # two for now\n  template:\n" +
+		"    spec:\n      containers:\n      - name: app\n        image: nginx:1.25\n        ports:\n        - containerPort: 80\n      - name: log\n        image: busybox\n"
+	f = read(deploy)
+	g.Expect(f.Kind).To(Equal("Deployment"))
+	g.Expect(values(f)).To(Equal(map[string]any{"metadata.name": "web", "metadata.namespace": "", "spec.replicas": "2",
+		"spec.template.spec.containers.[name=app].image": "nginx:1.25", "spec.template.spec.containers.[name=log].image": "busybox",
+		"spec.template.metadata.labels": [][2]string(nil)}))
+	code, out = write(deploy,
+		formField{Path: []string{"spec", "replicas"}, Value: "3"},
+		formField{Path: []string{"spec", "template", "spec", "containers", "[name=app]", "image"}, Value: "nginx:1.27"},
+		formField{Path: []string{"spec", "template", "metadata", "labels"}, Entries: [][2]string{{"app", "web"}}})
+	g.Expect(code).To(Equal(http.StatusOK), out.Why)
+	g.Expect(out.YAML).To(Equal("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 3 # two for now\n  template:\n" +
+		"    spec:\n      containers:\n      - name: app\n        image: nginx:1.27\n        ports:\n        - containerPort: 80\n      - name: log\n        image: busybox\n" +
+		"    metadata:\n      labels:\n        app: web\n"))
+	code, out = write(deploy, formField{Path: []string{"spec", "replicas"}, Value: ""})
+	g.Expect(code).To(Equal(http.StatusOK), out.Why)
+	g.Expect(out.YAML).NotTo(ContainSubstring("replicas"), "an empty optional field is removed")
+
+	for _, other := range []string{
+		"apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: x\n",
+		"a: [\n",
+		"kind: ConfigMap\napiVersion: v1\nmetadata:\n  name: a\n---\nkind: ConfigMap\napiVersion: v1\nmetadata:\n  name: b\n",
+		"apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: x\nspec:\n  replicas: ${N}\n",
+		"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  a: [1]\n",
+	} {
+		f := read(other)
+		g.Expect(f.Kind).To(BeEmpty(), other)
+		g.Expect(f.Why).NotTo(BeEmpty(), other)
+	}
+	for _, bad := range []struct {
+		name, file string
+		field      formField
+	}{
+		{"a duplicate key", cm, formField{Path: []string{"data"}, Entries: [][2]string{{"a", "1"}, {"a", "2"}}}},
+		{"an empty name", cm, formField{Path: []string{"metadata", "name"}, Value: " "}},
+		{"a field not in the form", cm, formField{Path: []string{"metadata", "labels"}, Entries: [][2]string{{"a", "1"}}}},
+		{"a negative number", deploy, formField{Path: []string{"spec", "replicas"}, Value: "-1"}},
+	} {
+		code, out := write(bad.file, bad.field)
+		g.Expect(code).To(Equal(http.StatusUnprocessableEntity), bad.name)
+		g.Expect(out.YAML).To(BeEmpty(), bad.name)
+	}
+	g.Expect(api.requests()).To(BeEmpty(), "forms read and write no API object")
 }

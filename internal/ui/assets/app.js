@@ -888,19 +888,19 @@ async function editPage(seq, name, params) {
     open(Object.keys(files).sort(kptfileFirst)[0]);
   } }, 'Remove file');
 
-  // The form editor of a ConfigMap file: name, namespace and data as fields; each change is
+  // The form editor of a file of one resource of a common kind (ConfigMap, Namespace,
+  // Service, Deployment, StatefulSet): its most edited fields as inputs; each change is
   // written into the file by the local server (every other field and comment kept) and shown
   // in the editor, then previewed like typing.
-  const formBox = h('div', { id: 'cm-form', class: 'card cm-form', hidden: true });
-  const formButton = h('button', { type: 'button', id: 'form-toggle', hidden: true, 'aria-expanded': 'false', 'aria-controls': 'cm-form', onclick: () => toggleForm() }, 'Form');
-  let formFor = null;
+  const formBox = h('div', { id: 'file-form', class: 'card file-form', hidden: true });
+  const formButton = h('button', { type: 'button', id: 'form-toggle', hidden: true, 'aria-expanded': 'false', 'aria-controls': 'file-form', onclick: () => toggleForm() }, 'Form');
   let formCheck = null;
   async function checkForm(p) {
     formButton.hidden = true;
     closeForm();
     try {
       const r = await request('POST', '/ui/form/read', { yaml: files[p] });
-      if (p === current && r.form === 'ConfigMap') formButton.hidden = false;
+      if (p === current && r.kind) formButton.hidden = false;
     } catch { /* no form: the YAML editor stays */ }
   }
   function closeForm() { formBox.hidden = true; formButton.setAttribute('aria-expanded', 'false'); }
@@ -908,27 +908,29 @@ async function editPage(seq, name, params) {
   async function toggleForm() {
     if (!formBox.hidden) { closeForm(); return; }
     const p = current;
+    let f;
     try {
-      formFor = await request('POST', '/ui/form/read', { yaml: files[p] });
+      f = await request('POST', '/ui/form/read', { yaml: files[p] });
     } catch (e) {
       say('error', `No form: ${e.message}`);
       return;
     }
     if (p !== current) return;
-    if (formFor.form !== 'ConfigMap') { say('info', `No form for ${p}: ${formFor.why}`); return; }
-    renderForm(formFor);
+    if (!f.kind) { say('info', `No form for ${p}: ${f.why}`); return; }
+    renderForm(f);
     formBox.hidden = false;
     formButton.setAttribute('aria-expanded', 'true');
     formBox.querySelector('input').focus();
   }
+  // fieldId is the element id of a form field: form-metadata-name, form-data, ...
+  const fieldId = (path) => `form-${path.join('-').replace(/[^A-Za-z0-9-]+/g, '-').replace(/-+$/, '')}`;
   function renderForm(f) {
-    const rows = h('tbody', {});
     const error = h('p', { class: 'sev-error small', role: 'alert' });
+    const readers = [];
     let timer2 = null;
     const write = () => { clearTimeout(timer2); timer2 = setTimeout(async () => {
-      const data = [...rows.querySelectorAll('tr')].map((tr) => [tr.querySelector('.k').value, tr.querySelector('.v').value]);
       try {
-        const r = await request('POST', '/ui/form/write', { yaml: files[current], name: nameIn.value.trim(), namespace: nsIn.value.trim(), data });
+        const r = await request('POST', '/ui/form/write', { yaml: files[current], fields: readers.map((read) => read()) });
         error.textContent = '';
         files[current] = r.yaml;
         textarea.value = r.yaml;
@@ -937,25 +939,35 @@ async function editPage(seq, name, params) {
         error.textContent = e.message;
       }
     }, 300); };
-    const row = (k, v) => {
-      const i = rows.children.length;
-      const tr = h('tr', {},
-        h('td', {}, h('input', { class: 'k', value: k, 'aria-label': `Key ${i + 1}`, oninput: write })),
-        h('td', {}, h('input', { class: 'v', value: v, 'aria-label': `Value ${i + 1}`, oninput: write })),
-        h('td', {}, h('button', { type: 'button', 'aria-label': `Remove key ${k || i + 1}`, onclick: () => { tr.remove(); write(); } }, 'Remove')));
-      rows.append(tr);
-      return tr;
-    };
-    const nameIn = h('input', { id: 'cm-name', value: f.name, oninput: write });
-    const nsIn = h('input', { id: 'cm-namespace', value: f.namespace, oninput: write });
-    for (const [k, v] of f.data) row(k, v);
-    formBox.replaceChildren(
-      h('h2', { class: 'flush' }, 'ConfigMap'),
-      h('div', { class: 'fields' }, h('div', { class: 'field' }, h('label', { for: 'cm-name' }, 'Name'), nameIn),
-        h('div', { class: 'field' }, h('label', { for: 'cm-namespace' }, 'Namespace'), nsIn)),
-      h('table', { 'aria-label': 'Data' }, h('thead', {}, h('tr', {}, ['Key', 'Value', ''].map((t) => h('th', { scope: 'col' }, t)))), rows),
-      h('button', { type: 'button', id: 'cm-add', onclick: () => row('', '').querySelector('.k').focus() }, 'Add key'),
-      error);
+    const scalars = [];
+    const maps = [];
+    for (const field of f.fields) {
+      const id = fieldId(field.path);
+      if (field.type === 'map') {
+        const rows = h('tbody', {});
+        const row = (k, v) => {
+          const n = rows.children.length + 1;
+          const tr = h('tr', {},
+            h('td', {}, h('input', { class: 'k', value: k, 'aria-label': `${field.label} key ${n}`, oninput: write })),
+            h('td', {}, h('input', { class: 'v', value: v, 'aria-label': `${field.label} value ${n}`, oninput: write })),
+            h('td', {}, h('button', { type: 'button', 'aria-label': `Remove ${field.label.toLowerCase()} key ${k || n}`, onclick: () => { tr.remove(); write(); } }, 'Remove')));
+          rows.append(tr);
+          return tr;
+        };
+        for (const [k, v] of field.entries || []) row(k, v);
+        readers.push(() => ({ path: field.path, entries: [...rows.querySelectorAll('tr')].map((tr) => [tr.querySelector('.k').value, tr.querySelector('.v').value]) }));
+        maps.push(h('table', { id, 'aria-label': field.label },
+          h('caption', {}, field.label),
+          h('thead', {}, h('tr', {}, ['Key', 'Value', ''].map((t) => h('th', { scope: 'col' }, t)))), rows),
+        h('button', { type: 'button', id: `${id}-add`, onclick: () => row('', '').querySelector('.k').focus() }, `Add ${field.label.toLowerCase()} key`));
+      } else {
+        const input = h('input', { id, value: field.value, oninput: write, required: field.required,
+          ...(field.type === 'integer' ? { type: 'number', min: '0', step: '1' } : {}) });
+        readers.push(() => ({ path: field.path, value: input.value }));
+        scalars.push(h('div', { class: 'field' }, h('label', { for: id }, field.label), input));
+      }
+    }
+    formBox.replaceChildren(h('h2', { class: 'flush' }, f.kind), h('div', { class: 'fields' }, scalars), ...maps, error);
   }
 
   function open(p) {
