@@ -93,8 +93,10 @@ type imagePods struct {
 
 type warmPod struct {
 	name, image, addr string
-	busy              bool
-	idleSince         time.Time
+	// token is the bearer token the pod's server requires (wrapper.TokenEnv).
+	token     string
+	busy      bool
+	idleSince time.Time
 }
 
 func (p *Pool) init() {
@@ -274,6 +276,7 @@ func (p *Pool) call(ctx context.Context, pod *warmPod, input []byte) (map[string
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/yaml")
+	req.Header.Set("Authorization", "Bearer "+pod.token)
 	resp, err := p.HTTPClient.Do(req)
 	if err != nil {
 		return nil, err
@@ -307,7 +310,7 @@ func (p *Pool) startPod(ctx context.Context, image string) (*warmPod, error) {
 		return nil, err
 	}
 	log.FromContext(ctx).Info("warm function pod serving", "pod", pod.Name, "image", image, "startedIn", time.Since(start).Round(time.Millisecond).String())
-	return &warmPod{name: pod.Name, image: image, addr: addr}, nil
+	return &warmPod{name: pod.Name, image: image, addr: addr, token: podToken(pod)}, nil
 }
 
 // waitServing polls pod until its function container runs and its server answers, and
@@ -382,11 +385,25 @@ func (p *Pool) healthy(ctx context.Context, addr string) bool {
 	return resp.StatusCode == http.StatusOK
 }
 
+// podToken is the bearer token podFor gave pod.
+func podToken(pod *corev1.Pod) string {
+	for _, c := range pod.Spec.Containers {
+		for _, e := range c.Env {
+			if e.Name == wrapper.TokenEnv {
+				return e.Value
+			}
+		}
+	}
+	return ""
+}
+
 // podFor is a warm pod of image: a Job's pod without the uploader, serving instead of running
-// once, with no service-account token.
+// once, with no service-account token, and a bearer token of its own for its server.
 func (p *Pool) podFor(image string) *corev1.Pod {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
+	token := make([]byte, 24)
+	_, _ = rand.Read(token)
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: "kpo-fn-warm-" + hex.EncodeToString(b), Namespace: p.Jobs.Namespace,
@@ -402,6 +419,7 @@ func (p *Pool) podFor(image string) *corev1.Pod {
 			Containers: []corev1.Container{{
 				Name: functionName, Image: image, ImagePullPolicy: corev1.PullIfNotPresent,
 				Command:         []string{wrapperPath, "serve", "--listen", ":" + strconv.Itoa(p.port()), "--", p.Jobs.entrypoint(image)},
+				Env:             []corev1.EnvVar{{Name: wrapper.TokenEnv, Value: hex.EncodeToString(token)}},
 				Ports:           []corev1.ContainerPort{{Name: "serve", ContainerPort: int32(p.port()), Protocol: corev1.ProtocolTCP}}, //nolint:gosec // G115: a port number
 				SecurityContext: restrictedContext(), Resources: functionResources(),
 				VolumeMounts: []corev1.VolumeMount{{Name: "bin", MountPath: wrapperDir, ReadOnly: true}},

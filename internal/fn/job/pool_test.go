@@ -30,10 +30,12 @@ import (
 const poolImage = "example.com/fns/warm:v1"
 
 // poolFixture is a Pool over a fake API server whose "kubelet" starts every pod at once on
-// 127.0.0.1, where one real kpo-fn-wrapper server (wrapper.Handler) runs command.
+// 127.0.0.1, where one real kpo-fn-wrapper server (wrapper.Handler) runs command for requests
+// that carry the bearer token of a pod created.
 type poolFixture struct {
 	pool    *Pool
 	client  client.Client
+	tokens  sync.Map
 	creates atomic.Int32
 	running atomic.Int32
 	maxRuns atomic.Int32
@@ -48,6 +50,7 @@ func newPoolFixture(t *testing.T, command ...string) *poolFixture {
 		Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
 			if pod, ok := obj.(*corev1.Pod); ok {
 				f.creates.Add(1)
+				f.tokens.Store("Bearer "+podToken(pod), true)
 				pod.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "127.0.0.1", ContainerStatuses: []corev1.ContainerStatus{
 					{Name: functionName, State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}}}
 			}
@@ -61,6 +64,10 @@ func newPoolFixture(t *testing.T, command ...string) *poolFixture {
 	h := wrapper.Handler(command, wrapper.Scratch{})
 	srv := &http.Server{ReadHeaderTimeout: time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == wrapper.RunPath {
+			if _, ok := f.tokens.Load(r.Header.Get("Authorization")); !ok {
+				http.Error(w, "not a pod's token", http.StatusUnauthorized)
+				return
+			}
 			n := f.running.Add(1)
 			defer f.running.Add(-1)
 			for m := f.maxRuns.Load(); n > m && !f.maxRuns.CompareAndSwap(m, n); m = f.maxRuns.Load() {
@@ -114,6 +121,7 @@ func TestPool_podSpec_isRestrictedWithoutToken(t *testing.T) {
 	g.Expect(spec.ServiceAccountName).To(BeEmpty())
 	g.Expect(spec.SecurityContext.RunAsNonRoot).To(HaveValue(BeTrue()))
 	g.Expect(spec.Containers).To(HaveLen(1), "no uploader: the outcome comes back over HTTP")
+	g.Expect(podToken(&pods[0])).To(HaveLen(48), "the pod's server has a token of its own")
 	for _, c := range append(spec.InitContainers, spec.Containers...) {
 		g.Expect(c.SecurityContext.ReadOnlyRootFilesystem).To(HaveValue(BeTrue()), c.Name)
 		g.Expect(c.SecurityContext.AllowPrivilegeEscalation).To(HaveValue(BeFalse()), c.Name)

@@ -3,6 +3,7 @@ package wrapper
 import (
 	"bytes"
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -27,6 +28,12 @@ const (
 	HealthPath = "/healthz"
 )
 
+// TokenEnv names the environment variable that gives serve the bearer token every request to
+// RunPath must carry: the pool makes one per pod, so that nothing else that reaches the pod's
+// address (another pod, where no NetworkPolicy is enforced) can run the function or hold up
+// the pod. serve removes it from its environment before any function runs.
+const TokenEnv = "KPO_FN_TOKEN"
+
 // MaxInput bounds a request's ResourceList (the manager's packages are ConfigMaps, under 1 MiB;
 // this leaves room for what a pipeline adds).
 const MaxInput = 32 << 20
@@ -40,13 +47,20 @@ func serveCmd(args []string) error {
 	if fs.NArg() == 0 {
 		return errors.New("usage: kpo-fn-wrapper serve [--listen ADDR] -- ENTRYPOINT [ARGS...]")
 	}
+	token := os.Getenv(TokenEnv)
+	if token == "" {
+		return fmt.Errorf("serve needs the bearer token of its requests in $%s", TokenEnv)
+	}
+	if err := os.Unsetenv(TokenEnv); err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	l, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: Handler(fs.Args(), PodScratch), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: RequireToken(token, Handler(fs.Args(), PodScratch)), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()
 		_ = srv.Close()
@@ -85,9 +99,23 @@ func (s Scratch) empty() {
 	}
 }
 
+// RequireToken serves h's RunPath only to requests that carry token as their bearer token;
+// HealthPath stays open (it runs nothing).
+func RequireToken(token string, h http.Handler) http.Handler {
+	want := []byte("Bearer " + token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != HealthPath && subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			http.Error(w, "a run needs the pod's bearer token", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
 // Handler is the warm pod's server: each POST to RunPath runs command once with the body on
 // stdin, one run at a time (the pool sends a pod one request at a time; this keeps a stray
-// second one from sharing its CPU and memory limits), and then empties scratch. A request cancelled by the client (its timeout) kills the function.
+// second one from sharing its CPU and memory limits), and then empties scratch. A request cancelled by the client (its timeout) kills the
+// function. It checks no token: serve puts RequireToken in front.
 func Handler(command []string, scratch Scratch) http.Handler {
 	var mu sync.Mutex
 	mux := http.NewServeMux()

@@ -73,3 +73,21 @@ func TestHandler_refusesOtherMethods(t *testing.T) {
 	Handler([]string{"cat"}, Scratch{}).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, HealthPath, nil))
 	g.Expect(rec.Code).To(Equal(http.StatusOK))
 }
+
+func TestRequireToken_runsOnlyWithTheToken_healthIsOpen(t *testing.T) {
+	g := NewWithT(t)
+	h := RequireToken("s3cret", Handler([]string{"cat"}, Scratch{}))
+	for header, want := range map[string]int{"": http.StatusUnauthorized, "Bearer other": http.StatusUnauthorized,
+		"s3cret": http.StatusUnauthorized, "Bearer s3cret": http.StatusOK} {
+		rec := httptest.NewRecorder()
+		r := httptest.NewRequest(http.MethodPost, RunPath, strings.NewReader("kind: ResourceList\n"))
+		if header != "" {
+			r.Header.Set("Authorization", header)
+		}
+		h.ServeHTTP(rec, r)
+		g.Expect(rec.Code).To(Equal(want), header)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, HealthPath, nil))
+	g.Expect(rec.Code).To(Equal(http.StatusOK))
+}
