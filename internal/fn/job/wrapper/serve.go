@@ -32,7 +32,7 @@ const (
 // RunPath must carry: the pool makes one per pod, so that nothing else that reaches the pod's
 // address (another pod, where no NetworkPolicy is enforced) can run the function or hold up
 // the pod. serve removes it from its environment before any function runs.
-const TokenEnv = "KPO_FN_TOKEN"
+const TokenEnv = "KPO_FN_TOKEN" //nolint:gosec // G101: the name of a variable, not a credential
 
 // MaxInput bounds a request's ResourceList (the manager's packages are ConfigMaps, under 1 MiB;
 // this leaves room for what a pipeline adds).
