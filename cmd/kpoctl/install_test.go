@@ -10,6 +10,7 @@ import (
 
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -96,6 +97,15 @@ func TestInstaller_managerHasProbesLeaderElectionAndMetrics(t *testing.T) {
 	g.Expect(dep.Spec.Template.Spec.ServiceAccountName).To(Equal("kpo-controller-manager"))
 	g.Expect(c.Args).To(ContainElement("--watch-label-selector=!kpo.dev/shard"),
 		"the main instance serves the Repositories without a shard label, so shards are added without touching it")
+	var cache *corev1.Volume
+	for i, v := range dep.Spec.Template.Spec.Volumes {
+		if v.Name == "git-cache" {
+			cache = &dep.Spec.Template.Spec.Volumes[i]
+		}
+	}
+	g.Expect(cache).NotTo(BeNil())
+	g.Expect(cache.EmptyDir).NotTo(BeNil())
+	g.Expect(cache.EmptyDir.SizeLimit).NotTo(BeNil(), "the Git cache never fills the node's disk")
 }
 
 // config/shard adds one manager instance for one shard: a Deployment alone, with its own name and
