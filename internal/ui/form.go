@@ -154,58 +154,61 @@ func readForm(text string) (*yaml.RNode, []formField, string) {
 	return rn, fields, ""
 }
 
-// formRead is POST /ui/form/read {yaml}: the form of the file, when a form edits it.
-func (s *Server) formRead(w http.ResponseWriter, r *http.Request) {
-	var req fileForm
-	if err := decodeBody(w, r, &req); err != nil {
-		writeErr(w, err)
-		return
-	}
-	rn, fields, why := readForm(req.YAML)
-	if rn == nil {
-		writeJSON(w, http.StatusOK, fileForm{Why: why})
-		return
-	}
-	writeJSON(w, http.StatusOK, fileForm{Kind: rn.GetKind(), Fields: fields})
-}
-
-// formWrite is POST /ui/form/write {yaml, fields}: the file with the fields' values set, the
-// rest of it (other fields, comments) as it was. Only the fields of the file's own form may
-// be set. It writes nothing anywhere: the page puts the answer in the editor.
-func (s *Server) formWrite(w http.ResponseWriter, r *http.Request) {
-	var req fileForm
-	if err := decodeBody(w, r, &req); err != nil {
-		writeErr(w, err)
-		return
-	}
-	rn, fields, why := readForm(req.YAML)
-	if rn == nil {
-		writeError(w, http.StatusUnprocessableEntity, why)
-		return
-	}
-	byPath := map[string]formField{}
-	for _, f := range fields {
-		byPath[strings.Join(f.Path, ".")] = f
-	}
-	for _, in := range req.Fields {
-		f, ok := byPath[strings.Join(in.Path, ".")]
-		if !ok {
-			writeError(w, http.StatusUnprocessableEntity, fmt.Sprintf("%s is not a field of the %s form", strings.Join(in.Path, "."), rn.GetKind()))
+// form serves POST /ui/form/read {yaml} (write false): the form of the file, or why there is
+// none; and POST /ui/form/write {yaml, fields} (write true): the file with the fields' values
+// set, the rest of it (other fields, comments) as it was, and its form. Only the fields of the
+// file's own form may be set. Neither writes anything anywhere: the page puts the answer in
+// the editor.
+func (s *Server) form(write bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req fileForm
+		if err := decodeBody(w, r, &req); err != nil {
+			writeErr(w, err)
 			return
 		}
-		f.Value, f.Entries = strings.TrimSpace(in.Value), in.Entries
-		if err := setField(rn, f); err != nil {
+		rn, fields, why := readForm(req.YAML)
+		switch {
+		case rn == nil && write:
+			writeError(w, http.StatusUnprocessableEntity, why)
+			return
+		case rn == nil:
+			writeJSON(w, http.StatusOK, fileForm{Why: why})
+			return
+		case !write:
+			writeJSON(w, http.StatusOK, fileForm{Kind: rn.GetKind(), Fields: fields})
+			return
+		}
+		if err := setFields(rn, fields, req.Fields); err != nil {
 			writeError(w, http.StatusUnprocessableEntity, err.Error())
 			return
 		}
+		text, err := rn.String()
+		if err != nil {
+			writeError(w, http.StatusUnprocessableEntity, err.Error())
+			return
+		}
+		_, fields, _ = readForm(text)
+		writeJSON(w, http.StatusOK, fileForm{YAML: text, Kind: rn.GetKind(), Fields: fields})
 	}
-	text, err := rn.String()
-	if err != nil {
-		writeError(w, http.StatusUnprocessableEntity, err.Error())
-		return
+}
+
+// setFields writes the values of in into rn; each must be one of the fields of rn's form.
+func setFields(rn *yaml.RNode, form, in []formField) error {
+	byPath := map[string]formField{}
+	for _, f := range form {
+		byPath[strings.Join(f.Path, ".")] = f
 	}
-	_, fields, _ = readForm(text)
-	writeJSON(w, http.StatusOK, fileForm{YAML: text, Kind: rn.GetKind(), Fields: fields})
+	for _, v := range in {
+		f, ok := byPath[strings.Join(v.Path, ".")]
+		if !ok {
+			return fmt.Errorf("%s is not a field of the %s form", strings.Join(v.Path, "."), rn.GetKind())
+		}
+		f.Value, f.Entries = strings.TrimSpace(v.Value), v.Entries
+		if err := setField(rn, f); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // setField writes f's value into rn; an empty value of an optional field removes it.

@@ -245,8 +245,8 @@ func (s *Server) routes() http.Handler {
 		"POST /ui/resolve":         s.resolveConflicts,
 		"POST /ui/upgrade":         s.upgrade,
 		"POST /ui/rollback":        s.rollback,
-		"POST /ui/form/read":       s.formRead,
-		"POST /ui/form/write":      s.formWrite,
+		"POST /ui/form/read":       s.form(false),
+		"POST /ui/form/write":      s.form(true),
 	} {
 		mux.Handle(pattern, s.guard(h))
 	}
