@@ -146,13 +146,11 @@ func runScenario(t *testing.T, path string) {
 	g.Expect(yaml.UnmarshalStrict(raw, &sc)).To(Succeed(), "parsing %s", path)
 	ctx := context.Background()
 
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "kpoctl-"}}
-	g.Expect(adminClient.Create(ctx, ns)).To(Succeed())
-	t.Cleanup(func() { _ = adminClient.Delete(context.Background(), ns) })
+	ns, dir, kubeconfig := newWorkspace(t)
 	for user, roles := range sc.Setup.Users {
 		for _, role := range roles {
 			g.Expect(adminClient.Create(ctx, &rbacv1.RoleBinding{
-				ObjectMeta: metav1.ObjectMeta{Name: user + "-" + role, Namespace: ns.Name},
+				ObjectMeta: metav1.ObjectMeta{Name: user + "-" + role, Namespace: ns},
 				RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role},
 				Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: user}},
 			})).To(Succeed())
@@ -174,12 +172,7 @@ func runScenario(t *testing.T, path string) {
 		}
 	}
 
-	dir := t.TempDir()
-	kc := kubeconfigTemplate.DeepCopy()
-	kc.Contexts["envtest"].Namespace = ns.Name
-	kubeconfig := filepath.Join(dir, "kubeconfig")
-	g.Expect(clientcmd.WriteToFile(*kc, kubeconfig)).To(Succeed())
-	vars := map[string]string{"GIT": srv.URL(), "GIT_USER": gitUser, "GIT_PASSWORD": gitPassword, "NS": ns.Name, "DIR": dir}
+	vars := map[string]string{"GIT": srv.URL(), "GIT_USER": gitUser, "GIT_PASSWORD": gitPassword, "NS": ns, "DIR": dir}
 	expand := func(s string) string {
 		return os.Expand(s, func(k string) string {
 			if v, ok := vars[k]; ok {
@@ -226,6 +219,22 @@ func runScenario(t *testing.T, path string) {
 			g.Expect(string(got)).To(MatchOutput(expand(st.ExpectFiles[p])), "%s: file %s", where, p)
 		}
 	}
+}
+
+// newWorkspace creates a namespace (deleted when the test ends), a work directory and, in it,
+// a kubeconfig of the envtest admin whose context namespace is that namespace.
+func newWorkspace(t *testing.T) (ns, dir, kubeconfig string) {
+	t.Helper()
+	g := NewWithT(t)
+	obj := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "kpoctl-"}}
+	g.Expect(adminClient.Create(context.Background(), obj)).To(Succeed())
+	t.Cleanup(func() { _ = adminClient.Delete(context.Background(), obj) })
+	dir = t.TempDir()
+	kc := kubeconfigTemplate.DeepCopy()
+	kc.Contexts["envtest"].Namespace = obj.Name
+	kubeconfig = filepath.Join(dir, "kubeconfig")
+	g.Expect(clientcmd.WriteToFile(*kc, kubeconfig)).To(Succeed())
+	return obj.Name, dir, kubeconfig
 }
 
 func mapsKeys(m map[string]string) func(func(string) bool) {
