@@ -135,10 +135,11 @@ undeploy: ## Remove the manager from the cluster of KUBECONFIG.
 	$(KUBECTL) delete --ignore-not-found -k config/default
 
 .PHONY: build-installer
-build-installer: manifests ## Write dist/install.yaml: CRDs, RBAC, admission policies, the function namespace and the manager with image IMG (also the function wrapper image).
+build-installer: manifests ## Write dist/install.yaml: CRDs, RBAC, admission policies, the function namespace and the manager with image IMG (also the function wrapper image); and dist/install-ui.yaml: the web UI's pod (config/ui) with image IMG.
 	@mkdir -p dist
 	$(KUBECTL) kustomize config/default | sed 's|controller:latest|$(IMG)|g' > dist/install.yaml
-	@! grep -n 'controller:latest' dist/install.yaml || (echo "dist/install.yaml still names the placeholder image" && exit 1)
+	$(KUBECTL) kustomize config/ui | sed 's|controller:latest|$(IMG)|g' > dist/install-ui.yaml
+	@! grep -n 'controller:latest' dist/install.yaml dist/install-ui.yaml || (echo "dist/ still names the placeholder image" && exit 1)
 
 CONTAINER_TOOL ?= docker
 
