@@ -70,7 +70,7 @@ test-crash: ## Run the long crash test: the manager binary SIGKILLed at random p
 	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" KPO_CRASH_OPS=$(CRASH_OPS) KPO_CRASH_DURATION=$(CRASH_DURATION) go test ./internal/crash/ -count=1 -v -timeout 60m
 
 .PHONY: e2e
-e2e: ## Run the node tier: a real single-node cluster on this machine (needs root; apt-installs containerd), kpo installed from dist/install.yaml, function Jobs and warm pods, failover, deployment status with Flux as pods. E2E_FLAGS='-bench . -benchtime 1x' adds the latency benchmark.
+e2e: ## Run the node tier: a real single-node cluster on this machine (needs root; apt-installs containerd), kpo installed from dist/install.yaml, function Jobs and warm pods, failover, deployment status with Flux as pods, the web UI's pod from dist/install-ui.yaml. E2E_FLAGS='-bench . -benchtime 1x' adds the latency benchmark.
 	hack/node/cluster.sh run go test ./internal/e2e/node/ -count=1 -v -timeout 30m $(E2E_FLAGS)
 
 .PHONY: bench
