@@ -70,7 +70,7 @@ test-crash: ## Run the long crash test: the manager binary SIGKILLed at random p
 	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" KPO_CRASH_OPS=$(CRASH_OPS) KPO_CRASH_DURATION=$(CRASH_DURATION) go test ./internal/crash/ -count=1 -v -timeout 60m
 
 .PHONY: e2e
-e2e: ## Run the node tier: a real single-node cluster on this machine (needs root; apt-installs containerd), kpo installed from dist/install.yaml, function Jobs and warm pods, failover, deployment status with Flux as pods. E2E_FLAGS='-bench . -benchtime 1x' adds the latency benchmark.
+e2e: ## Run the node tier: a real single-node cluster on this machine (needs root; apt-installs containerd), kpo installed from dist/install.yaml, function Jobs and warm pods, failover, deployment status with Flux as pods, the web UI's pod from dist/install-ui.yaml. E2E_FLAGS='-bench . -benchtime 1x' adds the latency benchmark.
 	hack/node/cluster.sh run go test ./internal/e2e/node/ -count=1 -v -timeout 30m $(E2E_FLAGS)
 
 .PHONY: bench
@@ -135,10 +135,11 @@ undeploy: ## Remove the manager from the cluster of KUBECONFIG.
 	$(KUBECTL) delete --ignore-not-found -k config/default
 
 .PHONY: build-installer
-build-installer: manifests ## Write dist/install.yaml: CRDs, RBAC, admission policies, the function namespace and the manager with image IMG (also the function wrapper image).
+build-installer: manifests ## Write dist/install.yaml: CRDs, RBAC, admission policies, the function namespace and the manager with image IMG (also the function wrapper image); and dist/install-ui.yaml: the web UI's pod (config/ui) with image IMG.
 	@mkdir -p dist
 	$(KUBECTL) kustomize config/default | sed 's|controller:latest|$(IMG)|g' > dist/install.yaml
-	@! grep -n 'controller:latest' dist/install.yaml || (echo "dist/install.yaml still names the placeholder image" && exit 1)
+	$(KUBECTL) kustomize config/ui | sed 's|controller:latest|$(IMG)|g' > dist/install-ui.yaml
+	@! grep -n 'controller:latest' dist/install.yaml dist/install-ui.yaml || (echo "dist/ still names the placeholder image" && exit 1)
 
 CONTAINER_TOOL ?= docker
 

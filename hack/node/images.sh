@@ -10,9 +10,10 @@
 #   kpo.local/e2e/fn-fail:dev            /usr/local/bin/function fails on purpose (stderr, exit 1)
 #   kpo.local/e2e/fn-sleep:dev           /usr/local/bin/function sleeps for an hour
 #   kpo.local/e2e/kpo:dev                kpo's image, as the Dockerfile lays it out: /manager (the
-#                                        entrypoint), /kpo-fn (its starlark sandbox) and
+#                                        entrypoint), /kpo-fn (its starlark sandbox),
 #                                        /kpo-fn-wrapper (the installer uses it as the wrapper image
-#                                        too). The manager needs no other binary: go-git is pure Go.
+#                                        too) and /kpoctl (config/ui runs `kpoctl ui --in-cluster`).
+#                                        The manager needs no other binary: go-git is pure Go.
 #   kpo.local/e2e/flux-source-controller:dev     /source-controller, and
 #   kpo.local/e2e/flux-kustomize-controller:dev  /kustomize-controller: Flux's two controllers, the
 #                                        binaries hack/flux-assets.sh builds from the Go module
@@ -64,7 +65,7 @@ mk -o "${dir}/fn-fail.tar" -name kpo.local/e2e/fn-fail:dev -user "" -entrypoint 
 mk -o "${dir}/fn-sleep.tar" -name kpo.local/e2e/fn-sleep:dev -user "" -entrypoint /usr/local/bin/function \
   /usr/local/bin/function="${b}/testfn-sleep"
 mk -o "${dir}/kpo.tar" -name kpo.local/e2e/kpo:dev -entrypoint /manager \
-  /manager="${b}/manager" /kpo-fn="${b}/kpo-fn" /kpo-fn-wrapper="${b}/kpo-fn-wrapper"
+  /manager="${b}/manager" /kpo-fn="${b}/kpo-fn" /kpo-fn-wrapper="${b}/kpo-fn-wrapper" /kpoctl="${b}/kpoctl"
 for c in source-controller kustomize-controller; do
   mk -o "${dir}/flux-${c}.tar" -name "kpo.local/e2e/flux-${c}:dev" -entrypoint "/${c}" "/${c}=${flux}/${c}"
 done

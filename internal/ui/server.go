@@ -96,8 +96,8 @@ func New(opts Options, addr string) (*Server, error) {
 	var public *url.URL
 	if opts.UserTokens {
 		var err error
-		if public, err = url.Parse(opts.PublicURL); err != nil || (public.Scheme != "https" && public.Scheme != "http") || public.Host == "" {
-			return nil, fmt.Errorf("the in-cluster UI needs the public URL users open, e.g. https://kpo.example.com (got %q)", opts.PublicURL)
+		if public, err = publicOrigin(opts.PublicURL); err != nil {
+			return nil, err
 		}
 		// Where the API server is and its CA, nothing else: each request carries its user's token.
 		cfg = rest.AnonymousClientConfig(cfg)
@@ -149,6 +149,23 @@ func New(opts Options, addr string) (*Server, error) {
 	return s, nil
 }
 
+// publicOrigin parses the URL users open in UserTokens mode. It must be an origin alone: the
+// UI serves its page and API from / (an Ingress may not mount it under a path). A scheme's
+// default port is dropped, as browsers drop it from the Host and Origin headers they send.
+func publicOrigin(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, fmt.Errorf("the in-cluster UI needs the public URL users open, e.g. https://kpo.example.com (got %q)", raw)
+	}
+	if (u.Path != "" && u.Path != "/") || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("the public URL %q must be a scheme and host alone, e.g. https://kpo.example.com: the UI is served from /", raw)
+	}
+	if p := u.Port(); (u.Scheme == "https" && p == "443") || (u.Scheme == "http" && p == "80") {
+		u.Host = strings.TrimSuffix(u.Host, ":"+p)
+	}
+	return &url.URL{Scheme: u.Scheme, Host: strings.ToLower(u.Host)}, nil
+}
+
 // allowedHosts are the Host headers a browser sends for addr: the address itself, and
 // localhost for a loopback address.
 func allowedHosts(addr string) []string {
@@ -185,7 +202,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !s.hostAllowed(r.Host) {
-		writeError(w, http.StatusMisdirectedRequest, fmt.Sprintf("host %q is not this server's address: open http://%s", r.Host, s.host))
+		open := "http://" + s.host
+		if s.opts.UserTokens {
+			open = s.origin
+		}
+		writeError(w, http.StatusMisdirectedRequest, fmt.Sprintf("host %q is not this server's address: open %s", r.Host, open))
 		return
 	}
 	s.handler.ServeHTTP(w, r)
@@ -200,18 +221,22 @@ func (s *Server) hostAllowed(host string) bool {
 	return false
 }
 
-// Serve serves the UI on l until ctx ends.
+// Serve serves the UI on l until ctx ends, then lets the requests in flight finish (for a
+// few seconds at most) before it returns: in a pod, the kubelet's SIGTERM ends ctx.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
+	stopped := make(chan struct{})
 	go func() {
+		defer close(stopped)
 		<-ctx.Done()
 		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(shutdown)
 	}()
-	if err := srv.Serve(l); err != nil && err != http.ErrServerClosed {
+	if err := srv.Serve(l); err != http.ErrServerClosed {
 		return err
 	}
+	<-stopped
 	return nil
 }
 
