@@ -194,6 +194,12 @@ func TestCrash_managerKilledDuringLifecycleTraffic_convergesConsistently(t *test
 	for i := range cfg.workers {
 		tr.workers = append(tr.workers, &worker{id: i, tr: tr, rng: rand.New(rand.NewPCG(cfg.seed, uint64(i)))})
 	}
+	gcCtx, stopGC := context.WithCancel(ctx)
+	gcDone := make(chan struct{})
+	go func() {
+		defer close(gcDone)
+		garbageCollector(gcCtx, c, namespace)
+	}()
 	trafficStart := time.Now()
 	var wg sync.WaitGroup
 	for _, w := range tr.workers {
@@ -232,6 +238,8 @@ func TestCrash_managerKilledDuringLifecycleTraffic_convergesConsistently(t *test
 	convergeStart := time.Now()
 	violations, converged := converge(ctx, k, cfg.converge)
 	convergeTime := time.Since(convergeStart)
+	stopGC()
+	<-gcDone
 
 	for _, w := range tr.workers {
 		violations = append(violations, w.violations...)
@@ -315,6 +323,18 @@ func converge(ctx context.Context, k *checker, limit time.Duration) ([]string, b
 	return last, ok
 }
 
+// garbageCollector plays Kubernetes' garbage collector, which envtest does not run, until ctx
+// is done: every half second it deletes the PackageDrafts of deleted PackageVariants.
+func garbageCollector(ctx context.Context, c client.Client, ns string) {
+	for ctx.Err() == nil {
+		_ = collectGarbage(ctx, c, ns) // the next round tries again
+		select {
+		case <-ctx.Done():
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
 // summary describes a run in a few lines.
 func summary(cfg crashConfig, tr *traffic, setup, trafficTime, convergeTime time.Duration, converged bool, starts, kills int, reproduce string) string {
 	var kinds []string
@@ -357,6 +377,12 @@ func summary(cfg crashConfig, tr *traffic, setup, trafficTime, convergeTime time
 	fmt.Fprintf(&b, "  manager SIGKILLed %d times, started %d times (the last restart after the traffic); %s\n", kills, starts, outcome)
 	fmt.Fprintf(&b, "  %d packages, %d revisions: %d published, %d draft or proposed, %d deleted; %d accepted edits; revisions given up during traffic: %d\n",
 		pkgs, revs, published, open, deleted, edits, stuck)
+	var variants, deletedVariants int
+	for _, w := range tr.workers {
+		variants += len(w.variants)
+		deletedVariants += len(w.variants) - len(w.liveVariants())
+	}
+	fmt.Fprintf(&b, "  %d PackageVariants (%d deleted)\n", variants, deletedVariants)
 	fmt.Fprintf(&b, "  reproduce: %s go test ./internal/crash/ -count=1 -v", reproduce)
 	return b.String()
 }
