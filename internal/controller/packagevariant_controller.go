@@ -879,7 +879,8 @@ func missingGates(pr *kpov1.PackageRevision) []string {
 // reconcileDelete applies the deletion policy to the variant's revisions, then lets it go.
 // delete: drafts and proposals are deleted (their branches go with them), published revisions
 // are proposed for deletion (an approver deletes them, as Porch does); a proposal being
-// approved is waited for, then proposed for deletion (deleting it could race its tag). orphan:
+// approved is waited for, then proposed for deletion (deleting it could race its tag), unless
+// its approval was refused for good. orphan:
 // the revisions stay, no longer owned, and the variant's PackageDrafts stay too (deleting one
 // would abandon its draft). Revisions and PackageDrafts are read from the API server, not the
 // cache: one the cache does not show yet would be left behind for good once the variant is gone.
@@ -922,7 +923,7 @@ func (r *PackageVariantReconciler) reconcileDelete(ctx context.Context, pv *kpov
 			patch := client.MergeFrom(pr.DeepCopy())
 			delete(pr.Labels, kpov1.PackageVariantLabel)
 			err = r.Patch(ctx, pr, patch)
-		case pr.Status.Lifecycle == kpov1.LifecycleProposed && pr.Spec.Lifecycle == kpov1.LifecyclePublished:
+		case pr.Status.Lifecycle == kpov1.LifecycleProposed && pr.Spec.Lifecycle == kpov1.LifecyclePublished && refusedTransition(pr) == nil:
 			return &stepError{Reason: kpov1.ProgressingReason, RetryAfter: time.Second,
 				Err: fmt.Errorf("waiting for the approval of %s before proposing its deletion", pr.Name)}
 		case pr.Status.Lifecycle == kpov1.LifecycleDraft || pr.Status.Lifecycle == kpov1.LifecycleProposed:

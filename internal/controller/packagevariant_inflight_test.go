@@ -192,11 +192,26 @@ func TestPackageVariant_draftBehindUpstream_publishedUnderApprovalPolicy(t *test
 	}
 }
 
+// cachedView reads from a cache and writes to the API server, as the manager's client does.
+type cachedView struct {
+	client.Client
+	cache client.Reader
+}
+
+func (c cachedView) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	return c.cache.Get(ctx, key, obj, opts...)
+}
+
+func (c cachedView) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	return c.cache.List(ctx, list, opts...)
+}
+
 // A variant deleted (deletionPolicy delete) while the approval policy's approval of its
 // proposal is under way waits for it, then proposes the deletion of the published revision:
 // deleting the proposal could race its tag, and a crash between the tag and the status left a
 // published revision of no variant (the crash test found it). The revisions are read from the
-// API server: one the cache does not show yet is not left behind.
+// API server: the cache here shows none. A proposal whose approval was refused for good is
+// deleted.
 func TestPackageVariant_deletedWhileApproving_proposesDeletionOncePublished(t *testing.T) {
 	g := NewWithT(t)
 	scheme := stepScheme(t)
@@ -206,29 +221,35 @@ func TestPackageVariant_deletedWhileApproving_proposesDeletionOncePublished(t *t
 	pr := stepRevision("deployments", "app", "packagevariant-1", kpov1.LifecycleProposed, 0)
 	pr.Labels[kpov1.PackageVariantLabel] = "app"
 	pr.Spec.Lifecycle = kpov1.LifecyclePublished
-	live := fake.NewClientBuilder().WithScheme(scheme).WithObjects(append(f.objects[1:], f.pv, pr)...).WithStatusSubresource(pr).Build()
-	cached := fake.NewClientBuilder().WithScheme(scheme).WithObjects(append(f.objects[1:], f.pv)...).Build()
-	r := &PackageVariantReconciler{Client: live, APIReader: live}
+	newReconciler := func(objs ...client.Object) (*PackageVariantReconciler, client.Client) {
+		live := fake.NewClientBuilder().WithScheme(scheme).WithObjects(append(f.objects[1:], append(objs, f.pv)...)...).
+			WithStatusSubresource(&kpov1.PackageRevision{}).Build()
+		cache := fake.NewClientBuilder().WithScheme(scheme).WithObjects(append(f.objects[1:], f.pv)...).Build()
+		return &PackageVariantReconciler{Client: cachedView{Client: live, cache: cache}, APIReader: live}, live
+	}
 	ctx := context.Background()
 
+	r, live := newReconciler(pr)
 	err := r.reconcileDelete(ctx, f.pv.DeepCopy())
 	var se *stepError
 	g.Expect(errors.As(err, &se)).To(BeTrue(), "%v", err)
 	g.Expect(se.Terminal).To(BeFalse())
 	got := &kpov1.PackageRevision{}
 	g.Expect(live.Get(ctx, client.ObjectKeyFromObject(pr), got)).To(Succeed(), "not deleted while it is being approved")
-	g.Expect(live.Get(ctx, client.ObjectKeyFromObject(f.pv), &kpov1.PackageVariant{})).To(Succeed(), "the finalizer stays")
 
-	// Approved: its deletion is proposed, from what the API server holds, whatever the cache shows.
+	// Approved: its deletion is proposed.
 	got.Status.Lifecycle, got.Status.Revision = kpov1.LifecyclePublished, 1
 	g.Expect(live.Status().Update(ctx, got)).To(Succeed())
-	r = &PackageVariantReconciler{Client: cached, APIReader: live}
-	pv := &kpov1.PackageVariant{}
-	g.Expect(live.Get(ctx, client.ObjectKeyFromObject(f.pv), pv)).To(Succeed())
-	// The patches go through the cached client's API server in the manager; here both are
-	// the live one.
-	r.Client = live
-	g.Expect(r.reconcileDelete(ctx, pv)).To(Succeed())
+	g.Expect(r.reconcileDelete(ctx, f.pv.DeepCopy())).To(Succeed())
 	g.Expect(live.Get(ctx, client.ObjectKeyFromObject(pr), got)).To(Succeed())
 	g.Expect(got.Spec.Lifecycle).To(Equal(kpov1.LifecycleDeletionProposed))
+
+	t.Run("approval refused for good", func(t *testing.T) {
+		refused := pr.DeepCopy()
+		refused.Status.Conditions = []metav1.Condition{{Type: kpov1.ReadyCondition, Status: metav1.ConditionFalse,
+			Reason: kpov1.ApprovedContentChangedReason, Message: "changed"}}
+		r, live := newReconciler(refused)
+		NewWithT(t).Expect(r.reconcileDelete(ctx, f.pv.DeepCopy())).To(Succeed())
+		NewWithT(t).Expect(live.Get(ctx, client.ObjectKeyFromObject(pr), &kpov1.PackageRevision{})).NotTo(Succeed(), "deleted")
+	})
 }
