@@ -55,6 +55,9 @@ type checker struct {
 	// Git objects are immutable: what was read once by hash is kept.
 	messages map[string]string
 	blobs    map[string]string
+	// variantRevisions counts, as of the last check, the revisions of the variants' downstream
+	// packages that were published (for the summary).
+	variantRevisions int
 }
 
 // repoState is what one check read.
@@ -519,6 +522,7 @@ func (k *checker) checkVariants(add func(string, string, ...any), pvs []kpov1.Pa
 		pvByName[pvs[i].Name] = &pvs[i]
 	}
 	modelledVariants := map[string]bool{}
+	k.variantRevisions = 0
 	for _, w := range k.workers {
 		for _, v := range w.variants {
 			modelledVariants[v.name] = true
@@ -528,6 +532,9 @@ func (k *checker) checkVariants(add func(string, string, ...any), pvs []kpov1.Pa
 				if pr := &prs[i]; pr.Spec.Repository == v.repo && pr.Spec.PackageName == v.pkg {
 					revs = append(revs, pr)
 					modelled[pr.Name] = true
+					if pr.Status.Revision > 0 {
+						k.variantRevisions++
+					}
 					if isOpen(pr) {
 						open = append(open, pr.Name)
 					}

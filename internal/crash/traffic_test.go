@@ -158,9 +158,10 @@ type worker struct {
 	rng  *rand.Rand
 	pkgs []*pkgModel
 	seq  int
-	// variants are the PackageVariants the worker created (see variants_test.go).
-	variants    []*variantModel
-	nextVariant int
+	// variants are the PackageVariants the worker created (see variants_test.go); bumps counts
+	// the upstream revisions it published for them.
+	variants           []*variantModel
+	nextVariant, bumps int
 	// notes are operations given up because a wait for the manager timed out; the final
 	// checks judge the outcome. violations are what the traffic itself found wrong.
 	notes, violations []string

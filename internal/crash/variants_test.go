@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -63,11 +64,19 @@ func (w *worker) liveVariants() []*variantModel {
 func (w *worker) variantOps(add func(op)) {
 	live := w.liveVariants()
 	if len(live) < variantsPerWorker {
-		var sources []*pkgModel
+		// Packages still growing first: their variants get upgrades.
+		var sources, retired []*pkgModel
 		for _, p := range w.pkgs {
-			if len(p.published()) > 0 {
+			switch {
+			case len(p.published()) == 0:
+			case p.retired():
+				retired = append(retired, p)
+			default:
 				sources = append(sources, p)
 			}
+		}
+		if len(sources) == 0 {
+			sources = retired
 		}
 		if len(sources) > 0 {
 			add(op{kind: "create-variant", weight: 2, run: func(ctx context.Context) error {
@@ -109,8 +118,8 @@ func (w *worker) createVariant(ctx context.Context, p *pkgModel) error {
 			Upstream:       kpov1.UpstreamPackage{Repo: p.repo, Package: p.name},
 			Downstream:     kpov1.DownstreamPackage{Repo: v.repo, Package: v.pkg},
 			DeletionPolicy: v.policy,
-			Labels:         copyMap(v.labels),
-			Annotations:    copyMap(v.annotations),
+			Labels:         maps.Clone(v.labels),
+			Annotations:    maps.Clone(v.annotations),
 			Pipeline: &kpov1.Pipeline{Mutators: []kpov1.Function{{Name: "labels", Image: setLabelsImage,
 				ConfigMap: map[string]string{"variant": name}}}},
 		},
@@ -163,6 +172,7 @@ func (w *worker) bumpUpstream(ctx context.Context, p *pkgModel) error {
 		r.stuck = err.Error()
 	}
 	if err == nil {
+		w.bumps++
 		w.tr.trace.log("w%d %-13s %s published for its variants", w.id, "bump-upstream", r.name)
 	}
 	return err
@@ -182,7 +192,7 @@ func (w *worker) recustomise(ctx context.Context, v *variantModel) error {
 			return err
 		}
 		patch := client.MergeFrom(pv.DeepCopy())
-		pv.Spec.Annotations = copyMap(v.annotations)
+		pv.Spec.Annotations = maps.Clone(v.annotations)
 		pv.Spec.Annotations[variantGeneration] = value
 		return w.tr.c.Patch(ctx, pv, patch)
 	}); err != nil {
@@ -235,12 +245,4 @@ func collectGarbage(ctx context.Context, c client.Client, ns string) error {
 		}
 	}
 	return nil
-}
-
-func copyMap(m map[string]string) map[string]string {
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
