@@ -321,12 +321,9 @@ func (r *PackageVariantReconciler) reconcileOwnership(ctx context.Context, s *va
 		return err
 	}
 	produced := map[string]string{} // revision name → PackageDraft name
-	pending := ""
 	for _, d := range drafts {
 		if d.Status.PackageRevision != "" {
 			produced[d.Status.PackageRevision] = d.Name
-		} else if c := readyCondition(d.Status.Conditions); c == nil || c.Status != metav1.ConditionFalse {
-			pending = d.Name
 		}
 	}
 	var unowned []*kpov1.PackageRevision
@@ -356,7 +353,7 @@ func (r *PackageVariantReconciler) reconcileOwnership(ctx context.Context, s *va
 	if err := r.releaseDrafts(ctx, drafts, s.owned); err != nil {
 		return err
 	}
-	if err := r.waitForDraftsUnderWay(ctx, s, pending, produced, revs, s.owned); err != nil || s.waiting != "" {
+	if err := r.waitForDraftsUnderWay(ctx, s, drafts, revs, s.owned); err != nil || s.waiting != "" {
 		// The revision of a PackageDraft under way is not unowned: it is not claimed yet.
 		return err
 	}
@@ -388,17 +385,20 @@ func (r *PackageVariantReconciler) reconcileOwnership(ctx context.Context, s *va
 // again from the API server). Such a PackageDraft may carry an older request than the
 // next one (the upstream or the customisations moved meanwhile): another PackageDraft now
 // would start a second draft, or race it for the same workspace and be refused
-// (DuplicateWorkspace) for good.
-func (r *PackageVariantReconciler) waitForDraftsUnderWay(ctx context.Context, s *variantScope, pending string,
-	produced map[string]string, revs, owned []kpov1.PackageRevision) error {
-	if pending != "" {
-		s.wait(kpov1.WaitingForDraftReason, "waiting for PackageDraft %s", pending)
-		return nil
+// (DuplicateWorkspace) for good. revs are the downstream package's revisions as listed (nil:
+// none known); owned those the variant owns.
+func (r *PackageVariantReconciler) waitForDraftsUnderWay(ctx context.Context, s *variantScope, drafts []kpov1.PackageDraft,
+	revs, owned []kpov1.PackageRevision) error {
+	produced := map[string]string{} // revision name → PackageDraft name
+	for _, d := range drafts {
+		if d.Status.PackageRevision != "" {
+			produced[d.Status.PackageRevision] = d.Name
+		} else if c := readyCondition(d.Status.Conditions); c == nil || c.Status != metav1.ConditionFalse {
+			s.wait(kpov1.WaitingForDraftReason, "waiting for PackageDraft %s", d.Name)
+			return nil
+		}
 	}
-	var reader client.Reader = r.Client
-	if r.APIReader != nil {
-		reader = r.APIReader
-	}
+	reader := r.apiReader()
 	for _, name := range slices.Sorted(maps.Keys(produced)) {
 		named := func(pr kpov1.PackageRevision) bool { return pr.Name == name }
 		switch {
@@ -420,6 +420,14 @@ func (r *PackageVariantReconciler) waitForDraftsUnderWay(ctx context.Context, s 
 		}
 	}
 	return nil
+}
+
+// apiReader reads from the API server, not the cache.
+func (r *PackageVariantReconciler) apiReader() client.Reader {
+	if r.APIReader != nil {
+		return r.APIReader
+	}
+	return r.Client
 }
 
 // releaseDrafts deletes the variant's PackageDrafts whose revision it owns and is published:
@@ -607,6 +615,15 @@ func (r *PackageVariantReconciler) ensureDraft(ctx context.Context, s *variantSc
 	d := &kpov1.PackageDraft{}
 	err := r.Get(ctx, client.ObjectKey{Namespace: pv.Namespace, Name: name}, d)
 	if apierrors.IsNotFound(err) {
+		// The cache may not show a PackageDraft created by the previous reconcile yet: the
+		// API server does. One under way holds the new one (see waitForDraftsUnderWay).
+		live, err := ownDrafts(ctx, r.apiReader(), pv)
+		if err != nil {
+			return err
+		}
+		if err := r.waitForDraftsUnderWay(ctx, s, live, nil, s.owned); err != nil || s.waiting != "" {
+			return err
+		}
 		revs, err := r.packageRevisions(ctx, pv.Namespace, pv.Spec.Downstream.Repo, pv.Spec.Downstream.Package)
 		if err != nil {
 			return err
@@ -888,10 +905,7 @@ func (r *PackageVariantReconciler) reconcileDelete(ctx context.Context, pv *kpov
 	if !controllerutil.ContainsFinalizer(pv, kpov1.PackageVariantFinalizer) {
 		return nil
 	}
-	var reader client.Reader = r.Client
-	if r.APIReader != nil {
-		reader = r.APIReader
-	}
+	reader := r.apiReader()
 	revs, err := packageRevisions(ctx, reader, pv.Namespace, pv.Spec.Downstream.Repo, pv.Spec.Downstream.Package)
 	if err != nil {
 		return err

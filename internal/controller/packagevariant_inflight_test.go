@@ -113,6 +113,17 @@ func TestPackageVariant_upstreamMovesWhileDraftPending_waitsForItsPackageDraft(t
 	g.Expect(s.waiting).To(Equal(kpov1.WaitingForDraftReason), s.waitingMessage)
 	g.Expect(s.waitingMessage).To(ContainSubstring(d.Name))
 	g.Expect(packageDraftNames(t, c)).To(ConsistOf(d.Name), "no second PackageDraft")
+
+	t.Run("the PackageDraft not in the cache yet", func(t *testing.T) {
+		g := NewWithT(t)
+		live := fake.NewClientBuilder().WithScheme(scheme).WithObjects(append(f.objects, d)...).Build()
+		cache := fake.NewClientBuilder().WithScheme(scheme).WithObjects(f.objects...).Build()
+		s, err := f.runSteps(cachedView{Client: live, cache: cache}, live)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(s.waiting).To(Equal(kpov1.WaitingForDraftReason), s.waitingMessage)
+		g.Expect(s.waitingMessage).To(ContainSubstring(d.Name))
+		g.Expect(packageDraftNames(t, live)).To(ConsistOf(d.Name), "no second PackageDraft")
+	})
 }
 
 // A variant whose clone PackageDraft produced a revision the cache does not list yet waits for
