@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"regexp"
 	"slices"
@@ -161,7 +162,7 @@ func (r *PackageVariantReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 		return result, err
 	}
 	if !pv.DeletionTimestamp.IsZero() {
-		return ctrl.Result{}, r.reconcileDelete(ctx, pv)
+		return resultFor(ctrl.Result{}, r.reconcileDelete(ctx, pv))
 	}
 	if err := ensureFinalizer(ctx, r.Client, pv, kpov1.PackageVariantFinalizer); err != nil {
 		return ctrl.Result{}, err
@@ -320,12 +321,9 @@ func (r *PackageVariantReconciler) reconcileOwnership(ctx context.Context, s *va
 		return err
 	}
 	produced := map[string]string{} // revision name → PackageDraft name
-	pending := ""
 	for _, d := range drafts {
 		if d.Status.PackageRevision != "" {
 			produced[d.Status.PackageRevision] = d.Name
-		} else if c := readyCondition(d.Status.Conditions); c == nil || c.Status != metav1.ConditionFalse {
-			pending = d.Name
 		}
 	}
 	var unowned []*kpov1.PackageRevision
@@ -355,11 +353,12 @@ func (r *PackageVariantReconciler) reconcileOwnership(ctx context.Context, s *va
 	if err := r.releaseDrafts(ctx, drafts, s.owned); err != nil {
 		return err
 	}
+	if err := r.waitForDraftsUnderWay(ctx, s, drafts, revs, s.owned); err != nil || s.waiting != "" {
+		// The revision of a PackageDraft under way is not unowned: it is not claimed yet.
+		return err
+	}
 	switch {
 	case len(unowned) == 0:
-		return nil
-	case pending != "":
-		s.wait(kpov1.WaitingForDraftReason, "waiting for PackageDraft %s", pending)
 		return nil
 	case len(s.owned) > 0:
 		return nil // revisions started by hand next to the variant's: not its business (as in Porch)
@@ -378,6 +377,57 @@ func (r *PackageVariantReconciler) reconcileOwnership(ctx context.Context, s *va
 		r.Recorder.Eventf(pv, corev1.EventTypeNormal, "Adopted", "adopted downstream package %s (%d revisions)", pv.Spec.Downstream.Package, len(unowned))
 	}
 	return nil
+}
+
+// waitForDraftsUnderWay makes the variant wait (WaitingForDraft) while one of its PackageDrafts
+// has not produced its revision yet (pending), produced one it cannot claim yet (Git has not
+// confirmed it: no kpo.dev/draft label), or produced one that the cache does not list yet (read
+// again from the API server). Such a PackageDraft may carry an older request than the
+// next one (the upstream or the customisations moved meanwhile): another PackageDraft now
+// would start a second draft, or race it for the same workspace and be refused
+// (DuplicateWorkspace) for good. revs are the downstream package's revisions as listed (nil:
+// none known); owned those the variant owns.
+func (r *PackageVariantReconciler) waitForDraftsUnderWay(ctx context.Context, s *variantScope, drafts []kpov1.PackageDraft,
+	revs, owned []kpov1.PackageRevision) error {
+	produced := map[string]string{} // revision name → PackageDraft name
+	for _, d := range drafts {
+		if d.Status.PackageRevision != "" {
+			produced[d.Status.PackageRevision] = d.Name
+		} else if c := readyCondition(d.Status.Conditions); c == nil || c.Status != metav1.ConditionFalse {
+			s.wait(kpov1.WaitingForDraftReason, "waiting for PackageDraft %s", d.Name)
+			return nil
+		}
+	}
+	reader := r.apiReader()
+	for _, name := range slices.Sorted(maps.Keys(produced)) {
+		named := func(pr kpov1.PackageRevision) bool { return pr.Name == name }
+		switch {
+		case slices.ContainsFunc(owned, named):
+			continue
+		case slices.ContainsFunc(revs, named):
+			s.wait(kpov1.WaitingForDraftReason, "waiting for %s, produced by PackageDraft %s, to be confirmed by Git", name, produced[name])
+			return nil
+		}
+		err := reader.Get(ctx, client.ObjectKey{Namespace: s.pv.Namespace, Name: name}, &kpov1.PackageRevision{})
+		switch {
+		case apierrors.IsNotFound(err):
+			// Deleted since: the PackageDraft's request is done with.
+		case err != nil:
+			return fmt.Errorf("reading %s, produced by PackageDraft %s: %w", name, produced[name], err)
+		default:
+			s.wait(kpov1.WaitingForDraftReason, "waiting for %s, produced by PackageDraft %s, to be listed", name, produced[name])
+			return nil
+		}
+	}
+	return nil
+}
+
+// apiReader reads from the API server, not the cache.
+func (r *PackageVariantReconciler) apiReader() client.Reader {
+	if r.APIReader != nil {
+		return r.APIReader
+	}
+	return r.Client
 }
 
 // releaseDrafts deletes the variant's PackageDrafts whose revision it owns and is published:
@@ -416,8 +466,12 @@ func (r *PackageVariantReconciler) claim(ctx context.Context, pv *kpov1.PackageV
 // what they ask for (see variantDraftName), so no PackageDraft someone else made, even with
 // the same labels and owner, passes for the variant's.
 func (r *PackageVariantReconciler) ownDrafts(ctx context.Context, pv *kpov1.PackageVariant) ([]kpov1.PackageDraft, error) {
+	return ownDrafts(ctx, r.Client, pv)
+}
+
+func ownDrafts(ctx context.Context, c client.Reader, pv *kpov1.PackageVariant) ([]kpov1.PackageDraft, error) {
 	list := &kpov1.PackageDraftList{}
-	if err := r.List(ctx, list, client.InNamespace(pv.Namespace), client.MatchingLabels{kpov1.PackageVariantLabel: pv.Name}); err != nil {
+	if err := c.List(ctx, list, client.InNamespace(pv.Namespace), client.MatchingLabels{kpov1.PackageVariantLabel: pv.Name}); err != nil {
 		return nil, err
 	}
 	var out []kpov1.PackageDraft
@@ -489,6 +543,11 @@ func (r *PackageVariantReconciler) reconcileNextDraft(ctx context.Context, s *va
 				if s.pv.Spec.AllowConflicts && pr.Status.Lifecycle == kpov1.LifecycleDraft {
 					return r.rebaseDraft(ctx, s, pr)
 				}
+				if approvalPublishes(s.pv, s.owned) {
+					// The upstream moved while the draft was under way: the approval step
+					// publishes it, and the variant then upgrades the published revision.
+					return nil
+				}
 				return terminal(kpov1.DraftBehindUpstreamReason, fmt.Errorf(
 					"%s is based on %s, not %s: publish or delete it, and the PackageVariant upgrades the package", pr.Name, up, s.upstream.Name))
 			}
@@ -556,6 +615,15 @@ func (r *PackageVariantReconciler) ensureDraft(ctx context.Context, s *variantSc
 	d := &kpov1.PackageDraft{}
 	err := r.Get(ctx, client.ObjectKey{Namespace: pv.Namespace, Name: name}, d)
 	if apierrors.IsNotFound(err) {
+		// The cache may not show a PackageDraft created by the previous reconcile yet: the
+		// API server does. One under way holds the new one (see waitForDraftsUnderWay).
+		live, err := ownDrafts(ctx, r.apiReader(), pv)
+		if err != nil {
+			return err
+		}
+		if err := r.waitForDraftsUnderWay(ctx, s, live, nil, s.owned); err != nil || s.waiting != "" {
+			return err
+		}
 		revs, err := r.packageRevisions(ctx, pv.Namespace, pv.Spec.Downstream.Repo, pv.Spec.Downstream.Package)
 		if err != nil {
 			return err
@@ -798,6 +866,22 @@ func (r *PackageVariantReconciler) reconcileApproval(ctx context.Context, s *var
 	return nil
 }
 
+// approvalPublishes tells whether the variant's approval policy publishes its drafts now:
+// "always", or "initial" while the downstream package has no published revision (as
+// reconcileApproval decides).
+func approvalPublishes(pv *kpov1.PackageVariant, owned []kpov1.PackageRevision) bool {
+	policy := pv.Annotations[kpov1.ApprovalPolicyAnnotation]
+	switch {
+	case pv.Annotations[kpov1.ApprovedByAnnotation] == "":
+		return false
+	case policy == kpov1.ApprovalPolicyAlways:
+		return true
+	case policy == kpov1.ApprovalPolicyInitial:
+		return !slices.ContainsFunc(owned, func(pr kpov1.PackageRevision) bool { return pr.Status.Revision > 0 })
+	}
+	return false
+}
+
 // missingGates are the readiness gates of pr whose condition is not True.
 func missingGates(pr *kpov1.PackageRevision) []string {
 	var out []string
@@ -811,20 +895,24 @@ func missingGates(pr *kpov1.PackageRevision) []string {
 
 // reconcileDelete applies the deletion policy to the variant's revisions, then lets it go.
 // delete: drafts and proposals are deleted (their branches go with them), published revisions
-// are proposed for deletion (an approver deletes them, as Porch does). orphan: the revisions
-// stay, no longer owned, and the variant's PackageDrafts stay too (deleting one would abandon
-// its draft).
+// are proposed for deletion (an approver deletes them, as Porch does); a proposal being
+// approved is waited for, then proposed for deletion (deleting it could race its tag), unless
+// its approval was refused for good. orphan:
+// the revisions stay, no longer owned, and the variant's PackageDrafts stay too (deleting one
+// would abandon its draft). Revisions and PackageDrafts are read from the API server, not the
+// cache: one the cache does not show yet would be left behind for good once the variant is gone.
 func (r *PackageVariantReconciler) reconcileDelete(ctx context.Context, pv *kpov1.PackageVariant) error {
 	if !controllerutil.ContainsFinalizer(pv, kpov1.PackageVariantFinalizer) {
 		return nil
 	}
-	revs, err := r.packageRevisions(ctx, pv.Namespace, pv.Spec.Downstream.Repo, pv.Spec.Downstream.Package)
+	reader := r.apiReader()
+	revs, err := packageRevisions(ctx, reader, pv.Namespace, pv.Spec.Downstream.Repo, pv.Spec.Downstream.Package)
 	if err != nil {
 		return err
 	}
 	orphan := pv.Spec.DeletionPolicy == kpov1.DeletionPolicyOrphan
 	if orphan {
-		drafts, err := r.ownDrafts(ctx, pv)
+		drafts, err := ownDrafts(ctx, reader, pv)
 		if err != nil {
 			return err
 		}
@@ -849,6 +937,9 @@ func (r *PackageVariantReconciler) reconcileDelete(ctx context.Context, pv *kpov
 			patch := client.MergeFrom(pr.DeepCopy())
 			delete(pr.Labels, kpov1.PackageVariantLabel)
 			err = r.Patch(ctx, pr, patch)
+		case pr.Status.Lifecycle == kpov1.LifecycleProposed && pr.Spec.Lifecycle == kpov1.LifecyclePublished && refusedTransition(pr) == nil:
+			return &stepError{Reason: kpov1.ProgressingReason, RetryAfter: time.Second,
+				Err: fmt.Errorf("waiting for the approval of %s before proposing its deletion", pr.Name)}
 		case pr.Status.Lifecycle == kpov1.LifecycleDraft || pr.Status.Lifecycle == kpov1.LifecycleProposed:
 			err = r.Delete(ctx, pr)
 		case pr.Status.Lifecycle == kpov1.LifecyclePublished && pr.Spec.Lifecycle == kpov1.LifecyclePublished:

@@ -112,9 +112,11 @@ func loadConfig() (crashConfig, error) {
 
 // TestCrash_managerKilledDuringLifecycleTraffic_convergesConsistently runs the manager binary,
 // SIGKILLs it at random points while workers create drafts, edit, propose, reject, approve and
-// delete, restarts it a last time, and checks that it converges to a state where every
-// invariant holds: consecutive tags without gaps or duplicates, one tag per accepted approval,
-// no orphaned branch or PackageRevision, every accepted edit in Git, everything Ready.
+// delete, and create, upgrade, re-customise and delete PackageVariants, restarts it a last
+// time, and checks that it converges to a state where every invariant holds: consecutive tags
+// without gaps or duplicates, one tag per accepted approval, no orphaned branch or
+// PackageRevision, every accepted edit in Git, everything Ready, every variant's downstream
+// following its upstream, nothing left of a deleted variant.
 func TestCrash_managerKilledDuringLifecycleTraffic_convergesConsistently(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the crash test runs the manager for a minute or more; -short skips it")
@@ -194,6 +196,12 @@ func TestCrash_managerKilledDuringLifecycleTraffic_convergesConsistently(t *test
 	for i := range cfg.workers {
 		tr.workers = append(tr.workers, &worker{id: i, tr: tr, rng: rand.New(rand.NewPCG(cfg.seed, uint64(i)))})
 	}
+	gcCtx, stopGC := context.WithCancel(ctx)
+	gcDone := make(chan struct{})
+	go func() {
+		defer close(gcDone)
+		garbageCollector(gcCtx, c, namespace)
+	}()
 	trafficStart := time.Now()
 	var wg sync.WaitGroup
 	for _, w := range tr.workers {
@@ -232,6 +240,8 @@ func TestCrash_managerKilledDuringLifecycleTraffic_convergesConsistently(t *test
 	convergeStart := time.Now()
 	violations, converged := converge(ctx, k, cfg.converge)
 	convergeTime := time.Since(convergeStart)
+	stopGC()
+	<-gcDone
 
 	for _, w := range tr.workers {
 		violations = append(violations, w.violations...)
@@ -244,7 +254,7 @@ func TestCrash_managerKilledDuringLifecycleTraffic_convergesConsistently(t *test
 		violations = append(violations, fmt.Sprintf("%s: only %d of %d operations accepted in %s: the workers waited for the manager too long (see the notes)",
 			invTrafficNotStranded, tr.ops.Load(), cfg.ops, cfg.trafficLimit()))
 	}
-	t.Log(summary(cfg, tr, setup, trafficTime, convergeTime, converged, starts, kills, reproduce))
+	t.Log(summary(cfg, tr, k, setup, trafficTime, convergeTime, converged, starts, kills, reproduce))
 	for _, w := range tr.workers {
 		for _, n := range w.notes {
 			t.Logf("note: %s", n)
@@ -315,8 +325,20 @@ func converge(ctx context.Context, k *checker, limit time.Duration) ([]string, b
 	return last, ok
 }
 
+// garbageCollector plays Kubernetes' garbage collector, which envtest does not run, until ctx
+// is done: every half second it deletes the PackageDrafts of deleted PackageVariants.
+func garbageCollector(ctx context.Context, c client.Client, ns string) {
+	for ctx.Err() == nil {
+		_ = collectGarbage(ctx, c, ns) // the next round tries again
+		select {
+		case <-ctx.Done():
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
 // summary describes a run in a few lines.
-func summary(cfg crashConfig, tr *traffic, setup, trafficTime, convergeTime time.Duration, converged bool, starts, kills int, reproduce string) string {
+func summary(cfg crashConfig, tr *traffic, k *checker, setup, trafficTime, convergeTime time.Duration, converged bool, starts, kills int, reproduce string) string {
 	var kinds []string
 	for kind, n := range tr.byKind {
 		kinds = append(kinds, fmt.Sprintf("%s %d", kind, n))
@@ -357,6 +379,14 @@ func summary(cfg crashConfig, tr *traffic, setup, trafficTime, convergeTime time
 	fmt.Fprintf(&b, "  manager SIGKILLed %d times, started %d times (the last restart after the traffic); %s\n", kills, starts, outcome)
 	fmt.Fprintf(&b, "  %d packages, %d revisions: %d published, %d draft or proposed, %d deleted; %d accepted edits; revisions given up during traffic: %d\n",
 		pkgs, revs, published, open, deleted, edits, stuck)
+	var variants, deletedVariants, bumps int
+	for _, w := range tr.workers {
+		variants += len(w.variants)
+		deletedVariants += len(w.variants) - len(w.liveVariants())
+		bumps += w.bumps
+	}
+	fmt.Fprintf(&b, "  %d PackageVariants (%d deleted); %d upstream revisions published for them; %d downstream revisions the variants published\n",
+		variants, deletedVariants, bumps, k.variantRevisions)
 	fmt.Fprintf(&b, "  reproduce: %s go test ./internal/crash/ -count=1 -v", reproduce)
 	return b.String()
 }

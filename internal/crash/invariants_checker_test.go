@@ -20,7 +20,10 @@ import (
 )
 
 // checkerFixture is a consistent state the checker must accept: package p of repository alpha
-// with r1 published as v1 (marker m1), r2 a draft (marker m2), and r3 deleted by the test.
+// with r1 published as v1 (marker m1), r2 a draft (marker m2), and r3 deleted by the test;
+// PackageVariant wv of p, whose downstream package pv has packagevariant-1 published as v1,
+// based on p v1; PackageVariants wd (deletionPolicy delete, downstream pd) and wo (orphan,
+// downstream po), deleted by the test, with nothing left.
 type checkerFixture struct {
 	repo    *gitserver.Repo
 	objects map[string]client.Object // by kind/name
@@ -45,6 +48,14 @@ func newCheckerFixture(t *testing.T) *checkerFixture {
 	g.Expect(repo.Tag("p/v1", v1)).To(Succeed())
 	r2, err := repo.Commit("drafts/p/r2", gitserver.Change{Files: map[string]string{"p/Kptfile": kptfile, "p/" + markersFile: "m2\n"}})
 	g.Expect(err).NotTo(HaveOccurred())
+	downstream := "apiVersion: kpt.dev/v1\nkind: Kptfile\nmetadata:\n  name: pv\nupstreamLock:\n  type: git\n  git:\n" +
+		"    repo: http://git.example.com/alpha.git\n    directory: /p\n    ref: p/v1\n    commit: " + v1 + "\n"
+	dv1, err := repo.Commit("main", gitserver.Change{
+		Files:   map[string]string{"pv/Kptfile": downstream, "pv/" + markersFile: "m1\n"},
+		Message: "Approve pv v1\n\n" + git.KptCommit{Package: "pv", WorkspaceName: "packagevariant-1", Revision: 1}.Line() + "\n",
+	})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(repo.Tag("pv/v1", dv1)).To(Succeed())
 
 	f := &checkerFixture{repo: repo, objects: map[string]client.Object{}}
 	f.pkg = &pkgModel{repo: "alpha", name: "p", nextWS: 3}
@@ -54,7 +65,12 @@ func newCheckerFixture(t *testing.T) *checkerFixture {
 		{pkg: f.pkg, workspace: "r3", name: "alpha.p.r3", draft: "p-r3", lifecycle: kpov1.LifecycleDraft,
 			deleted: true, draftDeleted: true, deletedUID: "uid-r3", deletedObject: "uid uid-r3"},
 	}
-	f.worker = &worker{pkgs: []*pkgModel{f.pkg}}
+	f.worker = &worker{pkgs: []*pkgModel{f.pkg}, variants: []*variantModel{
+		{name: "wv", upstream: f.pkg, repo: "alpha", pkg: "pv", policy: kpov1.DeletionPolicyDelete, uid: "uid-wv", ready: true,
+			labels: map[string]string{variantLabel: "wv"}, annotations: map[string]string{variantGeneration: "1"}},
+		{name: "wd", upstream: f.pkg, repo: "alpha", pkg: "pd", policy: kpov1.DeletionPolicyDelete, uid: "uid-wd", ready: true, deleted: true},
+		{name: "wo", upstream: f.pkg, repo: "alpha", pkg: "po", policy: kpov1.DeletionPolicyOrphan, uid: "uid-wo", ready: true, deleted: true},
+	}}
 
 	ready := []metav1.Condition{{Type: kpov1.ReadyCondition, Status: metav1.ConditionTrue, Reason: "Test", ObservedGeneration: 1}}
 	objMeta := func(name string) metav1.ObjectMeta {
@@ -93,7 +109,28 @@ func newCheckerFixture(t *testing.T) *checkerFixture {
 	for _, d := range []string{"p-r1", "p-r2"} {
 		f.add(&kpov1.PackageDraft{ObjectMeta: objMeta(d), Status: kpov1.PackageDraftStatus{Conditions: ready}})
 	}
+	f.add(&kpov1.PackageVariant{ObjectMeta: objMeta("wv"), Status: kpov1.PackageVariantStatus{Conditions: ready, ObservedGeneration: 1}})
+	f.add(f.variantRevision("pv", "packagevariant-1", dv1, kpov1.LifecyclePublished, 1, "wv"))
+	main := f.variantRevision("pv", "main", dv1, kpov1.LifecyclePublished, -1, "")
+	main.Status.UpstreamRevision = ""
+	f.add(main)
 	return f
+}
+
+// variantRevision is revision ws of downstream package pkg, labelled as variant's (when set,
+// with its customisations) and based on alpha.p.r1.
+func (f *checkerFixture) variantRevision(pkg, ws, commit string, l kpov1.Lifecycle, revision int, variant string) *kpov1.PackageRevision {
+	pr := &kpov1.PackageRevision{
+		ObjectMeta: metav1.ObjectMeta{Name: "alpha." + pkg + "." + ws, Namespace: namespace, Generation: 1, UID: types.UID("uid-" + pkg + "-" + ws)},
+		Spec:       kpov1.PackageRevisionSpec{Repository: "alpha", PackageName: pkg, WorkspaceName: ws, Lifecycle: l},
+		Status: kpov1.PackageRevisionStatus{Lifecycle: l, Revision: revision, Commit: commit, UpstreamRevision: "alpha.p.r1",
+			Conditions: []metav1.Condition{{Type: kpov1.ReadyCondition, Status: metav1.ConditionTrue, Reason: "Test", ObservedGeneration: 1}}},
+	}
+	if variant != "" {
+		pr.Labels = map[string]string{kpov1.PackageVariantLabel: variant, variantLabel: variant}
+		pr.Annotations = map[string]string{variantGeneration: "1"}
+	}
+	return pr
 }
 
 // add puts obj in the cluster the checker sees, under "<kind>/<name>".
@@ -109,6 +146,8 @@ func kindOf(obj client.Object) string {
 		return "packagerevision"
 	case *kpov1.PackageDraft:
 		return "packagedraft"
+	case *kpov1.PackageVariant:
+		return "packagevariant"
 	}
 	return "configmap"
 }
@@ -178,6 +217,62 @@ func TestChecker_reportsEachInvariantOnItsObject(t *testing.T) {
 		{"uncommitted content", func(t *testing.T, f *checkerFixture) {
 			f.objects["configmap/alpha.p.r2"].(*corev1.ConfigMap).Data[markersFile] = "m9\n"
 		}, `content ConfigMap equals Git: ConfigMap alpha.p.r2 (PackageRevision alpha.p.r2, Draft): holds content that was never committed`},
+		{"variant not ready", func(t *testing.T, f *checkerFixture) {
+			f.objects["packagevariant/wv"].(*kpov1.PackageVariant).Status.Conditions = []metav1.Condition{{Type: kpov1.ReadyCondition,
+				Status: metav1.ConditionFalse, Reason: kpov1.DraftBehindUpstreamReason, Message: "behind", ObservedGeneration: 1}}
+		}, `everything Ready: PackageVariant wv: Ready=False reason DraftBehindUpstream: behind`},
+		{"variant generation not observed", func(t *testing.T, f *checkerFixture) {
+			f.objects["packagevariant/wv"].(*kpov1.PackageVariant).Generation = 2
+		}, `everything Ready: PackageVariant wv: status.observedGeneration 1, but generation is 2`},
+		{"variant vanished", func(t *testing.T, f *checkerFixture) {
+			delete(f.objects, "packagevariant/wv")
+		}, `state the accepted operations ask for: PackageVariant wv: does not exist, but the test never deleted it`},
+		{"two open drafts of a variant", func(t *testing.T, f *checkerFixture) {
+			f.add(f.variantRevision("pv", "packagevariant-2", "", kpov1.LifecycleDraft, 0, "wv"))
+			f.add(f.variantRevision("pv", "packagevariant-3", "", kpov1.LifecycleProposed, 0, "wv"))
+		}, `at most one open draft per variant: PackageVariant wv: 2 open revisions of downstream package alpha/pv: alpha.pv.packagevariant-2, alpha.pv.packagevariant-3`},
+		{"downstream behind its upstream", func(t *testing.T, f *checkerFixture) {
+			up := f.objects["packagerevision/alpha.p.r1"].(*kpov1.PackageRevision).DeepCopy()
+			up.Name, up.Spec.WorkspaceName, up.Status.Revision, up.Status.ResourcesRef = "alpha.p.r4", "r4", 2, nil
+			f.add(up)
+		}, `every variant's downstream follows its upstream: PackageVariant wv: its newest revision alpha.pv.packagevariant-1 (Published) is based on "alpha.p.r1", not on alpha.p.r4`},
+		{"downstream Kptfile pins another upstream commit", func(t *testing.T, f *checkerFixture) {
+			up := f.objects["packagerevision/alpha.p.r1"].(*kpov1.PackageRevision)
+			up.Status.Commit = f.objects["packagerevision/alpha.p.r2"].(*kpov1.PackageRevision).Status.Commit
+		}, `every variant's downstream follows its upstream: PackageVariant wv: the Kptfile of alpha.pv.packagevariant-1 (commit `},
+		{"upstream edit lost downstream", func(t *testing.T, f *checkerFixture) {
+			g := NewWithT(t)
+			dv1 := f.objects["packagerevision/alpha.pv.packagevariant-1"].(*kpov1.PackageRevision).Status.Commit
+			kf, err := f.repo.ReadFile(dv1, "pv/Kptfile")
+			g.Expect(err).NotTo(HaveOccurred())
+			dv2, err := f.repo.Commit("main", gitserver.Change{Files: map[string]string{"pv/Kptfile": kf, "pv/" + markersFile: "other\n"},
+				Message: "Approve pv v2\n\n" + git.KptCommit{Package: "pv", WorkspaceName: "packagevariant-2", Revision: 2}.Line() + "\n"})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(f.repo.Tag("pv/v2", dv2)).To(Succeed())
+			f.add(f.variantRevision("pv", "packagevariant-2", dv2, kpov1.LifecyclePublished, 2, "wv"))
+		}, `every variant's downstream follows its upstream: PackageVariant wv: alpha.pv.packagevariant-2 lacks 1 edits of its upstream alpha.p.r1: m1`},
+		{"customisation missing", func(t *testing.T, f *checkerFixture) {
+			delete(f.objects["packagerevision/alpha.pv.packagevariant-1"].(*kpov1.PackageRevision).Annotations, variantGeneration)
+		}, `every variant's downstream follows its upstream: PackageVariant wv: its newest revision alpha.pv.packagevariant-1 has annotation crash.example.com/generation="", want "1"`},
+		{"stray variant branch", func(t *testing.T, f *checkerFixture) {
+			NewWithT(t).Expect(f.repo.Branch("drafts/pv/packagevariant-9", "pv/v1")).To(Succeed())
+		}, `no orphaned branch: repository alpha: branch drafts/pv/packagevariant-9 has no PackageRevision alpha.pv.packagevariant-9`},
+		{"deletion proposed for a live variant", func(t *testing.T, f *checkerFixture) {
+			NewWithT(t).Expect(f.repo.Branch("deletionProposed/pv/v1", "pv/v1")).To(Succeed())
+		}, `no orphaned branch: repository alpha: branch deletionProposed/pv/v1: the test never proposed a deletion`},
+		{"deleted variant's draft left", func(t *testing.T, f *checkerFixture) {
+			f.add(f.variantRevision("pd", "packagevariant-1", "", kpov1.LifecycleDraft, 0, "wd"))
+		}, `nothing left of a deleted variant: PackageRevision alpha.pd.packagevariant-1: Draft (spec Draft), but PackageVariant wd was deleted with deletionPolicy delete`},
+		{"deleted variant's published revision not proposed for deletion", func(t *testing.T, f *checkerFixture) {
+			f.add(f.variantRevision("pd", "packagevariant-1", "", kpov1.LifecyclePublished, 1, "wd"))
+		}, `nothing left of a deleted variant: PackageRevision alpha.pd.packagevariant-1: spec Published, status Published, but PackageVariant wd was deleted with deletionPolicy delete: want DeletionProposed`},
+		{"deleted variant's PackageDraft left", func(t *testing.T, f *checkerFixture) {
+			f.add(&kpov1.PackageDraft{ObjectMeta: metav1.ObjectMeta{Name: "wd-clone-0123456789", Namespace: namespace},
+				Spec: kpov1.PackageDraftSpec{Repository: "alpha", PackageName: "pd", WorkspaceName: "packagevariant-1"}})
+		}, `nothing left of a deleted variant: PackageDraft wd-clone-0123456789: PackageVariant wd was deleted with deletionPolicy delete, but the PackageDraft is still there`},
+		{"orphaned revision still the variant's", func(t *testing.T, f *checkerFixture) {
+			f.add(f.variantRevision("po", "packagevariant-1", "", kpov1.LifecycleDraft, 0, "wo"))
+		}, `nothing left of a deleted variant: PackageRevision alpha.po.packagevariant-1: still labelled kpo.dev/package-variant=wo, but the variant was deleted with deletionPolicy orphan`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newCheckerFixture(t)

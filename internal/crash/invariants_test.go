@@ -20,6 +20,7 @@ import (
 	"kpo.dev/kpo/internal/discovery"
 	"kpo.dev/kpo/internal/git"
 	"kpo.dev/kpo/internal/gitserver"
+	"kpo.dev/kpo/internal/kptfile"
 )
 
 // The invariants, as violation messages start with them.
@@ -39,6 +40,9 @@ const (
 	invManagerStaysAlive  = "the manager exits only when killed"
 	invTrafficNotStranded = "traffic never stranded"
 	invUserIntentKept     = "the user's spec is never overwritten"
+	invVariantOneDraft    = "at most one open draft per variant"
+	invVariantFollows     = "every variant's downstream follows its upstream"
+	invVariantCleanedUp   = "nothing left of a deleted variant"
 )
 
 // checker compares the cluster and the served Git repositories with each other and with what
@@ -51,6 +55,9 @@ type checker struct {
 	// Git objects are immutable: what was read once by hash is kept.
 	messages map[string]string
 	blobs    map[string]string
+	// variantRevisions counts, as of the last check, the revisions of the variants' downstream
+	// packages that were published (for the summary).
+	variantRevisions int
 }
 
 // repoState is what one check read.
@@ -69,8 +76,9 @@ func (k *checker) violations(ctx context.Context) ([]string, error) {
 	repos := &kpov1.RepositoryList{}
 	prs := &kpov1.PackageRevisionList{}
 	drafts := &kpov1.PackageDraftList{}
+	pvs := &kpov1.PackageVariantList{}
 	cms := &corev1.ConfigMapList{}
-	for _, l := range []client.ObjectList{repos, prs, drafts} {
+	for _, l := range []client.ObjectList{repos, prs, drafts, pvs} {
 		if err := k.c.List(ctx, l, client.InNamespace(k.ns)); err != nil {
 			return nil, err
 		}
@@ -108,6 +116,9 @@ func (k *checker) violations(ctx context.Context) ([]string, error) {
 	}
 	for _, d := range drafts.Items {
 		k.checkReady(add, "PackageDraft", d.Name, d.Generation, d.Status.Conditions, d.DeletionTimestamp, d.Finalizers)
+	}
+	for _, pv := range pvs.Items {
+		k.checkReady(add, "PackageVariant", pv.Name, pv.Generation, pv.Status.Conditions, pv.DeletionTimestamp, pv.Finalizers)
 	}
 
 	// Tags, per package: v1..vN without gaps, one per approved workspace.
@@ -196,6 +207,7 @@ func (k *checker) violations(ctx context.Context) ([]string, error) {
 			}
 		}
 	}
+	k.checkVariants(add, pvs.Items, prs.Items, drafts.Items, prByName, modelled, modelledDrafts)
 	for name, pr := range prByName {
 		if !modelled[name] {
 			add(invExpectedState, "PackageRevision %s: exists (%s, revision %d), but the test never created it", name, pr.Status.Lifecycle, pr.Status.Revision)
@@ -218,6 +230,13 @@ func (k *checker) violations(ctx context.Context) ([]string, error) {
 		case kpov1.LifecyclePublished, kpov1.LifecycleDeletionProposed:
 			tag := git.TagRef(path, pr.Status.Revision)
 			hash, ok := st.refs[tag]
+			if pr.Status.Lifecycle == kpov1.LifecycleDeletionProposed {
+				branch := git.DeletionProposedRef(path, pr.Status.Revision)
+				if b, ok := st.refs[branch]; !ok || b != hash {
+					add(invRevisionHasBranch, "PackageRevision %s: DeletionProposed, but branch %s is %s, not at tag %s (%s)",
+						pr.Name, shortRef(branch), short(b), shortRef(tag), short(hash))
+				}
+			}
 			switch {
 			case !ok:
 				add(invPublishedHasTag, "PackageRevision %s: %s revision %d, but tag %s does not exist",
@@ -282,8 +301,22 @@ func (k *checker) violations(ctx context.Context) ([]string, error) {
 						repoName, strings.TrimPrefix(ref, "refs/heads/"), name, obj.Status.Lifecycle, obj.Status.Ref)
 				}
 			case git.RefDeletionProposed:
-				add(invBranchHasRevision, "repository %s: branch %s: the test never proposed a deletion",
-					repoName, strings.TrimPrefix(ref, "refs/heads/"))
+				// Only a deleted variant's finalizer proposes deletions (policy delete).
+				tag := git.TagRef(pr.Package, pr.Revision)
+				name := discovery.RevisionName(repoName, pr.Package, tagWorkspace[tag])
+				obj := prByName[name]
+				switch {
+				case !k.deletedVariantPackage(repoName, pr.Package):
+					add(invBranchHasRevision, "repository %s: branch %s: the test never proposed a deletion",
+						repoName, strings.TrimPrefix(ref, "refs/heads/"))
+				case obj == nil || obj.Status.Lifecycle != kpov1.LifecycleDeletionProposed:
+					state := "does not exist"
+					if obj != nil {
+						state = fmt.Sprintf("is %s (ref %s)", obj.Status.Lifecycle, obj.Status.Ref)
+					}
+					add(invBranchHasRevision, "repository %s: branch %s is left behind: PackageRevision %s %s",
+						repoName, strings.TrimPrefix(ref, "refs/heads/"), name, state)
+				}
 			}
 		}
 	}
@@ -477,4 +510,208 @@ func short(h string) string {
 
 func shortRef(ref string) string {
 	return strings.TrimPrefix(strings.TrimPrefix(ref, "refs/heads/"), "refs/tags/")
+}
+
+// checkVariants checks the PackageVariants the test created, and their downstream packages,
+// against the accepted operations. It marks the revisions and PackageDrafts of the downstream
+// packages as expected: only the variants write there.
+func (k *checker) checkVariants(add func(string, string, ...any), pvs []kpov1.PackageVariant, prs []kpov1.PackageRevision,
+	drafts []kpov1.PackageDraft, prByName map[string]*kpov1.PackageRevision, modelled, modelledDrafts map[string]bool) {
+	pvByName := map[string]*kpov1.PackageVariant{}
+	for i := range pvs {
+		pvByName[pvs[i].Name] = &pvs[i]
+	}
+	modelledVariants := map[string]bool{}
+	k.variantRevisions = 0
+	for _, w := range k.workers {
+		for _, v := range w.variants {
+			modelledVariants[v.name] = true
+			var revs []*kpov1.PackageRevision
+			var open []string
+			for i := range prs {
+				if pr := &prs[i]; pr.Spec.Repository == v.repo && pr.Spec.PackageName == v.pkg {
+					revs = append(revs, pr)
+					modelled[pr.Name] = true
+					if pr.Status.Revision > 0 {
+						k.variantRevisions++
+					}
+					if isOpen(pr) {
+						open = append(open, pr.Name)
+					}
+				}
+			}
+			var ds []*kpov1.PackageDraft
+			for i := range drafts {
+				if d := &drafts[i]; d.Spec.Repository == v.repo && d.Spec.PackageName == v.pkg {
+					ds = append(ds, d)
+					modelledDrafts[d.Name] = true
+				}
+			}
+			if len(open) > 1 {
+				sort.Strings(open)
+				add(invVariantOneDraft, "PackageVariant %s: %d open revisions of downstream package %s/%s: %s",
+					v.name, len(open), v.repo, v.pkg, strings.Join(open, ", "))
+			}
+			pv := pvByName[v.name]
+			switch {
+			case v.deleted:
+				k.checkDeletedVariant(add, v, pv, revs, ds)
+			case pv == nil:
+				add(invExpectedState, "PackageVariant %s: does not exist, but the test never deleted it", v.name)
+			default:
+				k.checkVariantFollows(add, v, pv, revs, prByName)
+			}
+		}
+	}
+	for name := range pvByName {
+		if !modelledVariants[name] {
+			add(invExpectedState, "PackageVariant %s: exists, but the test never created it", name)
+		}
+	}
+}
+
+// checkVariantFollows checks that a live variant handled its generation and that its newest
+// downstream revision (its open one, else its newest published one) is based on the newest
+// published revision of the upstream package, in its status and in the upstreamLock
+// of its Kptfile in Git, has the upstream's accepted edits, and carries the variant's labels
+// and annotations.
+func (k *checker) checkVariantFollows(add func(string, string, ...any), v *variantModel, pv *kpov1.PackageVariant,
+	revs []*kpov1.PackageRevision, prByName map[string]*kpov1.PackageRevision) {
+	if pv.Status.ObservedGeneration != pv.Generation {
+		add(invReady, "PackageVariant %s: status.observedGeneration %d, but generation is %d", v.name, pv.Status.ObservedGeneration, pv.Generation)
+	}
+	// The newest upstream revision is the one with the highest revision number: the test
+	// approves a package's revisions in any order. That it is one the test approved is
+	// checked with the upstream package.
+	var up *kpov1.PackageRevision
+	for _, pr := range prByName {
+		if pr.Spec.Repository == v.upstream.repo && pr.Spec.PackageName == v.upstream.name &&
+			pr.Status.Lifecycle == kpov1.LifecyclePublished && pr.Status.Revision > 0 && (up == nil || pr.Status.Revision > up.Status.Revision) {
+			up = pr
+		}
+	}
+	if up == nil {
+		return // the variant waits for a published upstream revision: not Ready, reported as such
+	}
+	var newest *kpov1.PackageRevision
+	for _, pr := range revs {
+		switch {
+		case pr.Labels[kpov1.PackageVariantLabel] != v.name:
+		case isOpen(pr):
+			newest = pr
+		case newest != nil && isOpen(newest):
+		case pr.Status.Lifecycle == kpov1.LifecyclePublished && pr.Status.Revision > 0 && (newest == nil || pr.Status.Revision > newest.Status.Revision):
+			newest = pr
+		}
+	}
+	if newest == nil {
+		add(invVariantFollows, "PackageVariant %s: owns no revision of downstream package %s/%s", v.name, v.repo, v.pkg)
+		return
+	}
+	if newest.Status.UpstreamRevision != up.Name {
+		add(invVariantFollows, "PackageVariant %s: its newest revision %s (%s) is based on %s, not on %s, the newest revision of %s/%s",
+			v.name, newest.Name, newest.Status.Lifecycle, quoteOrNone(newest.Status.UpstreamRevision), up.Name, v.upstream.repo, v.upstream.name)
+	}
+	for key, want := range v.labels {
+		if got, ok := newest.Labels[key]; !ok || got != want {
+			add(invVariantFollows, "PackageVariant %s: its newest revision %s has label %s=%q, want %q", v.name, newest.Name, key, got, want)
+		}
+	}
+	for key, want := range v.annotations {
+		if got, ok := newest.Annotations[key]; !ok || got != want {
+			add(invVariantFollows, "PackageVariant %s: its newest revision %s has annotation %s=%q, want %q", v.name, newest.Name, key, got, want)
+		}
+	}
+	data, err := k.readBlob(v.repo, newest.Status.Commit, v.pkg+"/Kptfile")
+	if err != nil {
+		add(invVariantFollows, "PackageVariant %s: %s: no Kptfile at commit %s: %v", v.name, newest.Name, short(newest.Status.Commit), err)
+		return
+	}
+	switch kf, err := kptfile.Decode([]byte(data)); {
+	case err != nil:
+		add(invVariantFollows, "PackageVariant %s: %s: the Kptfile at commit %s: %v", v.name, newest.Name, short(newest.Status.Commit), err)
+	case kf.UpstreamLock == nil || kf.UpstreamLock.Git == nil || kf.UpstreamLock.Git.Commit != up.Status.Commit:
+		lock := "no upstreamLock"
+		if kf.UpstreamLock != nil && kf.UpstreamLock.Git != nil {
+			lock = fmt.Sprintf("upstreamLock %s at %s", kf.UpstreamLock.Git.Ref, short(kf.UpstreamLock.Git.Commit))
+		}
+		add(invVariantFollows, "PackageVariant %s: the Kptfile of %s (commit %s) has %s, but %s is at %s",
+			v.name, newest.Name, short(newest.Status.Commit), lock, up.Name, short(up.Status.Commit))
+	}
+	// A package without edits has no markers file: both read as empty.
+	upMarkers, _ := k.readBlob(v.upstream.repo, up.Status.Commit, v.upstream.name+"/"+markersFile)
+	downMarkers, _ := k.readBlob(v.repo, newest.Status.Commit, v.pkg+"/"+markersFile)
+	var missing []string
+	for _, m := range strings.Split(strings.TrimSpace(upMarkers), "\n") {
+		if m != "" && !hasMarker(downMarkers, m) {
+			missing = append(missing, m)
+		}
+	}
+	if len(missing) > 0 {
+		add(invVariantFollows, "PackageVariant %s: %s lacks %d edits of its upstream %s: %s (at commit %s)",
+			v.name, newest.Name, len(missing), up.Name, strings.Join(missing, ", "), short(newest.Status.Commit))
+	}
+}
+
+// checkDeletedVariant checks what a deleted variant left: under deletionPolicy delete, no
+// draft, proposal or PackageDraft, every published revision proposed for deletion; under
+// orphan, nothing labelled or owned as the variant's.
+func (k *checker) checkDeletedVariant(add func(string, string, ...any), v *variantModel, pv *kpov1.PackageVariant,
+	revs []*kpov1.PackageRevision, ds []*kpov1.PackageDraft) {
+	if pv != nil && string(pv.UID) != v.uid {
+		add(invExpectedState, "PackageVariant %s: the test deleted it (uid %s), but it came back: uid %s", v.name, v.uid, pv.UID)
+	} // the one deleted, still there, is a stuck deletion
+	if v.policy == kpov1.DeletionPolicyOrphan {
+		for _, pr := range revs {
+			if pr.Labels[kpov1.PackageVariantLabel] == v.name {
+				add(invVariantCleanedUp, "PackageRevision %s: still labelled %s=%s, but the variant was deleted with deletionPolicy orphan",
+					pr.Name, kpov1.PackageVariantLabel, v.name)
+			}
+		}
+		for _, d := range ds {
+			if d.Labels[kpov1.PackageVariantLabel] == v.name || slices.ContainsFunc(d.OwnerReferences, func(o metav1.OwnerReference) bool { return string(o.UID) == v.uid }) {
+				add(invVariantCleanedUp, "PackageDraft %s: still PackageVariant %s's, but the variant was deleted with deletionPolicy orphan", d.Name, v.name)
+			}
+		}
+		return
+	}
+	for _, pr := range revs {
+		switch {
+		case pr.Status.Revision < 0:
+			// The package as on the registered branch: not a revision the variant owns.
+		case isOpen(pr):
+			add(invVariantCleanedUp, "PackageRevision %s: %s (spec %s), but PackageVariant %s was deleted with deletionPolicy delete",
+				pr.Name, pr.Status.Lifecycle, pr.Spec.Lifecycle, v.name)
+		case pr.Spec.Lifecycle != kpov1.LifecycleDeletionProposed || pr.Status.Lifecycle != kpov1.LifecycleDeletionProposed:
+			add(invVariantCleanedUp, "PackageRevision %s: spec %s, status %s, but PackageVariant %s was deleted with deletionPolicy delete: want DeletionProposed (uid %s created %s, label %s=%q)",
+				pr.Name, pr.Spec.Lifecycle, pr.Status.Lifecycle, v.name, pr.UID, pr.CreationTimestamp.Format("15:04:05"), kpov1.PackageVariantLabel, pr.Labels[kpov1.PackageVariantLabel])
+		}
+	}
+	for _, d := range ds {
+		add(invVariantCleanedUp, "PackageDraft %s: PackageVariant %s was deleted with deletionPolicy delete, but the PackageDraft is still there (finalizers %v)",
+			d.Name, v.name, d.Finalizers)
+	}
+}
+
+// deletedVariantPackage tells whether repo/pkg is the downstream package of a variant the
+// test deleted with deletionPolicy delete: the only packages with deletions proposed.
+func (k *checker) deletedVariantPackage(repo, pkg string) bool {
+	for _, w := range k.workers {
+		for _, v := range w.variants {
+			if v.deleted && v.policy == kpov1.DeletionPolicyDelete && v.repo == repo && v.pkg == pkg {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// isOpen tells whether a revision is a draft or a proposal, or on its way to one.
+func isOpen(pr *kpov1.PackageRevision) bool {
+	for _, l := range []kpov1.Lifecycle{pr.Status.Lifecycle, pr.Spec.Lifecycle} {
+		if l == kpov1.LifecycleDraft || l == kpov1.LifecycleProposed {
+			return true
+		}
+	}
+	return false
 }

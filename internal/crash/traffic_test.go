@@ -101,7 +101,8 @@ func (p *pkgModel) open() int {
 	return n
 }
 
-// published returns the revisions the test approved, in approval order.
+// published returns the revisions the test approved, in the order they were created (not the
+// order of their approvals, nor of their revision numbers).
 func (p *pkgModel) published() []*revision {
 	var out []*revision
 	for _, r := range p.revs {
@@ -157,6 +158,10 @@ type worker struct {
 	rng  *rand.Rand
 	pkgs []*pkgModel
 	seq  int
+	// variants are the PackageVariants the worker created (see variants_test.go); bumps counts
+	// the upstream revisions it published for them.
+	variants           []*variantModel
+	nextVariant, bumps int
 	// notes are operations given up because a wait for the manager timed out; the final
 	// checks judge the outcome. violations are what the traffic itself found wrong.
 	notes, violations []string
@@ -186,7 +191,7 @@ func (w *worker) run(ctx context.Context) {
 				}
 			}
 			note := fmt.Sprintf("worker %d: %s%s given up: %v", w.id, o.kind, target, err)
-			if errors.Is(err, errChangedBehindBack) || errors.Is(err, errVanished) {
+			if errors.Is(err, errChangedBehindBack) || errors.Is(err, errVanished) || errors.Is(err, errVariantVanished) {
 				w.violations = append(w.violations, fmt.Sprintf("%s: %s%s: %v", invUserIntentKept, o.kind, target, err))
 			} else {
 				w.notes = append(w.notes, note)
@@ -241,6 +246,7 @@ func (w *worker) next() op {
 			}
 		}
 	}
+	w.variantOps(add)
 	if len(ops) == 0 {
 		// Every package is full and stuck: start another one.
 		return op{kind: "init", weight: 1, run: w.initPackage}
@@ -608,7 +614,7 @@ func (w *worker) retry(ctx context.Context, what string, fn func(context.Context
 			return true, nil
 		}
 		if apierrors.IsInvalid(last) || apierrors.IsBadRequest(last) || apierrors.IsAlreadyExists(last) ||
-			errors.Is(last, errVanished) || errors.Is(last, errChangedBehindBack) {
+			errors.Is(last, errVanished) || errors.Is(last, errVariantVanished) || errors.Is(last, errChangedBehindBack) {
 			return false, last
 		}
 		if w.tr.waits.Err() != nil && definite(last) {
