@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kpov1 "kpo.dev/kpo/api/v1alpha1"
+	"kpo.dev/kpo/internal/kpotest"
 )
 
 // The package the test publishes and Flux deploys; testdata's Flux objects name it.
@@ -115,10 +116,10 @@ func TestFlux_deploysPublishedRevisionsNeverDrafts(t *testing.T) {
 	g.Eventually(deploymentReady, kpoTimeout, interval).Should(ContainElement(v1))
 
 	// Flux, with the README's objects: the tag my-app-ns/v1, the package's directory.
-	secret := loadObject(t, "flux-secret.yaml")
-	source := loadObject(t, "flux-gitrepository.yaml")
+	secret := kpotest.LoadObject(t, "testdata/flux-secret.yaml")
+	source := kpotest.LoadObject(t, "testdata/flux-gitrepository.yaml")
 	g.Expect(unstructured.SetNestedField(source.Object, srv.RepoURL(deploymentRepo), "spec", "url")).To(Succeed())
-	kustomization := loadObject(t, "flux-kustomization.yaml")
+	kustomization := kpotest.LoadObject(t, "testdata/flux-kustomization.yaml")
 	for _, obj := range []*unstructured.Unstructured{secret, source, kustomization} {
 		g.Expect(k8sClient.Create(context.Background(), obj)).To(Succeed(), obj.GetName())
 		t.Cleanup(func() { _ = k8sClient.Delete(context.Background(), obj) })
@@ -154,7 +155,7 @@ func TestFlux_deploysPublishedRevisionsNeverDrafts(t *testing.T) {
 	g.Expect(greeting(g)).To(Equal("hello-from-v1"), "the pinned tag was not honoured")
 
 	// Roll out v2: move the GitRepository to its tag.
-	mergePatch(g, source, `{"spec":{"ref":{"tag":"my-app-ns/v2"}}}`)
+	kpotest.MergePatch(g, k8sClient, source, `{"spec":{"ref":{"tag":"my-app-ns/v2"}}}`)
 	waitApplied(t, source, kustomization, "my-app-ns/v2")
 	g.Eventually(greeting, fluxTimeout, interval).Should(Equal("hello-from-v2"))
 	waitDeployedBy(t, ns, map[string]string{v1: "", v2: "my-app-ns/v2"})
@@ -178,14 +179,14 @@ func TestFlux_deploysPublishedRevisionsNeverDrafts(t *testing.T) {
 	// And over three more Flux intervals, while the draft exists.
 	g.Consistently(func(g Gomega) {
 		g.Expect(greeting(g)).To(Equal("hello-from-v2"))
-		applied, _, _ := unstructured.NestedString(getObject(g, kustomization).Object, "status", "lastAppliedRevision")
+		applied, _, _ := unstructured.NestedString(kpotest.GetObject(g, k8sClient, kustomization).Object, "status", "lastAppliedRevision")
 		g.Expect(applied).To(HavePrefix("my-app-ns/v2@"))
 		g.Expect(flux.running()).To(Succeed())
 	}, 35*time.Second, time.Second).Should(Succeed())
 	g.Expect(getRevision(g, ns, next).Status.Lifecycle).To(Equal(kpov1.LifecycleDraft), "the draft still exists")
 
 	// Roll back: the GitRepository back to my-app-ns/v1 restores v1, ServiceAccount included.
-	mergePatch(g, source, `{"spec":{"ref":{"tag":"my-app-ns/v1"}}}`)
+	kpotest.MergePatch(g, k8sClient, source, `{"spec":{"ref":{"tag":"my-app-ns/v1"}}}`)
 	waitApplied(t, source, kustomization, "my-app-ns/v1")
 	g.Eventually(greeting, fluxTimeout, interval).Should(Equal("hello-from-v1"))
 	waitDeployedBy(t, ns, map[string]string{v1: "my-app-ns/v1", v2: ""})
@@ -229,13 +230,13 @@ func waitApplied(t testing.TB, source, kustomization *unstructured.Unstructured,
 	t.Helper()
 	NewWithT(t).Eventually(func(g Gomega) {
 		g.Expect(flux.running()).To(Succeed())
-		src := getObject(g, source)
+		src := kpotest.GetObject(g, k8sClient, source)
 		status, msg := readyCondition(g, src)
 		g.Expect(status).To(Equal("True"), "GitRepository: "+msg)
 		rev, _, _ := unstructured.NestedString(src.Object, "status", "artifact", "revision")
 		g.Expect(rev).To(HavePrefix(tag+"@sha1:"), "GitRepository artifact")
 
-		k := getObject(g, kustomization)
+		k := kpotest.GetObject(g, k8sClient, kustomization)
 		status, msg = readyCondition(g, k)
 		g.Expect(status).To(Equal("True"), "Kustomization: "+msg)
 		applied, _, _ := unstructured.NestedString(k.Object, "status", "lastAppliedRevision")
@@ -251,10 +252,10 @@ func reconcileNow(t testing.TB, source, kustomization *unstructured.Unstructured
 	g := NewWithT(t)
 	for _, obj := range []*unstructured.Unstructured{source, kustomization} {
 		requested := time.Now().Format(time.RFC3339Nano)
-		mergePatch(g, obj, fmt.Sprintf(`{"metadata":{"annotations":{"reconcile.fluxcd.io/requestedAt":%q}}}`, requested))
+		kpotest.MergePatch(g, k8sClient, obj, fmt.Sprintf(`{"metadata":{"annotations":{"reconcile.fluxcd.io/requestedAt":%q}}}`, requested))
 		g.Eventually(func(g Gomega) {
 			g.Expect(flux.running()).To(Succeed())
-			cur := getObject(g, obj)
+			cur := kpotest.GetObject(g, k8sClient, obj)
 			handled, _, _ := unstructured.NestedString(cur.Object, "status", "lastHandledReconcileAt")
 			g.Expect(handled).To(Equal(requested), obj.GetKind()+" has not handled the reconcile request")
 			status, msg := readyCondition(g, cur)
@@ -266,7 +267,7 @@ func reconcileNow(t testing.TB, source, kustomization *unstructured.Unstructured
 
 // inventory is the Kustomization's inventory: the ids of the objects it applied.
 func inventory(g Gomega, kustomization *unstructured.Unstructured) []string {
-	entries, _, err := unstructured.NestedSlice(getObject(g, kustomization).Object, "status", "inventory", "entries")
+	entries, _, err := unstructured.NestedSlice(kpotest.GetObject(g, k8sClient, kustomization).Object, "status", "inventory", "entries")
 	g.Expect(err).NotTo(HaveOccurred())
 	var ids []string
 	for _, e := range entries {

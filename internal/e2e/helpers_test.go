@@ -2,8 +2,6 @@ package e2e_test
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"sort"
 	"testing"
 	"time"
@@ -13,7 +11,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kpov1 "kpo.dev/kpo/api/v1alpha1"
@@ -142,37 +139,6 @@ func revisionNames(g Gomega, ns string, labels client.MatchingLabels, fields cli
 	}
 	sort.Strings(names)
 	return names
-}
-
-// loadObject reads one object from testdata.
-func loadObject(t testing.TB, file string) *unstructured.Unstructured {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join("testdata", file))
-	if err != nil {
-		t.Fatal(err)
-	}
-	obj := &unstructured.Unstructured{}
-	if err := yaml.Unmarshal(data, &obj.Object); err != nil {
-		t.Fatalf("%s: %v", file, err)
-	}
-	return obj
-}
-
-// getObject reads the current state of obj (group, version, kind, namespace and name).
-func getObject(g Gomega, obj *unstructured.Unstructured) *unstructured.Unstructured {
-	cur := &unstructured.Unstructured{}
-	cur.SetGroupVersionKind(obj.GroupVersionKind())
-	g.Expect(k8sClient.Get(context.Background(), client.ObjectKeyFromObject(obj), cur)).To(Succeed())
-	return cur
-}
-
-// mergePatch applies a JSON merge patch to obj.
-func mergePatch(g Gomega, obj *unstructured.Unstructured, patch string) {
-	cur := &unstructured.Unstructured{}
-	cur.SetGroupVersionKind(obj.GroupVersionKind())
-	cur.SetNamespace(obj.GetNamespace())
-	cur.SetName(obj.GetName())
-	g.Expect(k8sClient.Patch(context.Background(), cur, client.RawPatch("application/merge-patch+json", []byte(patch)))).To(Succeed())
 }
 
 // readyCondition returns the status and message of a Flux object's Ready condition.

@@ -14,11 +14,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	kpov1 "kpo.dev/kpo/api/v1alpha1"
 	"kpo.dev/kpo/internal/gitserver"
-	"kpo.dev/kpo/internal/testenv"
+	"kpo.dev/kpo/internal/kpotest"
 )
 
 const (
@@ -121,11 +120,11 @@ func TestFlux_podsDeployPublishedRevisionsAndStatusFollows(t *testing.T) {
 	waitTag(g, gitRepo, "v1")
 
 	// The README's Flux objects, on this node's Git server and with its credentials.
-	secret := loadE2EObject(t, "flux-secret.yaml")
+	secret := kpotest.LoadObject(t, "../testdata/flux-secret.yaml")
 	g.Expect(unstructured.SetNestedField(secret.Object, gitPassword, "stringData", "password")).To(Succeed())
-	source := loadE2EObject(t, "flux-gitrepository.yaml")
+	source := kpotest.LoadObject(t, "../testdata/flux-gitrepository.yaml")
 	g.Expect(unstructured.SetNestedField(source.Object, srv.RepoURL("deployments"), "spec", "url")).To(Succeed())
-	kustomization := loadE2EObject(t, "flux-kustomization.yaml")
+	kustomization := kpotest.LoadObject(t, "../testdata/flux-kustomization.yaml")
 	for _, obj := range []*unstructured.Unstructured{secret, source, kustomization} {
 		g.Expect(k8sClient.Create(ctx, obj)).To(Succeed(), obj.GetName())
 		t.Cleanup(func() { _ = k8sClient.Delete(context.Background(), obj) })
@@ -174,12 +173,12 @@ func TestFlux_podsDeployPublishedRevisionsAndStatusFollows(t *testing.T) {
 	waitTag(g, gitRepo, "v2")
 	// Published is not deployed: the GitRepository is still pinned to v1.
 	waitDeployedBy(t, ns, map[string]string{v1: "my-app-ns/v1", v2: ""})
-	mergePatch(g, source, `{"spec":{"ref":{"tag":"my-app-ns/v2"}}}`)
+	kpotest.MergePatch(g, k8sClient, source, `{"spec":{"ref":{"tag":"my-app-ns/v2"}}}`)
 	waitDeployedBy(t, ns, map[string]string{v1: "", v2: "my-app-ns/v2"})
 	expectDeployed("hello-from-v2", false)
 
 	// Roll back: the GitRepository back to v1.
-	mergePatch(g, source, `{"spec":{"ref":{"tag":"my-app-ns/v1"}}}`)
+	kpotest.MergePatch(g, k8sClient, source, `{"spec":{"ref":{"tag":"my-app-ns/v1"}}}`)
 	waitDeployedBy(t, ns, map[string]string{v1: "my-app-ns/v1", v2: ""})
 	expectDeployed("hello-from-v1", true)
 
@@ -195,16 +194,8 @@ func TestFlux_podsDeployPublishedRevisionsAndStatusFollows(t *testing.T) {
 		g.Expect(s.RestartCount).To(BeZero(), c)
 		podIPs[c] = list.Items[0].Status.PodIP
 	}
-	artifact, _, _ := unstructured.NestedString(getObject(g, source).Object, "status", "artifact", "url")
+	artifact, _, _ := unstructured.NestedString(kpotest.GetObject(g, k8sClient, source).Object, "status", "artifact", "url")
 	g.Expect(artifact).To(HavePrefix("http://"+podIPs["source-controller"]+":9090/"), "the artifact's address")
-}
-
-// getObject reads the current state of obj (group, version, kind, namespace and name).
-func getObject(g Gomega, obj *unstructured.Unstructured) *unstructured.Unstructured {
-	cur := &unstructured.Unstructured{}
-	cur.SetGroupVersionKind(obj.GroupVersionKind())
-	g.Expect(k8sClient.Get(context.Background(), client.ObjectKeyFromObject(obj), cur)).To(Succeed())
-	return cur
 }
 
 // fluxTimeout bounds a step that waits on Flux: a GitRepository or Kustomization reconciles at
@@ -245,29 +236,6 @@ func waitDeployedBy(t *testing.T, ns string, tags map[string]string) {
 			g.Expect(d.Ready).To(Equal(metav1.ConditionTrue), "%s: %s", name, d.Message)
 		}
 	}, fluxTimeout, interval).Should(Succeed())
-}
-
-// loadE2EObject reads one of the README's objects from internal/e2e/testdata.
-func loadE2EObject(t *testing.T, file string) *unstructured.Unstructured {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "internal", "e2e", "testdata", file))
-	if err != nil {
-		t.Fatal(err)
-	}
-	obj := &unstructured.Unstructured{}
-	if err := yaml.Unmarshal(data, &obj.Object); err != nil {
-		t.Fatalf("%s: %v", file, err)
-	}
-	return obj
-}
-
-// mergePatch applies a JSON merge patch to obj.
-func mergePatch(g Gomega, obj *unstructured.Unstructured, patch string) {
-	cur := &unstructured.Unstructured{}
-	cur.SetGroupVersionKind(obj.GroupVersionKind())
-	cur.SetNamespace(obj.GetNamespace())
-	cur.SetName(obj.GetName())
-	g.Expect(k8sClient.Patch(context.Background(), cur, client.RawPatch("application/merge-patch+json", []byte(patch)))).To(Succeed())
 }
 
 // waitGone deletes obj and waits until it no longer exists (its finalizers ran).

@@ -280,3 +280,23 @@ func hasOption(options, opt string) bool {
 	}
 	return false
 }
+
+// expectRestrictedProcesses checks what the kernel says of a restricted container's processes
+// (there is at least one): the non-root user 65532, no new privileges, no capabilities, a
+// read-only root filesystem. It returns them for the checks particular to the container.
+func expectRestrictedProcesses(g Gomega, containerID string) []hostProcess {
+	procs, err := containerProcesses(containerID)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(procs).NotTo(BeEmpty(), "processes of container %s", containerID)
+	for _, p := range procs {
+		expectRestrictedProcess(g, p)
+	}
+	return procs
+}
+
+func expectRestrictedProcess(g Gomega, p hostProcess) {
+	g.Expect(p.status["Uid"]).To(MatchRegexp(`^65532\s+65532\s+65532\s+65532$`), p.cmdline)
+	g.Expect(p.status["NoNewPrivs"]).To(Equal("1"), p.cmdline)
+	g.Expect(p.status["CapEff"]).To(Equal("0000000000000000"), p.cmdline)
+	g.Expect(hasOption(p.mounts["/"], "ro")).To(BeTrue(), "root filesystem of %q: %s", p.cmdline, p.mounts["/"])
+}

@@ -77,15 +77,8 @@ func TestInstalled_managerPodRunsAsInstalled(t *testing.T) {
 	g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: functionNamespace, Name: "kpo-fn-warm-pods"}, np)).To(Succeed())
 	g.Expect(np.Spec.PolicyTypes).To(ContainElement(networkingv1.PolicyTypeEgress))
 
-	procs, err := containerProcesses(s.ContainerID)
-	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(procs).NotTo(BeEmpty())
-	p := procs[0]
+	p := expectRestrictedProcesses(g, s.ContainerID)[0]
 	g.Expect(p.cmdline).To(HavePrefix("/manager"))
-	g.Expect(p.status["Uid"]).To(MatchRegexp(`^65532\s`), "the image's non-root user")
-	g.Expect(p.status["NoNewPrivs"]).To(Equal("1"))
-	g.Expect(p.status["CapEff"]).To(Equal("0000000000000000"))
-	g.Expect(hasOption(p.mounts["/"], "ro")).To(BeTrue(), "root filesystem: %s", p.mounts["/"])
 	g.Expect(hasOption(p.mounts["/var/cache/kpo"], "rw")).To(BeTrue(), "the cache is writable")
 
 	lease := &coordinationv1.Lease{}

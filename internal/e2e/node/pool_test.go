@@ -84,13 +84,7 @@ func TestWarmPool_runsInARestrictedPodAndAgreesWithTheJob(t *testing.T) {
 	g.Expect(pod.Labels).To(HaveKeyWithValue(job.PoolLabel, testPoolName))
 	g.Expect(pod.Spec.Containers).To(HaveLen(1), "no uploader")
 	expectRestricted(g, pod)
-	procs, err := containerProcesses(containerStatus(pod, "function").ContainerID)
-	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(procs).NotTo(BeEmpty())
-	for _, p := range procs {
-		g.Expect(p.status["Uid"]).To(MatchRegexp(`^65532\s+65532\s+65532\s+65532$`), p.cmdline)
-		g.Expect(p.status["CapEff"]).To(Equal("0000000000000000"), p.cmdline)
-		g.Expect(hasOption(p.mounts["/"], "ro")).To(BeTrue(), "root filesystem of %q", p.cmdline)
+	for _, p := range expectRestrictedProcesses(g, containerStatus(pod, "function").ContainerID) {
 		g.Expect(p.mounts).NotTo(HaveKey(tokenPath), "no token in a warm pod")
 	}
 
