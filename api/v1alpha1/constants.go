@@ -126,8 +126,10 @@ const (
 	ReadyCondition = "Ready"
 	// RenderedCondition says whether the draft's content rendered through its Kptfile pipeline.
 	RenderedCondition = "Rendered"
-	// StalledCondition on a PackageVariant is True when it cannot go on without a change by the
-	// user (an invalid spec, a downstream it may not adopt, a merge conflict); as Porch's.
+	// StalledCondition is True when an object cannot go on without a change by the user: on a
+	// PackageVariant an invalid spec, a downstream it may not adopt, a merge conflict (as
+	// Porch's); on a PackageDraft a refusal (a workspace taken, a source missing, an approval
+	// refused for good). A PackageDraft that is not Ready and not Stalled is still under way.
 	StalledCondition = "Stalled"
 )
 

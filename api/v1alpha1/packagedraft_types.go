@@ -139,7 +139,8 @@ type PackageDraftStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// Conditions: Ready.
+	// Conditions: Ready, and Stalled (True while only a change by the user helps: a refusal;
+	// absent otherwise).
 	// +listType=map
 	// +listMapKey=type
 	// +optional

@@ -62,6 +62,12 @@ func resultFor(res ctrl.Result, err error) (ctrl.Result, error) {
 	return ctrl.Result{}, err
 }
 
+// isTerminal reports whether err is a failure only the user can fix (see terminal).
+func isTerminal(err error) bool {
+	var se *stepError
+	return errors.As(err, &se) && se.Terminal
+}
+
 // terminal is a failure only the user can fix, with the condition reason it shows.
 func terminal(reason string, err error) error {
 	return &stepError{Reason: reason, Terminal: true, Err: err}

@@ -380,7 +380,8 @@ func (r *PackageVariantReconciler) reconcileOwnership(ctx context.Context, s *va
 }
 
 // waitForDraftsUnderWay makes the variant wait (WaitingForDraft) while one of its PackageDrafts
-// has not produced its revision yet (pending), produced one it cannot claim yet (Git has not
+// has not produced its revision yet (pending, or failing in a way retried: only a Stalled one is
+// done with), produced one it cannot claim yet (Git has not
 // confirmed it: no kpo.dev/draft label), or produced one that the cache does not list yet (read
 // again from the API server). Such a PackageDraft may carry an older request than the
 // next one (the upstream or the customisations moved meanwhile): another PackageDraft now
@@ -393,7 +394,7 @@ func (r *PackageVariantReconciler) waitForDraftsUnderWay(ctx context.Context, s 
 	for _, d := range drafts {
 		if d.Status.PackageRevision != "" {
 			produced[d.Status.PackageRevision] = d.Name
-		} else if c := readyCondition(d.Status.Conditions); c == nil || c.Status != metav1.ConditionFalse {
+		} else if !draftStalled(&d) {
 			s.wait(kpov1.WaitingForDraftReason, "waiting for PackageDraft %s", d.Name)
 			return nil
 		}
@@ -651,11 +652,23 @@ func (r *PackageVariantReconciler) ensureDraft(ctx context.Context, s *variantSc
 	if !metav1.IsControlledBy(d, pv) {
 		return terminal(kpov1.DuplicateWorkspaceReason, fmt.Errorf("PackageDraft %s exists and is not this PackageVariant's: delete it", name))
 	}
-	if c := readyCondition(d.Status.Conditions); c != nil && c.Status == metav1.ConditionFalse && c.Reason != kpov1.ProgressingReason {
-		return terminal(c.Reason, fmt.Errorf("PackageDraft %s: %s", name, c.Message))
+	c := readyCondition(d.Status.Conditions)
+	switch {
+	case draftStalled(d):
+		stalled := meta.FindStatusCondition(d.Status.Conditions, kpov1.StalledCondition)
+		return terminal(stalled.Reason, fmt.Errorf("PackageDraft %s: %s", name, stalled.Message))
+	case c != nil && c.Status == metav1.ConditionFalse && c.Reason != kpov1.ProgressingReason:
+		s.wait(kpov1.WaitingForDraftReason, "waiting for PackageDraft %s, which retries: %s", name, c.Message)
+	default:
+		s.wait(kpov1.WaitingForDraftReason, "waiting for PackageDraft %s", name)
 	}
-	s.wait(kpov1.WaitingForDraftReason, "waiting for PackageDraft %s", name)
 	return nil
+}
+
+// draftStalled reports whether a PackageDraft is done with: refused until the user changes
+// something (its Stalled condition; see setDraftReady). A failing one without it retries.
+func draftStalled(d *kpov1.PackageDraft) bool {
+	return meta.IsStatusConditionTrue(d.Status.Conditions, kpov1.StalledCondition)
 }
 
 // customizationChanges reports whether the variant's customisations would change a published

@@ -126,6 +126,32 @@ func TestPackageVariant_upstreamMovesWhileDraftPending_waitsForItsPackageDraft(t
 	})
 }
 
+// A variant whose pending clone PackageDraft fails in a way it retries (Ready=False, a Git
+// error, not Stalled) waits for it as for any draft under way; once the PackageDraft is refused
+// for good (Stalled) the variant is done with it and asks again for the upstream it now follows.
+func TestPackageVariant_upstreamMovesWhileDraftRetries_waitsUntilItIsRefusedForGood(t *testing.T) {
+	g := NewWithT(t)
+	scheme := stepScheme(t)
+	f := newVariantStepFixture(t)
+	d := f.cloneDraft(t, scheme, "")
+	d.Status.Conditions = []metav1.Condition{{Type: kpov1.ReadyCondition, Status: metav1.ConditionFalse,
+		Reason: kpov1.GitErrorReason, Message: "pushing the draft branch: connection refused"}}
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(append(f.objects, d)...).WithStatusSubresource(d).Build()
+
+	s, err := f.runSteps(c, c)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(s.waiting).To(Equal(kpov1.WaitingForDraftReason), s.waitingMessage)
+	g.Expect(s.waitingMessage).To(ContainSubstring(d.Name))
+	g.Expect(packageDraftNames(t, c)).To(ConsistOf(d.Name), "no second PackageDraft while the first retries")
+
+	setDraftReady(d, nil, terminal(kpov1.DuplicateWorkspaceReason, errors.New("workspace packagevariant-1 is taken")))
+	g.Expect(c.Status().Update(context.Background(), d)).To(Succeed())
+	s, err = f.runSteps(c, c)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(s.waiting).To(Equal(kpov1.WaitingForDraftReason), s.waitingMessage)
+	g.Expect(packageDraftNames(t, c)).To(HaveLen(2), "a PackageDraft for the upstream the variant follows now")
+}
+
 // A variant whose clone PackageDraft produced a revision the cache does not list yet waits for
 // it to be listed (the API server has it) rather than cloning again.
 func TestPackageVariant_producedRevisionNotCachedYet_waitsForIt(t *testing.T) {
