@@ -186,7 +186,7 @@ func draftRequest(s *revisionScope, key, reason, only string) (string, map[strin
 // commitResolution sets the chosen values, renders, commits and writes the content back.
 func (r *PackageRevisionReconciler) commitResolution(ctx context.Context, src *git.Repo, s *revisionScope, st conflicts.State,
 	choices map[string]string, files map[string][]byte, path, ref string) error {
-	pr, repo, cm := s.pr, s.repo, s.cm
+	pr, repo := s.pr, s.repo
 	files = maps.Clone(files)
 	for _, rec := range st.Records {
 		how, chosen := choices[rec.ID]
@@ -202,11 +202,7 @@ func (r *PackageRevisionReconciler) commitResolution(ctx context.Context, src *g
 			return terminal(kpov1.InvalidConflictResolutionReason, fmt.Errorf("conflict %s: %w", rec.ID, err))
 		}
 	}
-	rendered, err := prepareContent(ctx, r.render, files, pr.Annotations[kpov1.PushOnRenderFailureAnnotation] == "true",
-		fmt.Sprintf("conflicts not resolved, the draft keeps commit %s", shortHash(pr.Status.Commit)))
-	if rendered.reason != "" {
-		s.rendered = &rendered
-	}
+	rendered, err := r.renderForCommit(ctx, s, files, "conflicts not resolved")
 	if err != nil {
 		return err
 	}
@@ -217,15 +213,8 @@ func (r *PackageRevisionReconciler) commitResolution(ctx context.Context, src *g
 	nc := editCommit(repo, pr, editors)
 	nc.Message = commitMessage("Resolve conflicts of "+pr.Spec.PackageName+"\n\n"+strings.TrimSuffix(conflicts.ResolvedTrailers(choices), "\n"),
 		pr.Spec.PackageName, pr.Spec.WorkspaceName, 0, "edit", "")
-	nc.Dir, nc.Files, nc.AllowEmpty = path, rendered.files, true
-	committed, err := commitEdit(ctx, src, ref, nc)
-	if err != nil {
-		return fmt.Errorf("committing the resolution: %w", err)
-	}
-	if err := r.writeBack(ctx, cm, rendered.files, committed); err != nil {
-		return err
-	}
-	return syncPackage(ctx, r.Client, r.git.apiReader, repo, src, pr.Spec.PackageName)
+	nc.Dir, nc.Files, nc.AllowEmpty = path, rendered, true
+	return r.commitToDraft(ctx, src, s, ref, nc, "the resolution")
 }
 
 // forgetResolution removes the applied annotation, unless the user changed it meanwhile.

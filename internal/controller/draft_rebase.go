@@ -97,11 +97,7 @@ func (r *PackageRevisionReconciler) rebase(ctx context.Context, s *revisionScope
 	if err != nil {
 		return false, err
 	}
-	rendered, err := prepareContent(ctx, r.render, merged, pr.Annotations[kpov1.PushOnRenderFailureAnnotation] == "true",
-		fmt.Sprintf("not rebased, the draft keeps commit %s", shortHash(pr.Status.Commit)))
-	if rendered.reason != "" {
-		s.rendered = &rendered
-	}
+	rendered, err := r.renderForCommit(ctx, s, merged, "not rebased")
 	if err != nil {
 		return false, err
 	}
@@ -109,15 +105,8 @@ func (r *PackageRevisionReconciler) rebase(ctx context.Context, s *revisionScope
 	summary := fmt.Sprintf("Rebase %s onto %s\n\n%s%s\n%s", pr.Spec.PackageName, onto, rebaseTrailer, onto,
 		strings.TrimSuffix(conflicts.Trailers(b.conflicts), "\n"))
 	nc.Message = commitMessage(summary, pr.Spec.PackageName, pr.Spec.WorkspaceName, 0, "edit", "")
-	nc.Dir, nc.Files, nc.AllowEmpty = path, rendered.files, true
-	committed, err := commitEdit(ctx, src, ref, nc)
-	if err != nil {
-		return false, fmt.Errorf("committing the rebase: %w", err)
-	}
-	if err := r.writeBack(ctx, s.cm, rendered.files, committed); err != nil {
-		return false, err
-	}
-	return true, syncPackage(ctx, r.Client, r.git.apiReader, repo, src, pr.Spec.PackageName)
+	nc.Dir, nc.Files, nc.AllowEmpty = path, rendered, true
+	return true, r.commitToDraft(ctx, src, s, ref, nc, "the rebase")
 }
 
 // forgetAnnotations removes a carried-out request annotation (and the others named), unless

@@ -240,11 +240,7 @@ func (r *PackageRevisionReconciler) reconcileContent(ctx context.Context, s *rev
 		}
 		return nil
 	}
-	rendered, err := prepareContent(ctx, r.render, files, pr.Annotations[kpov1.PushOnRenderFailureAnnotation] == "true",
-		fmt.Sprintf("content not committed, the draft keeps commit %s", shortHash(pr.Status.Commit)))
-	if rendered.reason != "" {
-		s.rendered = &rendered
-	}
+	rendered, err := r.renderForCommit(ctx, s, files, "content not committed")
 	if err != nil {
 		return err
 	}
@@ -256,8 +252,8 @@ func (r *PackageRevisionReconciler) reconcileContent(ctx context.Context, s *rev
 	}
 	path := discovery.PackagePath(repo.Spec.Git.Directory, pr.Spec.PackageName)
 	nc := editCommit(repo, pr, editorsOf(cm))
-	nc.Dir, nc.Files = path, rendered.files
-	resolved, err := resolvedByEdit(src, pr, path, rendered.files)
+	nc.Dir, nc.Files = path, rendered
+	resolved, err := resolvedByEdit(src, pr, path, rendered)
 	if err != nil {
 		return err
 	}
@@ -265,14 +261,34 @@ func (r *PackageRevisionReconciler) reconcileContent(ctx context.Context, s *rev
 		// The edit changes conflicting fields: it resolves them, in the same commit.
 		nc.Message = strings.Replace(nc.Message, "\n\n", "\n\n"+resolved, 1)
 	}
-	committed, err := commitEdit(ctx, src, git.DraftRef(path, pr.Spec.WorkspaceName), nc)
-	if err != nil {
-		return fmt.Errorf("committing content: %w", err)
+	return r.commitToDraft(ctx, src, s, git.DraftRef(path, pr.Spec.WorkspaceName), nc, "content")
+}
+
+// renderForCommit renders files that are to be committed to the Draft s holds, and returns what
+// to commit. What the render says goes into s (the Rendered condition); a failed render is an
+// error unless the Draft asks to push on render failure, and notDone says what was not done.
+func (r *PackageRevisionReconciler) renderForCommit(ctx context.Context, s *revisionScope, files map[string][]byte, notDone string) (map[string][]byte, error) {
+	pr := s.pr
+	rendered, err := prepareContent(ctx, r.render, files, pr.Annotations[kpov1.PushOnRenderFailureAnnotation] == "true",
+		fmt.Sprintf("%s, the draft keeps commit %s", notDone, shortHash(pr.Status.Commit)))
+	if rendered.reason != "" {
+		s.rendered = &rendered
 	}
-	if err := r.writeBack(ctx, cm, rendered.files, committed); err != nil {
+	return rendered.files, err
+}
+
+// commitToDraft commits nc (its files written to its directory) on top of the Draft's branch
+// ref, writes the committed files back to the content ConfigMap, and reads the package again
+// from Git. what names the change in the error.
+func (r *PackageRevisionReconciler) commitToDraft(ctx context.Context, src *git.Repo, s *revisionScope, ref string, nc git.NewCommit, what string) error {
+	committed, err := commitEdit(ctx, src, ref, nc)
+	if err != nil {
+		return fmt.Errorf("committing %s: %w", what, err)
+	}
+	if err := r.writeBack(ctx, s.cm, nc.Files, committed); err != nil {
 		return err
 	}
-	return syncPackage(ctx, r.Client, r.git.apiReader, repo, src, pr.Spec.PackageName)
+	return syncPackage(ctx, r.Client, r.git.apiReader, s.repo, src, s.pr.Spec.PackageName)
 }
 
 // commitEdit commits nc on top of draft branch ref and moves the branch to it, and returns the
