@@ -906,6 +906,9 @@ func missingGates(pr *kpov1.PackageRevision) []string {
 	return out
 }
 
+// approvalWaitRetry bounds the wait of a variant being deleted for the approval of its proposal.
+const approvalWaitRetry = 30 * time.Second
+
 // reconcileDelete applies the deletion policy to the variant's revisions, then lets it go.
 // delete: drafts and proposals are deleted (their branches go with them), published revisions
 // are proposed for deletion (an approver deletes them, as Porch does); a proposal being
@@ -951,7 +954,9 @@ func (r *PackageVariantReconciler) reconcileDelete(ctx context.Context, pv *kpov
 			delete(pr.Labels, kpov1.PackageVariantLabel)
 			err = r.Patch(ctx, pr, patch)
 		case pr.Status.Lifecycle == kpov1.LifecycleProposed && pr.Spec.Lifecycle == kpov1.LifecyclePublished && refusedTransition(pr) == nil:
-			return &stepError{Reason: kpov1.ProgressingReason, RetryAfter: time.Second,
+			// The revision's own changes wake the variant (it is watched): the retry only
+			// bounds the wait, which may be long (a readiness gate an outside check sets).
+			return &stepError{Reason: kpov1.ProgressingReason, RetryAfter: approvalWaitRetry,
 				Err: fmt.Errorf("waiting for the approval of %s before proposing its deletion", pr.Name)}
 		case pr.Status.Lifecycle == kpov1.LifecycleDraft || pr.Status.Lifecycle == kpov1.LifecycleProposed:
 			err = r.Delete(ctx, pr)
