@@ -117,7 +117,7 @@ func TestFlux_podsDeployPublishedRevisionsAndStatusFollows(t *testing.T) {
 		"configmap.yaml":      appConfigMap("hello-from-v1"),
 		"serviceaccount.yaml": "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: my-app\n  namespace: " + fluxAppNamespace + "\n",
 	})
-	waitTag(g, gitRepo, "v1")
+	waitTag(g, gitRepo, fluxPackage, "v1")
 
 	// The README's Flux objects, on this node's Git server and with its credentials.
 	secret := kpotest.LoadObject(t, "../testdata/flux-secret.yaml")
@@ -170,7 +170,7 @@ func TestFlux_podsDeployPublishedRevisionsAndStatusFollows(t *testing.T) {
 		"configmap.yaml":      appConfigMap("hello-from-v2"),
 		"serviceaccount.yaml": "",
 	})
-	waitTag(g, gitRepo, "v2")
+	waitTag(g, gitRepo, fluxPackage, "v2")
 	// Published is not deployed: the GitRepository is still pinned to v1.
 	waitDeployedBy(t, ns, map[string]string{v1: "my-app-ns/v1", v2: ""})
 	kpotest.MergePatch(g, k8sClient, source, `{"spec":{"ref":{"tag":"my-app-ns/v2"}}}`)
@@ -207,10 +207,10 @@ func appConfigMap(greeting string) string {
 		"\ndata:\n  greeting: " + greeting + "\n"
 }
 
-// waitTag waits for kpo's tag of revision v of the package.
-func waitTag(g Gomega, repo *gitserver.Repo, v string) {
+// waitTag waits for kpo's tag of revision v of package pkg.
+func waitTag(g Gomega, repo *gitserver.Repo, pkg, v string) {
 	g.Eventually(func() error {
-		_, err := repo.RefHash("refs/tags/" + fluxPackage + "/" + v)
+		_, err := repo.RefHash("refs/tags/" + pkg + "/" + v)
 		return err
 	}, timeout, interval).Should(Succeed())
 }

@@ -38,7 +38,10 @@ type draftFixture struct {
 	git              *gitserver.Repo
 }
 
-func (f *draftFixture) draftBranch() string { return "refs/heads/drafts/" + f.pkg + "/" + f.ws }
+func (f *draftFixture) draftBranch() string { return draftRef(f.pkg, f.ws) }
+
+// draftRef is the branch kpo keeps the draft of package pkg in workspace ws on.
+func draftRef(pkg, ws string) string { return "refs/heads/drafts/" + pkg + "/" + ws }
 
 // newDraftFixture creates the namespace, Git server, Repository and draft; all go when the
 // test ends (the namespace first, so kpo stops rendering the draft).
@@ -99,6 +102,47 @@ func newRepoFixture(t *testing.T, nsPrefix string) *repoFixture {
 		Spec:       kpov1.RepositorySpec{Git: kpov1.GitRepository{Repo: srv.RepoURL("catalog"), SecretRef: &kpov1.LocalReference{Name: "git-credentials"}}},
 	})).To(Succeed())
 	return &repoFixture{ns: ns, git: repo}
+}
+
+// samplesFixture is gitserver.SeedSamples' repositories (blueprints, with basens v1
+// published, and the deployment repository deployments) on a Git server of their own,
+// registered with kpoctl by alice in a namespace of their own.
+type samplesFixture struct {
+	ns          string
+	deployments *gitserver.Repo
+	// alice (kpo-author, kpo-repository-admin) and bob (kpo-approver) are kubeconfigs.
+	alice, bob string
+}
+
+// newSamplesFixture returns once blueprints.basens.v1 is listed; everything goes when the
+// test ends.
+func newSamplesFixture(t *testing.T, nsPrefix string) *samplesFixture {
+	t.Helper()
+	g := NewWithT(t)
+	srv, err := startGitServer(t)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(gitserver.SeedSamples(srv)).To(Succeed())
+	deployments, err := srv.OpenRepo("deployments")
+	g.Expect(err).NotTo(HaveOccurred())
+	ns := newNamespace(t, nsPrefix)
+	f := &samplesFixture{ns: ns, deployments: deployments,
+		alice: newUser(t, "alice", ns, "kpo-author", "kpo-repository-admin"), bob: newUser(t, "bob", ns, "kpo-approver")}
+	f.kpoctl(t, f.alice, "repo", "reg", srv.RepoURL("blueprints"), "--repo-basic-username", gitUser, "--repo-basic-password", gitPassword)
+	f.kpoctl(t, f.alice, "repo", "reg", srv.RepoURL("deployments"), "--deployment", "--repo-basic-username", gitUser, "--repo-basic-password", gitPassword)
+	g.Eventually(func() string {
+		out, _ := runKpoctl(t, ns, f.alice, "rpkg", "get")
+		return out
+	}, timeout, interval).Should(ContainSubstring("blueprints.basens.v1"))
+	return f
+}
+
+// kpoctl runs kpoctl in the fixture's namespace as the user of kubeconfig, fails the test when
+// it fails, and returns its output.
+func (f *samplesFixture) kpoctl(t *testing.T, kubeconfig string, args ...string) string {
+	t.Helper()
+	out, err := runKpoctl(t, f.ns, kubeconfig, args...)
+	NewWithT(t).Expect(err).NotTo(HaveOccurred(), out)
+	return out
 }
 
 // createGitRepo creates repository name on srv with a first commit on main.

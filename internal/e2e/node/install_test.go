@@ -30,7 +30,6 @@ import (
 
 	kpov1 "kpo.dev/kpo/api/v1alpha1"
 	"kpo.dev/kpo/internal/controller"
-	"kpo.dev/kpo/internal/gitserver"
 	"kpo.dev/kpo/internal/testenv"
 )
 
@@ -98,34 +97,15 @@ func TestInstalled_managerPodRunsAsInstalled(t *testing.T) {
 func TestInstalled_tourAsAuthorAndApprover(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
-	srv, err := startGitServer(t)
-	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(gitserver.SeedSamples(srv)).To(Succeed())
-	deployments, err := srv.OpenRepo("deployments")
-	g.Expect(err).NotTo(HaveOccurred())
-
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "kpo-tour-"}}
-	g.Expect(k8sClient.Create(ctx, ns)).To(Succeed())
-	t.Cleanup(func() { _ = k8sClient.Delete(context.Background(), ns) })
-	alice := newUser(t, "alice", ns.Name, "kpo-author", "kpo-repository-admin")
-	bob := newUser(t, "bob", ns.Name, "kpo-approver")
-
+	f := newSamplesFixture(t, "kpo-tour-")
+	ns, alice, bob, deployments := f.ns, f.alice, f.bob, f.deployments
 	kpoctl := func(kubeconfig string, args ...string) (string, error) {
-		return runKpoctl(t, ns.Name, kubeconfig, args...)
+		return runKpoctl(t, ns, kubeconfig, args...)
 	}
-	must := func(kubeconfig string, args ...string) string {
+	must := func(kubeconfig string, args ...string) {
 		t.Helper()
-		out, err := kpoctl(kubeconfig, args...)
-		g.Expect(err).NotTo(HaveOccurred(), out)
-		return out
+		f.kpoctl(t, kubeconfig, args...)
 	}
-
-	must(alice, "repo", "reg", srv.RepoURL("blueprints"), "--repo-basic-username", gitUser, "--repo-basic-password", gitPassword)
-	must(alice, "repo", "reg", srv.RepoURL("deployments"), "--deployment", "--repo-basic-username", gitUser, "--repo-basic-password", gitPassword)
-	g.Eventually(func() string {
-		out, _ := kpoctl(alice, "rpkg", "get")
-		return out
-	}, timeout, interval).Should(ContainSubstring("blueprints.basens.v1"))
 
 	must(alice, "rpkg", "clone", "blueprints.basens.v1", "my-app", "--repository", "deployments", "--workspace", "first")
 	dir := filepath.Join(t.TempDir(), "my-app")
@@ -167,7 +147,7 @@ func TestInstalled_tourAsAuthorAndApprover(t *testing.T) {
 	g.Expect(app).To(ContainSubstring("tour/starlark: sandboxed"), "starlark ran, in the manager's /kpo-fn sandbox")
 	g.Eventually(func(g Gomega) {
 		pr := &kpov1.PackageRevision{}
-		g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: "deployments.my-app.first"}, pr)).To(Succeed())
+		g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "deployments.my-app.first"}, pr)).To(Succeed())
 		g.Expect(pr.Status.Revision).To(Equal(1))
 		g.Expect(pr.Status.PublishedBy).To(Equal("bob"))
 	}, timeout, interval).Should(Succeed())
