@@ -271,7 +271,13 @@ func (w *worker) next() op {
 		}
 		if del := w.deletable(p); len(del) > 0 {
 			r := del[w.rng.IntN(len(del))]
-			add(op{kind: "propose-delete", weight: 2, rev: r, run: func(ctx context.Context) error { return w.proposeDeletion(ctx, r) }})
+			add(op{kind: "propose-delete", weight: 2, rev: r, run: func(ctx context.Context) error { return w.proposeDeletion(ctx, r, true) }})
+			add(op{kind: "propose+delete", weight: 1, rev: r, run: func(ctx context.Context) error {
+				if err := w.proposeDeletion(ctx, r, false); err != nil {
+					return err
+				}
+				return w.deleteRevision(ctx, r, "approve-delete-at-once")
+			}})
 		}
 	}
 	w.variantOps(add)
@@ -507,13 +513,14 @@ func (w *worker) approve(ctx context.Context, r *revision) error {
 
 // proposeDeletion proposes a published revision for deletion as `kpoctl rpkg propose-delete`
 // does: once the manager carried out the approval (a move is refused while spec and status
-// differ), then waiting until the manager carried out the proposal too.
-func (w *worker) proposeDeletion(ctx context.Context, r *revision) error {
+// differ), then, with settle, waiting until the manager carried out the proposal too. Without
+// it (--wait=false), an approver's deletion that follows at once may reach the manager first.
+func (w *worker) proposeDeletion(ctx context.Context, r *revision, settle bool) error {
 	if err := w.waitSettled(ctx, r, kpov1.LifecyclePublished); err != nil {
 		return err
 	}
 	r.pkg.deletions = true
-	if err := w.setLifecycle(ctx, r, kpov1.LifecycleDeletionProposed); err != nil {
+	if err := w.setLifecycle(ctx, r, kpov1.LifecycleDeletionProposed); err != nil || !settle {
 		return err
 	}
 	return w.waitSettled(ctx, r, kpov1.LifecycleDeletionProposed)
