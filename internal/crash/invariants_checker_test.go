@@ -81,7 +81,7 @@ func newCheckerFixture(t *testing.T) *checkerFixture {
 		{pkg: f.pkg, workspace: "r3", name: "alpha.p.r3", draft: "p-r3", lifecycle: kpov1.LifecycleDraft,
 			deleted: true, draftDeleted: true, deletedUID: "uid-r3", deletedObject: "uid uid-r3"},
 	}
-	q := &pkgModel{repo: "alpha", name: "q", nextWS: 2, deletions: true}
+	q := &pkgModel{repo: "alpha", name: "q", nextWS: 2, deletable: true}
 	q.revs = []*revision{
 		{pkg: q, workspace: "r1", name: "alpha.q.r1", draft: "q-r1", lifecycle: kpov1.LifecycleDeletionProposed, markers: []string{"n1"},
 			deleted: true, draftDeleted: true, deletedUID: "uid-q-r1", deletedObject: "uid uid-q-r1", number: 1, commit: f.q1},

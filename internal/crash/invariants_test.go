@@ -759,7 +759,7 @@ func (k *checker) revisionOf(repo, pkg, ws string) *revision {
 }
 
 // deletedVariantPackage tells whether repo/pkg is the downstream package of a variant the
-// test deleted with deletionPolicy delete: the only packages with deletions proposed.
+// test deleted with deletionPolicy delete: the only downstream packages with deletions proposed.
 func (k *checker) deletedVariantPackage(repo, pkg string) bool {
 	for _, w := range k.workers {
 		for _, v := range w.variants {

@@ -97,11 +97,11 @@ type pkgModel struct {
 	repo, name string
 	revs       []*revision
 	nextWS     int
-	// deletions: the test proposed a revision of the package for deletion. Variants never
-	// follow such a package, nor is one proposed for deletion while a variant follows it: a
-	// variant follows the newest revision, so deleting that one would make its downstream
+	// deletable: the worker proposes deletions of the package's published revisions (one
+	// package in three, so that most keep all theirs). Variants never follow such a package:
+	// a variant follows the newest revision, and deleting that one would make its downstream
 	// follow an older one, which the checks do not model.
-	deletions bool
+	deletable bool
 }
 
 // retired packages get no new revisions.
@@ -269,7 +269,7 @@ func (w *worker) next() op {
 			r := pub[w.rng.IntN(len(pub))]
 			add(op{kind: "request-content", weight: 1, rev: r, run: func(ctx context.Context) error { return w.requestContent(ctx, r) }})
 		}
-		if del := w.deletable(p); len(del) > 0 {
+		if del := deletable(p); len(del) > 0 {
 			r := del[w.rng.IntN(len(del))]
 			add(op{kind: "propose-delete", weight: 2, rev: r, run: func(ctx context.Context) error { return w.proposeDeletion(ctx, r, true) }})
 			add(op{kind: "propose+delete", weight: 1, rev: r, run: func(ctx context.Context) error {
@@ -310,18 +310,15 @@ func usable(revs []*revision) []*revision {
 	return out
 }
 
-// deletable are the published revisions of p the worker may propose for deletion: not those of
-// a package a live variant follows, and never p's newest published one, which copies start from
-// (so a package always keeps a revision).
-func (w *worker) deletable(p *pkgModel) []*revision {
-	if slices.ContainsFunc(w.liveVariants(), func(v *variantModel) bool { return v.upstream == p }) {
-		return nil
-	}
+// deletable are the published revisions of p the worker may propose for deletion: only in a
+// deletable package, and never its two newest published ones (copies start from the newest),
+// so that the package keeps revisions.
+func deletable(p *pkgModel) []*revision {
 	pub := p.published()
-	if len(pub) < 2 {
+	if !p.deletable || len(pub) <= 2 {
 		return nil
 	}
-	return usable(pub[:len(pub)-1])
+	return usable(pub[:len(pub)-2])
 }
 
 // newRevision adds a revision with the next workspace to p.
@@ -337,7 +334,8 @@ func (w *worker) newRevision(p *pkgModel) *revision {
 
 // initPackage creates a new package with an init PackageDraft.
 func (w *worker) initPackage(ctx context.Context) error {
-	p := &pkgModel{repo: w.tr.repos[w.rng.IntN(len(w.tr.repos))], name: fmt.Sprintf("w%dp%d", w.id, len(w.pkgs)+1)}
+	p := &pkgModel{repo: w.tr.repos[w.rng.IntN(len(w.tr.repos))], name: fmt.Sprintf("w%dp%d", w.id, len(w.pkgs)+1),
+		deletable: w.rng.IntN(3) == 0}
 	w.pkgs = append(w.pkgs, p)
 	r := w.newRevision(p)
 	return w.createDraft(ctx, r, "init", kpov1.PackageDraftSource{Init: &kpov1.InitSource{Description: "crash test package " + p.name}})
@@ -519,7 +517,6 @@ func (w *worker) proposeDeletion(ctx context.Context, r *revision, settle bool) 
 	if err := w.waitSettled(ctx, r, kpov1.LifecyclePublished); err != nil {
 		return err
 	}
-	r.pkg.deletions = true
 	if err := w.setLifecycle(ctx, r, kpov1.LifecycleDeletionProposed); err != nil || !settle {
 		return err
 	}
