@@ -594,9 +594,10 @@ func checkApproval(src *git.Repo, repo *kpov1.Repository, pr *kpov1.PackageRevis
 }
 
 // reconcileDelete removes a deleted revision's refs from Git — the branch of a draft or a
-// proposal; the tag and branch of a revision proposed for deletion — and its ConfigMap, then
-// releases the finalizer. When the Repository is gone or being deleted, Git is left alone.
-// Published revisions are never deleted from Git here (the admission policy refuses it).
+// proposal; the tag and branch of a revision proposed for deletion, carried out or only in
+// its spec — and its ConfigMap, then releases the finalizer. When the Repository is gone or
+// being deleted, Git is left alone. Published revisions not proposed for deletion are never
+// deleted from Git here (the admission policy refuses it).
 func (r *PackageRevisionReconciler) reconcileDelete(ctx context.Context, pr *kpov1.PackageRevision, repo *kpov1.Repository) error {
 	if !controllerutil.ContainsFinalizer(pr, kpov1.PackageRevisionFinalizer) {
 		return nil
@@ -617,8 +618,14 @@ func (r *PackageRevisionReconciler) reconcileDelete(ctx context.Context, pr *kpo
 func (r *PackageRevisionReconciler) deleteFromGit(ctx context.Context, pr *kpov1.PackageRevision, repo *kpov1.Repository) error {
 	path := discovery.PackagePath(repo.Spec.Git.Directory, pr.Spec.PackageName)
 	lifecycle := pr.Status.Lifecycle
-	if lifecycle == "" { // deleted before its status was first written: what Git held at creation
+	switch {
+	case lifecycle == "": // deleted before its status was first written: what Git held at creation
 		lifecycle = pr.Spec.Lifecycle
+	case lifecycle == kpov1.LifecyclePublished && pr.Spec.Lifecycle == kpov1.LifecycleDeletionProposed && pr.Status.Revision > 0:
+		// The deletion guard reads the spec: an approver may delete a revision proposed for
+		// deletion before the proposal was carried out (`kubectl patch` then `kubectl delete`).
+		// Its tag goes all the same, or the next sync would bring the revision back.
+		lifecycle = kpov1.LifecycleDeletionProposed
 	}
 	var refs []string
 	switch lifecycle {

@@ -112,11 +112,13 @@ func loadConfig() (crashConfig, error) {
 
 // TestCrash_managerKilledDuringLifecycleTraffic_convergesConsistently runs the manager binary,
 // SIGKILLs it at random points while workers create drafts, edit, propose, reject, approve and
-// delete, and create, upgrade, re-customise and delete PackageVariants, restarts it a last
-// time, and checks that it converges to a state where every invariant holds: consecutive tags
-// without gaps or duplicates, one tag per accepted approval, no orphaned branch or
-// PackageRevision, every accepted edit in Git, everything Ready, every variant's downstream
-// following its upstream, nothing left of a deleted variant.
+// delete, propose published revisions for deletion and approve or withdraw that, and create,
+// upgrade, re-customise and delete PackageVariants, restarts it a last time, and checks that it
+// converges to a state where every invariant holds: consecutive tags without gaps (but approved
+// deletions) or duplicates, one tag per accepted approval, each where it was published, nothing
+// left of an approved deletion, no orphaned branch or PackageRevision, every accepted edit in
+// Git, everything Ready, every variant's downstream following its upstream, nothing left of a
+// deleted variant.
 func TestCrash_managerKilledDuringLifecycleTraffic_convergesConsistently(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the crash test runs the manager for a minute or more; -short skips it")
@@ -344,7 +346,7 @@ func summary(cfg crashConfig, tr *traffic, k *checker, setup, trafficTime, conve
 		kinds = append(kinds, fmt.Sprintf("%s %d", kind, n))
 	}
 	sort.Strings(kinds)
-	var pkgs, revs, published, open, deleted, edits, stuck int
+	var pkgs, revs, published, open, deleted, deletedPub, edits, stuck int
 	for _, w := range tr.workers {
 		for _, p := range w.pkgs {
 			pkgs++
@@ -355,6 +357,9 @@ func summary(cfg crashConfig, tr *traffic, k *checker, setup, trafficTime, conve
 				revs++
 				edits += len(r.markers)
 				switch {
+				case deletedPublished(r):
+					deleted++
+					deletedPub++
 				case r.deleted:
 					deleted++
 				case r.lifecycle == kpov1.LifecyclePublished:
@@ -377,8 +382,8 @@ func summary(cfg crashConfig, tr *traffic, k *checker, setup, trafficTime, conve
 	fmt.Fprintf(&b, "  setup %s; traffic %s: %d accepted operations (%s)\n", setup.Round(time.Second),
 		trafficTime.Round(time.Second), tr.ops.Load(), strings.Join(kinds, ", "))
 	fmt.Fprintf(&b, "  manager SIGKILLed %d times, started %d times (the last restart after the traffic); %s\n", kills, starts, outcome)
-	fmt.Fprintf(&b, "  %d packages, %d revisions: %d published, %d draft or proposed, %d deleted; %d accepted edits; revisions given up during traffic: %d\n",
-		pkgs, revs, published, open, deleted, edits, stuck)
+	fmt.Fprintf(&b, "  %d packages, %d revisions: %d published, %d draft, proposed or proposed for deletion, %d deleted (%d of them published, their deletion approved); %d accepted edits; revisions given up during traffic: %d\n",
+		pkgs, revs, published, open, deleted, deletedPub, edits, stuck)
 	var variants, deletedVariants, bumps int
 	for _, w := range tr.workers {
 		variants += len(w.variants)

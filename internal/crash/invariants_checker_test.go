@@ -23,12 +23,15 @@ import (
 // with r1 published as v1 (marker m1), r2 a draft (marker m2), and r3 deleted by the test;
 // PackageVariant wv of p, whose downstream package pv has packagevariant-1 published as v1,
 // based on p v1; PackageVariants wd (deletionPolicy delete, downstream pd) and wo (orphan,
-// downstream po), deleted by the test, with nothing left.
+// downstream po), deleted by the test, with nothing left; package q with r1, published as v1,
+// then proposed for deletion and deleted (its tag gone: a gap), and r2 published as v2.
 type checkerFixture struct {
 	repo    *gitserver.Repo
 	objects map[string]client.Object // by kind/name
 	worker  *worker
 	pkg     *pkgModel
+	// q1 and q2 are the commits q's revisions were published at.
+	q1, q2 string
 }
 
 func newCheckerFixture(t *testing.T) *checkerFixture {
@@ -56,16 +59,36 @@ func newCheckerFixture(t *testing.T) *checkerFixture {
 	})
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(repo.Tag("pv/v1", dv1)).To(Succeed())
-
 	f := &checkerFixture{repo: repo, objects: map[string]client.Object{}}
+	qKptfile := strings.ReplaceAll(kptfile, "name: p", "name: q")
+	f.q1, err = repo.Commit("main", gitserver.Change{
+		Files:   map[string]string{"q/Kptfile": qKptfile, "q/" + markersFile: "n1\n"},
+		Message: "Approve q v1\n\n" + git.KptCommit{Package: "q", WorkspaceName: "r1", Revision: 1}.Line() + "\n",
+	})
+	g.Expect(err).NotTo(HaveOccurred())
+	f.q2, err = repo.Commit("main", gitserver.Change{
+		Files:   map[string]string{"q/" + markersFile: "n1\nn2\n"},
+		Message: "Approve q v2\n\n" + git.KptCommit{Package: "q", WorkspaceName: "r2", Revision: 2}.Line() + "\n",
+	})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(repo.Tag("q/v2", f.q2)).To(Succeed())
+
 	f.pkg = &pkgModel{repo: "alpha", name: "p", nextWS: 3}
 	f.pkg.revs = []*revision{
-		{pkg: f.pkg, workspace: "r1", name: "alpha.p.r1", draft: "p-r1", lifecycle: kpov1.LifecyclePublished, markers: []string{"m1"}, uid: "uid-r1"},
+		{pkg: f.pkg, workspace: "r1", name: "alpha.p.r1", draft: "p-r1", lifecycle: kpov1.LifecyclePublished, markers: []string{"m1"}, uid: "uid-r1",
+			number: 1, commit: v1},
 		{pkg: f.pkg, workspace: "r2", name: "alpha.p.r2", draft: "p-r2", lifecycle: kpov1.LifecycleDraft, markers: []string{"m2"}, uid: "uid-r2"},
 		{pkg: f.pkg, workspace: "r3", name: "alpha.p.r3", draft: "p-r3", lifecycle: kpov1.LifecycleDraft,
 			deleted: true, draftDeleted: true, deletedUID: "uid-r3", deletedObject: "uid uid-r3"},
 	}
-	f.worker = &worker{pkgs: []*pkgModel{f.pkg}, variants: []*variantModel{
+	q := &pkgModel{repo: "alpha", name: "q", nextWS: 2, deletable: true}
+	q.revs = []*revision{
+		{pkg: q, workspace: "r1", name: "alpha.q.r1", draft: "q-r1", lifecycle: kpov1.LifecycleDeletionProposed, markers: []string{"n1"},
+			deleted: true, draftDeleted: true, deletedUID: "uid-q-r1", deletedObject: "uid uid-q-r1", number: 1, commit: f.q1},
+		{pkg: q, workspace: "r2", name: "alpha.q.r2", draft: "q-r2", lifecycle: kpov1.LifecyclePublished, markers: []string{"n2"},
+			number: 2, commit: f.q2},
+	}
+	f.worker = &worker{pkgs: []*pkgModel{f.pkg, q}, variants: []*variantModel{
 		{name: "wv", upstream: f.pkg, repo: "alpha", pkg: "pv", policy: kpov1.DeletionPolicyDelete, uid: "uid-wv", ready: true,
 			labels: map[string]string{variantLabel: "wv"}, annotations: map[string]string{variantGeneration: "1"}},
 		{name: "wd", upstream: f.pkg, repo: "alpha", pkg: "pd", policy: kpov1.DeletionPolicyDelete, uid: "uid-wd", ready: true, deleted: true},
@@ -78,19 +101,21 @@ func newCheckerFixture(t *testing.T) *checkerFixture {
 	}
 	f.add(&kpov1.Repository{ObjectMeta: objMeta("alpha"), Status: kpov1.RepositoryStatus{Conditions: ready}})
 	for _, pr := range []struct {
-		ws, commit string
-		lifecycle  kpov1.Lifecycle
-		revision   int
-		content    bool
+		pkg, ws, commit string
+		lifecycle       kpov1.Lifecycle
+		revision        int
+		content         bool
 	}{
-		{"r1", v1, kpov1.LifecyclePublished, 1, true}, // its content requested
-		{"r2", r2, kpov1.LifecycleDraft, 0, true},
-		{"main", v1, kpov1.LifecyclePublished, -1, false},
+		{"p", "r1", v1, kpov1.LifecyclePublished, 1, true}, // its content requested
+		{"p", "r2", r2, kpov1.LifecycleDraft, 0, true},
+		{"p", "main", v1, kpov1.LifecyclePublished, -1, false},
+		{"q", "r2", f.q2, kpov1.LifecyclePublished, 2, false},
+		{"q", "main", f.q2, kpov1.LifecyclePublished, -1, false},
 	} {
-		name := "alpha.p." + pr.ws
+		name := "alpha." + pr.pkg + "." + pr.ws
 		obj := &kpov1.PackageRevision{
 			ObjectMeta: objMeta(name),
-			Spec:       kpov1.PackageRevisionSpec{Repository: "alpha", PackageName: "p", WorkspaceName: pr.ws, Lifecycle: pr.lifecycle},
+			Spec:       kpov1.PackageRevisionSpec{Repository: "alpha", PackageName: pr.pkg, WorkspaceName: pr.ws, Lifecycle: pr.lifecycle},
 			Status:     kpov1.PackageRevisionStatus{Conditions: ready, Lifecycle: pr.lifecycle, Revision: pr.revision, Commit: pr.commit},
 		}
 		f.add(obj)
@@ -106,7 +131,7 @@ func newCheckerFixture(t *testing.T) *checkerFixture {
 		cm.Annotations = map[string]string{kpov1.ContentDigestAnnotation: content.Digest(files)}
 		f.add(cm)
 	}
-	for _, d := range []string{"p-r1", "p-r2"} {
+	for _, d := range []string{"p-r1", "p-r2", "q-r2"} {
 		f.add(&kpov1.PackageDraft{ObjectMeta: objMeta(d), Status: kpov1.PackageDraftStatus{Conditions: ready}})
 	}
 	f.add(&kpov1.PackageVariant{ObjectMeta: objMeta("wv"), Status: kpov1.PackageVariantStatus{Conditions: ready, ObservedGeneration: 1}})
@@ -179,7 +204,7 @@ func TestChecker_reportsEachInvariantOnItsObject(t *testing.T) {
 	}{
 		{"gap in tags", func(t *testing.T, f *checkerFixture) {
 			NewWithT(t).Expect(f.repo.Tag("p/v3", "p/v1")).To(Succeed())
-		}, `consecutive tags: repository alpha package p: tags v1,v3: want v1..v2 without gaps (v2 missing)`},
+		}, `consecutive tags: repository alpha package p: tags v1,v3: want v1..v3 without gaps but approved deletions (v2 missing)`},
 		{"two tags of one revision", func(t *testing.T, f *checkerFixture) {
 			NewWithT(t).Expect(f.repo.Tag("p/v2", "p/v1")).To(Succeed())
 		}, `no duplicate tags: repository alpha package p: v1 and v2 both publish workspace "r1"`},
@@ -270,6 +295,33 @@ func TestChecker_reportsEachInvariantOnItsObject(t *testing.T) {
 			f.add(&kpov1.PackageDraft{ObjectMeta: metav1.ObjectMeta{Name: "wd-clone-0123456789", Namespace: namespace},
 				Spec: kpov1.PackageDraftSpec{Repository: "alpha", PackageName: "pd", WorkspaceName: "packagevariant-1"}})
 		}, `nothing left of a deleted variant: PackageDraft wd-clone-0123456789: PackageVariant wd was deleted with deletionPolicy delete, but the PackageDraft is still there`},
+		{"approved deletion's tag left", func(t *testing.T, f *checkerFixture) {
+			NewWithT(t).Expect(f.repo.Tag("q/v1", f.q1)).To(Succeed())
+		}, `an approved deletion leaves nothing behind: repository alpha: tag q/v1 still publishes workspace "r1" of alpha.q.r1, whose deletion the test approved`},
+		{"approved deletion's branch left", func(t *testing.T, f *checkerFixture) {
+			NewWithT(t).Expect(f.repo.Branch("deletionProposed/q/v1", f.q1)).To(Succeed())
+		}, `an approved deletion leaves nothing behind: repository alpha: branch deletionProposed/q/v1 is left behind: the test approved the deletion of PackageRevision alpha.q.r1`},
+		{"approved deletion's content left", func(t *testing.T, f *checkerFixture) {
+			cm := f.objects["configmap/alpha.p.r2"].(*corev1.ConfigMap).DeepCopy()
+			cm.Name = "alpha.q.r1"
+			f.add(cm)
+		}, `an approved deletion leaves nothing behind: ConfigMap alpha.q.r1: left behind: the test approved the deletion of PackageRevision alpha.q.r1`},
+		{"approved deletion's revision left", func(t *testing.T, f *checkerFixture) {
+			pr := f.objects["packagerevision/alpha.q.r2"].(*kpov1.PackageRevision).DeepCopy()
+			pr.Name, pr.UID, pr.Spec.WorkspaceName = "alpha.q.r1", "uid-q-r1", "r1"
+			pr.Spec.Lifecycle, pr.Status.Lifecycle = kpov1.LifecycleDeletionProposed, kpov1.LifecycleDeletionProposed
+			f.add(pr)
+		}, `state the accepted operations ask for: PackageRevision alpha.q.r1: the test deleted it (spec DeletionProposed; uid uid-q-r1), but it still exists`},
+		{"deletion took another revision's tag", func(t *testing.T, f *checkerFixture) {
+			NewWithT(t).Expect(f.repo.DeleteRef("refs/tags/q/v2")).To(Succeed())
+		}, `every published revision keeps its tag: PackageRevision alpha.q.r2: published as q/v2 at `},
+		{"published revision's tag moved", func(t *testing.T, f *checkerFixture) {
+			g := NewWithT(t)
+			moved, err := f.repo.Commit("elsewhere", gitserver.Change{Files: map[string]string{"q/" + markersFile: "n2\n"},
+				Message: "Approve q v2\n\n" + git.KptCommit{Package: "q", WorkspaceName: "r2", Revision: 2}.Line() + "\n"})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(f.repo.Tag("q/v2", moved)).To(Succeed())
+		}, `every published revision keeps its tag: PackageRevision alpha.q.r2: published as q/v2 at `},
 		{"orphaned revision still the variant's", func(t *testing.T, f *checkerFixture) {
 			f.add(f.variantRevision("po", "packagevariant-1", "", kpov1.LifecycleDraft, 0, "wo"))
 		}, `nothing left of a deleted variant: PackageRevision alpha.po.packagevariant-1: still labelled kpo.dev/package-variant=wo, but the variant was deleted with deletionPolicy orphan`},

@@ -43,6 +43,8 @@ const (
 	invVariantOneDraft    = "at most one open draft per variant"
 	invVariantFollows     = "every variant's downstream follows its upstream"
 	invVariantCleanedUp   = "nothing left of a deleted variant"
+	invDeletionComplete   = "an approved deletion leaves nothing behind"
+	invPublishedKept      = "every published revision keeps its tag"
 )
 
 // checker compares the cluster and the served Git repositories with each other and with what
@@ -121,7 +123,18 @@ func (k *checker) violations(ctx context.Context) ([]string, error) {
 		k.checkReady(add, "PackageVariant", pv.Name, pv.Generation, pv.Status.Conditions, pv.DeletionTimestamp, pv.Finalizers)
 	}
 
-	// Tags, per package: v1..vN without gaps, one per approved workspace.
+	// Tags, per package: v1..vN without gaps but the revisions whose deletion the test
+	// approved, one per approved workspace.
+	deletedNumbers := map[string]bool{} // "<repo>/<package>/v<N>" of the approved deletions
+	for _, w := range k.workers {
+		for _, p := range w.pkgs {
+			for _, r := range p.revs {
+				if deletedPublished(r) {
+					deletedNumbers[fmt.Sprintf("%s/%s/v%d", p.repo, p.name, r.number)] = true
+				}
+			}
+		}
+	}
 	tagWorkspace := map[string]string{} // full tag ref → workspace of its kpt line
 	for repoName, st := range state {
 		tags := map[string]map[int]string{} // package path → N → ref
@@ -142,10 +155,10 @@ func (k *checker) violations(ctx context.Context) ([]string, error) {
 		}
 		for pkg, byN := range tags {
 			ns := slices.Sorted(maps.Keys(byN))
-			for i, n := range ns {
-				if n != i+1 {
-					add(invConsecutiveTags, "repository %s package %s: tags %s: want v1..v%d without gaps (v%d missing)",
-						repoName, pkg, versions(ns), len(ns), i+1)
+			for n := 1; n < ns[len(ns)-1]; n++ {
+				if _, ok := byN[n]; !ok && !deletedNumbers[fmt.Sprintf("%s/%s/v%d", repoName, pkg, n)] {
+					add(invConsecutiveTags, "repository %s package %s: tags %s: want v1..v%d without gaps but approved deletions (v%d missing)",
+						repoName, pkg, versions(ns), ns[len(ns)-1], n)
 					break
 				}
 			}
@@ -168,14 +181,20 @@ func (k *checker) violations(ctx context.Context) ([]string, error) {
 	for _, w := range k.workers {
 		for _, p := range w.pkgs {
 			st := state[p.repo]
-			var approved []string
+			var approved, deleted []string // workspaces
 			for _, r := range p.revs {
 				if r.lifecycle == "" {
 					continue // never accepted: nothing expected
 				}
 				modelled[r.name] = true
 				modelledDrafts[r.draft] = true
-				if r.lifecycle == kpov1.LifecyclePublished {
+				switch {
+				case deletedPublished(r):
+					deleted = append(deleted, r.workspace)
+					if cm := cmByName[r.name]; cm != nil {
+						add(invDeletionComplete, "ConfigMap %s: left behind: the test approved the deletion of PackageRevision %s", cm.Name, r.name)
+					}
+				case r.lifecycle == kpov1.LifecyclePublished || r.lifecycle == kpov1.LifecycleDeletionProposed:
 					approved = append(approved, r.workspace)
 				}
 				k.checkRevision(add, st, r, prByName[r.name], draftByName[r.draft], tagWorkspace)
@@ -200,7 +219,11 @@ func (k *checker) violations(ctx context.Context) ([]string, error) {
 				}
 			}
 			for ws, refs := range tagged {
-				if !slices.Contains(approved, ws) {
+				switch {
+				case slices.Contains(deleted, ws):
+					add(invDeletionComplete, "repository %s: tag %s still publishes workspace %q of %s, whose deletion the test approved",
+						p.repo, strings.Join(refs, ", "), ws, discovery.RevisionName(p.repo, p.name, ws))
+				case !slices.Contains(approved, ws):
 					add(invApprovalsTagged, "repository %s: tag %s publishes workspace %q of %s, which the test never approved",
 						p.repo, strings.Join(refs, ", "), ws, p.name)
 				}
@@ -301,12 +324,21 @@ func (k *checker) violations(ctx context.Context) ([]string, error) {
 						repoName, strings.TrimPrefix(ref, "refs/heads/"), name, obj.Status.Lifecycle, obj.Status.Ref)
 				}
 			case git.RefDeletionProposed:
-				// Only a deleted variant's finalizer proposes deletions (policy delete).
-				tag := git.TagRef(pr.Package, pr.Revision)
-				name := discovery.RevisionName(repoName, pr.Package, tagWorkspace[tag])
+				// The test proposes deletions of its packages' revisions; a deleted variant's
+				// finalizer those of its downstream package (policy delete). The branch is at the
+				// tag's commit, whose kpt line names the workspace even once the tag is gone.
+				ws, err := k.kptWorkspace(repoName, st.refs[ref])
+				if err != nil {
+					return nil, err
+				}
+				name := discovery.RevisionName(repoName, pr.Package, ws)
 				obj := prByName[name]
+				r := k.revisionOf(repoName, pr.Package, ws)
 				switch {
-				case !k.deletedVariantPackage(repoName, pr.Package):
+				case r != nil && r.deleted:
+					add(invDeletionComplete, "repository %s: branch %s is left behind: the test approved the deletion of PackageRevision %s",
+						repoName, strings.TrimPrefix(ref, "refs/heads/"), name)
+				case r == nil && !k.deletedVariantPackage(repoName, pr.Package):
 					add(invBranchHasRevision, "repository %s: branch %s: the test never proposed a deletion",
 						repoName, strings.TrimPrefix(ref, "refs/heads/"))
 				case obj == nil || obj.Status.Lifecycle != kpov1.LifecycleDeletionProposed:
@@ -393,6 +425,17 @@ func (k *checker) checkRevision(add func(string, string, ...any), st *repoState,
 		}
 		add(invExpectedState, "PackageRevision %s: the test last set spec.lifecycle %s, but spec.lifecycle is %s and status.lifecycle %s%s",
 			r.name, r.lifecycle, pr.Spec.Lifecycle, pr.Status.Lifecycle, recreated)
+	}
+	if r.number > 0 {
+		// Once published, a revision's tag never moves nor goes, whatever else is deleted.
+		tag := git.TagRef(r.pkg.name, r.number)
+		if hash := st.refs[tag]; hash != r.commit {
+			now := "is at " + short(hash)
+			if hash == "" {
+				now = "does not exist"
+			}
+			add(invPublishedKept, "PackageRevision %s: published as %s at %s, but that tag %s", r.name, shortRef(tag), short(r.commit), now)
+		}
 	}
 	if len(r.markers) == 0 {
 		return
@@ -693,8 +736,30 @@ func (k *checker) checkDeletedVariant(add func(string, string, ...any), v *varia
 	}
 }
 
+// deletedPublished tells whether the test approved the deletion of r, a published revision.
+func deletedPublished(r *revision) bool {
+	return r.deleted && r.lifecycle == kpov1.LifecycleDeletionProposed
+}
+
+// revisionOf returns the revision the test created as workspace ws of package pkg of repo.
+func (k *checker) revisionOf(repo, pkg, ws string) *revision {
+	for _, w := range k.workers {
+		for _, p := range w.pkgs {
+			if p.repo != repo || p.name != pkg {
+				continue
+			}
+			for _, r := range p.revs {
+				if r.workspace == ws {
+					return r
+				}
+			}
+		}
+	}
+	return nil
+}
+
 // deletedVariantPackage tells whether repo/pkg is the downstream package of a variant the
-// test deleted with deletionPolicy delete: the only packages with deletions proposed.
+// test deleted with deletionPolicy delete: the only downstream packages with deletions proposed.
 func (k *checker) deletedVariantPackage(repo, pkg string) bool {
 	for _, w := range k.workers {
 		for _, v := range w.variants {

@@ -79,6 +79,17 @@ type revision struct {
 	deletedUID    string
 	// uid is the PackageRevision's uid when the manager produced it.
 	uid string
+	// number and commit are status.revision and status.commit as the test last saw them on
+	// the revision Published: its tag must stay there, and go only with an approved deletion.
+	number int
+	commit string
+}
+
+// sawPublished records where a revision was published, from a PackageRevision the test read.
+func (r *revision) sawPublished(pr *kpov1.PackageRevision) {
+	if pr.Status.Lifecycle == kpov1.LifecyclePublished && pr.Status.Revision > 0 && pr.Status.Commit != "" {
+		r.number, r.commit = pr.Status.Revision, pr.Status.Commit
+	}
 }
 
 // pkgModel is one package, owned by one worker.
@@ -86,6 +97,11 @@ type pkgModel struct {
 	repo, name string
 	revs       []*revision
 	nextWS     int
+	// deletable: the worker proposes deletions of the package's published revisions (one
+	// package in three, so that most keep all theirs). Variants never follow such a package:
+	// a variant follows the newest revision, and deleting that one would make its downstream
+	// follow an older one, which the checks do not model.
+	deletable bool
 }
 
 // retired packages get no new revisions.
@@ -232,18 +248,36 @@ func (w *worker) next() op {
 					return w.setLifecycle(ctx, r, kpov1.LifecycleProposed)
 				}})
 				add(op{kind: "propose", weight: 3, rev: r, run: func(ctx context.Context) error { return w.setLifecycle(ctx, r, kpov1.LifecycleProposed) }})
-				add(op{kind: "delete", weight: 1, rev: r, run: func(ctx context.Context) error { return w.deleteRevision(ctx, r) }})
+				add(op{kind: "delete", weight: 1, rev: r, run: func(ctx context.Context) error { return w.deleteRevision(ctx, r, "delete") }})
 				add(op{kind: "abandon", weight: 1, rev: r, run: func(ctx context.Context) error { return w.abandon(ctx, r) }})
 			case kpov1.LifecycleProposed:
 				add(op{kind: "approve", weight: 6, rev: r, run: func(ctx context.Context) error { return w.approve(ctx, r) }})
 				add(op{kind: "reject", weight: 1, rev: r, run: func(ctx context.Context) error { return w.setLifecycle(ctx, r, kpov1.LifecycleDraft) }})
-				add(op{kind: "delete", weight: 1, rev: r, run: func(ctx context.Context) error { return w.deleteRevision(ctx, r) }})
+				add(op{kind: "delete", weight: 1, rev: r, run: func(ctx context.Context) error { return w.deleteRevision(ctx, r, "delete") }})
 			case kpov1.LifecyclePublished:
-				add(op{kind: "request-content", weight: 1, rev: r, run: func(ctx context.Context) error { return w.requestContent(ctx, r) }})
 				if !r.draftDeleted {
 					add(op{kind: "drop-draft", weight: 1, rev: r, run: func(ctx context.Context) error { return w.dropDraft(ctx, r) }})
 				}
+			case kpov1.LifecycleDeletionProposed:
+				add(op{kind: "approve-delete", weight: 3, rev: r, run: func(ctx context.Context) error { return w.approveDeletion(ctx, r) }})
+				add(op{kind: "withdraw-delete", weight: 1, rev: r, run: func(ctx context.Context) error { return w.withdrawDeletion(ctx, r) }})
 			}
+		}
+		// One content request and one deletion proposal per package, not per revision: a
+		// package's published revisions pile up over a long run and would crowd out the rest.
+		if pub := usable(p.published()); len(pub) > 0 {
+			r := pub[w.rng.IntN(len(pub))]
+			add(op{kind: "request-content", weight: 1, rev: r, run: func(ctx context.Context) error { return w.requestContent(ctx, r) }})
+		}
+		if del := deletable(p); len(del) > 0 {
+			r := del[w.rng.IntN(len(del))]
+			add(op{kind: "propose-delete", weight: 2, rev: r, run: func(ctx context.Context) error { return w.proposeDeletion(ctx, r, true) }})
+			add(op{kind: "propose+delete", weight: 1, rev: r, run: func(ctx context.Context) error {
+				if err := w.proposeDeletion(ctx, r, false); err != nil {
+					return err
+				}
+				return w.deleteRevision(ctx, r, "approve-delete-at-once")
+			}})
 		}
 	}
 	w.variantOps(add)
@@ -265,6 +299,28 @@ func (w *worker) next() op {
 	panic("unreachable")
 }
 
+// usable are the revisions the worker still uses (not given up).
+func usable(revs []*revision) []*revision {
+	var out []*revision
+	for _, r := range revs {
+		if r.stuck == "" {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// deletable are the published revisions of p the worker may propose for deletion: only in a
+// deletable package, and never its two newest published ones (copies start from the newest),
+// so that the package keeps revisions.
+func deletable(p *pkgModel) []*revision {
+	pub := p.published()
+	if !p.deletable || len(pub) <= 2 {
+		return nil
+	}
+	return usable(pub[:len(pub)-2])
+}
+
 // newRevision adds a revision with the next workspace to p.
 func (w *worker) newRevision(p *pkgModel) *revision {
 	p.nextWS++
@@ -278,7 +334,8 @@ func (w *worker) newRevision(p *pkgModel) *revision {
 
 // initPackage creates a new package with an init PackageDraft.
 func (w *worker) initPackage(ctx context.Context) error {
-	p := &pkgModel{repo: w.tr.repos[w.rng.IntN(len(w.tr.repos))], name: fmt.Sprintf("w%dp%d", w.id, len(w.pkgs)+1)}
+	p := &pkgModel{repo: w.tr.repos[w.rng.IntN(len(w.tr.repos))], name: fmt.Sprintf("w%dp%d", w.id, len(w.pkgs)+1),
+		deletable: w.rng.IntN(3) == 0}
 	w.pkgs = append(w.pkgs, p)
 	r := w.newRevision(p)
 	return w.createDraft(ctx, r, "init", kpov1.PackageDraftSource{Init: &kpov1.InitSource{Description: "crash test package " + p.name}})
@@ -294,6 +351,7 @@ func (w *worker) copyRevision(ctx context.Context, p *pkgModel) error {
 		if err != nil || pr == nil {
 			return false, "does not exist", err
 		}
+		src.sawPublished(pr)
 		return pr.Status.Lifecycle == kpov1.LifecyclePublished, "status.lifecycle " + string(pr.Status.Lifecycle), nil
 	}); err != nil {
 		if !errors.Is(err, errTrafficStopped) {
@@ -419,9 +477,17 @@ func (w *worker) setLifecycle(ctx context.Context, r *revision, l kpov1.Lifecycl
 	}
 	from := r.lifecycle
 	r.lifecycle = l
-	kind := map[kpov1.Lifecycle]string{kpov1.LifecycleProposed: "propose", kpov1.LifecycleDraft: "reject", kpov1.LifecyclePublished: "approve"}[l]
-	w.tr.accepted(w, kind, "%s %s → %s", r.name, from, l)
+	w.tr.accepted(w, lifecycleMoves[[2]kpov1.Lifecycle{from, l}], "%s %s → %s", r.name, from, l)
 	return nil
+}
+
+// lifecycleMoves names the moves of spec.lifecycle the test makes, from → to.
+var lifecycleMoves = map[[2]kpov1.Lifecycle]string{
+	{kpov1.LifecycleDraft, kpov1.LifecycleProposed}:             "propose",
+	{kpov1.LifecycleProposed, kpov1.LifecycleDraft}:             "reject",
+	{kpov1.LifecycleProposed, kpov1.LifecyclePublished}:         "approve",
+	{kpov1.LifecyclePublished, kpov1.LifecycleDeletionProposed}: "propose-delete",
+	{kpov1.LifecycleDeletionProposed, kpov1.LifecyclePublished}: "withdraw-delete",
 }
 
 // approve publishes a proposal, as an admin, once the manager carried out the proposal and the
@@ -441,6 +507,57 @@ func (w *worker) approve(ctx context.Context, r *revision) error {
 		return err
 	}
 	return w.setLifecycle(ctx, r, kpov1.LifecyclePublished)
+}
+
+// proposeDeletion proposes a published revision for deletion as `kpoctl rpkg propose-delete`
+// does: once the manager carried out the approval (a move is refused while spec and status
+// differ), then, with settle, waiting until the manager carried out the proposal too. Without
+// it (--wait=false), an approver's deletion that follows at once may reach the manager first.
+func (w *worker) proposeDeletion(ctx context.Context, r *revision, settle bool) error {
+	if err := w.waitSettled(ctx, r, kpov1.LifecyclePublished); err != nil {
+		return err
+	}
+	if err := w.setLifecycle(ctx, r, kpov1.LifecycleDeletionProposed); err != nil || !settle {
+		return err
+	}
+	return w.waitSettled(ctx, r, kpov1.LifecycleDeletionProposed)
+}
+
+// approveDeletion deletes a revision proposed for deletion, as an approver's `kpoctl rpkg del`
+// does (the deletion guard lets only approvers, here the admin, delete one): the manager must
+// remove its tag, its deletionProposed branch and its content, and nothing else.
+func (w *worker) approveDeletion(ctx context.Context, r *revision) error {
+	if err := w.waitSettled(ctx, r, kpov1.LifecycleDeletionProposed); err != nil {
+		return err
+	}
+	return w.deleteRevision(ctx, r, "approve-delete")
+}
+
+// withdrawDeletion keeps a revision proposed for deletion, as `kpoctl rpkg reject` does.
+func (w *worker) withdrawDeletion(ctx context.Context, r *revision) error {
+	if err := w.waitSettled(ctx, r, kpov1.LifecycleDeletionProposed); err != nil {
+		return err
+	}
+	if err := w.setLifecycle(ctx, r, kpov1.LifecyclePublished); err != nil {
+		return err
+	}
+	return w.waitSettled(ctx, r, kpov1.LifecyclePublished)
+}
+
+// waitSettled waits until the manager carried out lifecycle l on r and r is Ready, as
+// kpoctl's --wait does; it records where a Published revision is.
+func (w *worker) waitSettled(ctx context.Context, r *revision, l kpov1.Lifecycle) error {
+	return w.waitFor(ctx, fmt.Sprintf("%s %s and Ready", r.name, l), func(ctx context.Context) (bool, string, error) {
+		pr, err := w.getRevision(ctx, r.name)
+		if err != nil || pr == nil {
+			return false, "does not exist", err
+		}
+		r.sawPublished(pr)
+		c := meta.FindStatusCondition(pr.Status.Conditions, kpov1.ReadyCondition)
+		ready := c != nil && c.Status == metav1.ConditionTrue && c.ObservedGeneration == pr.Generation
+		return pr.Spec.Lifecycle == l && pr.Status.Lifecycle == l && ready,
+			fmt.Sprintf("spec.lifecycle %s, status.lifecycle %s, %s", pr.Spec.Lifecycle, pr.Status.Lifecycle, conditionText(pr.Status.Conditions)), nil
+	})
 }
 
 // requestContent asks for a published revision's content, as `kubectl annotate` would: at
@@ -473,6 +590,7 @@ func (w *worker) requestContent(ctx context.Context, r *revision) error {
 		if err != nil || pr == nil {
 			return false, "does not exist", err
 		}
+		r.sawPublished(pr)
 		return (pr.Status.ResourcesRef != nil) == want, fmt.Sprintf("status.resourcesRef %v", pr.Status.ResourcesRef), nil
 	}); err != nil {
 		return err
@@ -481,9 +599,10 @@ func (w *worker) requestContent(ctx context.Context, r *revision) error {
 	return nil
 }
 
-// deleteRevision deletes a Draft or Proposed PackageRevision, then its PackageDraft. It
-// records which object it deleted, so that a revision that comes back can be told apart.
-func (w *worker) deleteRevision(ctx context.Context, r *revision) error {
+// deleteRevision deletes a PackageRevision (Draft, Proposed, or DeletionProposed: kind says
+// which operation that is), then its PackageDraft. It records which object it deleted, so
+// that a revision that comes back can be told apart.
+func (w *worker) deleteRevision(ctx context.Context, r *revision, kind string) error {
 	var seen *kpov1.PackageRevision
 	if err := w.retry(ctx, "deleting "+r.name, func(ctx context.Context) error {
 		pr, err := w.getRevision(ctx, r.name)
@@ -505,7 +624,7 @@ func (w *worker) deleteRevision(ctx context.Context, r *revision) error {
 	r.deletedUID = string(seen.UID)
 	r.deletedObject = fmt.Sprintf("uid %s, status.lifecycle %s, status.ref %s, finalizers %v, labels %s=%q",
 		seen.UID, seen.Status.Lifecycle, seen.Status.Ref, seen.Finalizers, kpov1.DraftLabel, seen.Labels[kpov1.DraftLabel])
-	w.tr.accepted(w, "delete", "PackageRevision %s (spec %s; %s)", r.name, r.lifecycle, r.deletedObject)
+	w.tr.accepted(w, kind, "PackageRevision %s (spec %s; %s)", r.name, r.lifecycle, r.deletedObject)
 	return w.dropDraft(ctx, r)
 }
 
@@ -536,7 +655,7 @@ func (w *worker) abandon(ctx context.Context, r *revision) error {
 		return err
 	}
 	if !plain {
-		return w.deleteRevision(ctx, r)
+		return w.deleteRevision(ctx, r, "delete")
 	}
 	if err := w.deleteObject(ctx, &kpov1.PackageDraft{ObjectMeta: metav1.ObjectMeta{Name: r.draft, Namespace: w.tr.ns}}); err != nil {
 		return err

@@ -58,9 +58,10 @@ func (w *worker) liveVariants() []*variantModel {
 }
 
 // variantOps are the variant operations the worker's state allows: create a variant of a
-// package with an approval, publish a new revision of a followed upstream package (which the
-// variants must upgrade to), change a variant's customisations (a copy of its newest
-// revision), delete a variant (deletion policy delete or orphan).
+// package with an approval whose revisions are never deleted (see pkgModel.deletable),
+// publish a new revision of a followed upstream package (which the variants must upgrade to),
+// change a variant's customisations (a copy of its newest revision), delete a variant
+// (deletion policy delete or orphan).
 func (w *worker) variantOps(add func(op)) {
 	live := w.liveVariants()
 	if len(live) < variantsPerWorker {
@@ -68,7 +69,7 @@ func (w *worker) variantOps(add func(op)) {
 		var sources, retired []*pkgModel
 		for _, p := range w.pkgs {
 			switch {
-			case len(p.published()) == 0:
+			case len(p.published()) == 0, p.deletable:
 			case p.retired():
 				retired = append(retired, p)
 			default:
